@@ -1,0 +1,42 @@
+"""``activity_raw`` and ``activity_quarantine`` are written by the ingest job (pipelines/jobs.py).
+
+They are declared here as specs so the UI shows them in the lineage, with one materialization per
+day that an ingest changed.
+"""
+
+
+import dagster as dg
+import polars as pl
+
+from pipelines.partitions import daily_partitions
+from pipelines.resources import LakeResource
+from transforms.lake import ACTIVITY_RAW
+
+activity_raw = dg.AssetSpec(
+    "activity_raw",
+    partitions_def=daily_partitions,
+    group_name="activity",
+    kinds={"delta", "polars"},
+    description="System of record: the verbatim payload of every accepted event, append-only, by day.",
+)
+
+activity_quarantine = dg.AssetSpec(
+    "activity_quarantine",
+    group_name="activity",
+    kinds={"delta"},
+    description="Rejected lines, verbatim, with source, line number and quarantine_reason.",
+)
+
+
+@dg.asset_check(asset="activity_raw", name="unique_ids", blocking=False,
+                description="No event id appears twice anywhere in activity_raw.")
+def activity_raw_unique_ids(lake: LakeResource) -> dg.AssetCheckResult:
+    frame = lake.lake().scan(ACTIVITY_RAW)
+    if frame is None:
+        return dg.AssetCheckResult(passed=True, metadata={"rows": 0})
+    counts = frame.select(pl.len().alias("rows"), pl.col("id").n_unique().alias("ids")).collect().row(0, named=True)
+    repeated = counts["rows"] - counts["ids"]
+    return dg.AssetCheckResult(
+        passed=repeated == 0,
+        metadata={"rows": counts["rows"], "distinct_ids": counts["ids"], "repeated_ids": repeated},
+    )

@@ -1,0 +1,1 @@
+"""Dagster wiring and entry points (CLI) of the activity log pipeline."""

@@ -1,0 +1,18 @@
+"""The one Definitions of the project (loaded by workspace.yaml and the CLI)."""
+
+
+import dagster as dg
+
+from assets.events import activity_events, activity_log
+from assets.raw import activity_quarantine, activity_raw, activity_raw_unique_ids
+from pipelines.jobs import ingest_job, refresh_job
+from pipelines.resources import default_resources
+from pipelines.sensors import landing_sensor, refresh_sensor
+
+defs = dg.Definitions(
+    assets=[activity_raw, activity_quarantine, activity_events, activity_log],
+    asset_checks=[activity_raw_unique_ids],
+    jobs=[ingest_job, refresh_job],
+    sensors=[landing_sensor, refresh_sensor],
+    resources=default_resources(),
+)

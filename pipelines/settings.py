@@ -1,0 +1,68 @@
+"""Settings from the environment, with the embedded defaults the demo runs on.
+
+No Dagster import here: the read-only CLI commands use these without paying for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from transforms.validate import ValidationSettings
+
+DEFAULT_LAKE = "./data/lake"
+DEFAULT_LANDING = "./data/landing"
+DEFAULT_START_DATE = "2020-01-01"
+DEFAULT_MAX_FUTURE_SKEW = "1d"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w)\s*$")
+
+
+def parse_skew(text: str, variable: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise SettingsError(f"{variable}={text!r} is not a duration like 12h, 1d or 2w")
+    amount, unit = int(match.group(1)), match.group(2)
+    return {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake: str
+    landing: str
+    validation: ValidationSettings
+
+    @classmethod
+    def from_env(cls, *, lake: str | None = None, landing: str | None = None) -> "Settings":
+        env = os.environ
+        team_text = env.get("ACTIVITYLOG_DEFAULT_TEAM_ID", "").strip()
+        try:
+            default_team = int(team_text) if team_text else None
+        except ValueError:
+            raise SettingsError(f"ACTIVITYLOG_DEFAULT_TEAM_ID={team_text!r} is not an integer") from None
+        start_text = env.get("ACTIVITYLOG_START_DATE", DEFAULT_START_DATE).strip()
+        try:
+            start = date.fromisoformat(start_text)
+        except ValueError:
+            raise SettingsError(f"ACTIVITYLOG_START_DATE={start_text!r} is not a date like 2020-01-01") from None
+        skew = parse_skew(env.get("ACTIVITYLOG_MAX_FUTURE_SKEW", DEFAULT_MAX_FUTURE_SKEW), "ACTIVITYLOG_MAX_FUTURE_SKEW")
+        return cls(
+            lake=_resolve(lake or env.get("ACTIVITYLOG_LAKE") or DEFAULT_LAKE),
+            landing=_resolve(landing or env.get("ACTIVITYLOG_LANDING") or DEFAULT_LANDING),
+            validation=ValidationSettings(start_date=start, default_team_id=default_team, max_future_skew=skew),
+        )
+
+
+def _resolve(uri: str) -> str:
+    """Local paths become absolute so Dagster runs (other working dirs) find the same place."""
+    if "://" in uri:
+        return uri.rstrip("/")
+    return str(Path(uri).expanduser().resolve())

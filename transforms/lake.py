@@ -1,0 +1,131 @@
+"""The lake: one root URI (local path or ``s3://``) holding every Delta table of the pipeline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Iterable
+
+import polars as pl
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+# Table names are part of the public contract (DESIGN.md "Data flow").
+ACTIVITY_RAW = "activity_raw"
+ACTIVITY_QUARANTINE = "activity_quarantine"
+INGEST_LEDGER = "ingest_ledger"
+ACTIVITY_EVENTS = "activity_events"
+ACTIVITY_LOG = "activity_log"
+
+
+def s3_storage_options() -> dict[str, str]:
+    """delta-rs / object_store options from the standard AWS environment variables."""
+    mapping = {
+        "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN",
+        "AWS_REGION": "AWS_REGION",
+        "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
+        "AWS_ALLOW_HTTP": "AWS_ALLOW_HTTP",
+    }
+    options = {key: os.environ[env] for env, key in mapping.items() if os.environ.get(env)}
+    if "AWS_REGION" not in options and os.environ.get("AWS_DEFAULT_REGION"):
+        options["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"]
+    return options
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Locates the pipeline's Delta tables under one root and reads/writes them."""
+
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def at(cls, root: str | Path) -> "Lake":
+        root = str(root).rstrip("/")
+        if is_remote(root):
+            return cls(root, s3_storage_options())
+        return cls(str(Path(root).expanduser().resolve()))
+
+    def uri(self, table: str) -> str:
+        return f"{self.root}/{table}"
+
+    def table(self, name: str) -> DeltaTable | None:
+        """The Delta table, or None when it has not been written yet."""
+        try:
+            return DeltaTable(self.uri(name), storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        return self.table(name) is not None
+
+    def version(self, name: str) -> int | None:
+        table = self.table(name)
+        return None if table is None else table.version()
+
+    def scan(self, name: str) -> pl.LazyFrame | None:
+        """A lazy scan of the table (partition filters on ``day`` prune files), or None if absent."""
+        table = self.table(name)
+        if table is None:
+            return None
+        return pl.scan_delta(table)
+
+    def read_days(self, name: str, days: Iterable[date], columns: list[str] | None = None) -> pl.DataFrame | None:
+        """The rows of the given day partitions only (other days' files are never opened)."""
+        table = self.table(name)
+        day_list = sorted(set(days))
+        if table is None or not day_list:
+            return None
+        partitions = [("day", "in", [d.isoformat() for d in day_list])]
+        arrow = table.to_pyarrow_table(partitions=partitions, columns=columns)
+        return pl.from_arrow(arrow)  # type: ignore[return-value]
+
+    def append(self, name: str, frame: pl.DataFrame, *, partition_by: list[str] | None = None) -> None:
+        if frame.height == 0:
+            return
+        write_deltalake(
+            self.uri(name),
+            frame.to_arrow(),
+            mode="append",
+            partition_by=partition_by,
+            storage_options=self.storage_options or None,
+        )
+
+    def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:
+        """Atomically replace one day partition with ``frame`` (a retry writes the same result)."""
+        predicate = f"day = '{day.isoformat()}'"
+        if self.table(name) is None:
+            if frame.height == 0:
+                return
+            write_deltalake(
+                self.uri(name), frame.to_arrow(), mode="append", partition_by=["day"],
+                storage_options=self.storage_options or None,
+            )
+            return
+        write_deltalake(
+            self.uri(name),
+            frame.to_arrow(),
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=["day"],
+            storage_options=self.storage_options or None,
+        )
+
+    def days(self, name: str) -> list[date]:
+        """The day partitions the table holds (from the Delta log, no data read)."""
+        table = self.table(name)
+        if table is None:
+            return []
+        values = {
+            part.get("day")
+            for part in table.partitions()
+        }
+        return sorted(date.fromisoformat(v) for v in values if v)

@@ -1,0 +1,34 @@
+"""Helpers shared by the day-partitioned assets and the CLI: day keys, ranges, previews."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Iterable
+
+import polars as pl
+
+PREVIEW_COLUMNS = ["created_at", "scope", "activity", "item_id", "actor_email", "level"]
+
+
+def day_keys(keys: Iterable[str]) -> list[date]:
+    return sorted(date.fromisoformat(k) for k in keys)
+
+
+def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Group days into runs of consecutive days: [03, 07, 08] → [(03, 03), (07, 08)]."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def markdown_preview(frame: pl.DataFrame | None, rows: int = 5) -> str:
+    if frame is None or frame.height == 0:
+        return "_no rows_"
+    columns = [c for c in PREVIEW_COLUMNS if c in frame.columns]
+    with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
+                   fmt_str_lengths=40, tbl_width_chars=200, tbl_cols=-1):
+        return str(frame.select(columns).head(rows))
