@@ -99,7 +99,7 @@ def _run_pipeline(quiet: bool) -> dict:
     try:
         from pipelines.runner import run_ingest
 
-        result = run_ingest(settings.landing, log_level="WARNING" if quiet else "INFO")
+        result = run_ingest(settings, log_level="WARNING" if quiet else "INFO")
     except LandingError as exc:
         raise UsageError(str(exc)) from None
     except Exception as exc:  # a failed Dagster run: its error is in the run's logs too

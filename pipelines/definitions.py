@@ -1,6 +1,5 @@
 """The one Definitions of the project (loaded by workspace.yaml and the CLI)."""
 
-
 import dagster as dg
 
 from assets.events import activity_events, activity_log
@@ -8,11 +7,18 @@ from assets.raw import activity_quarantine, activity_raw, activity_raw_unique_id
 from pipelines.jobs import ingest_job, refresh_job
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
+from pipelines.settings import Settings
 
-defs = dg.Definitions(
-    assets=[activity_raw, activity_quarantine, activity_events, activity_log],
-    asset_checks=[activity_raw_unique_ids],
-    jobs=[ingest_job, refresh_job],
-    sensors=[landing_sensor, refresh_sensor],
-    resources=default_resources(),
-)
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Definitions bound to a lake and landing area (default: from the environment)."""
+    return dg.Definitions(
+        assets=[activity_raw, activity_quarantine, activity_events, activity_log],
+        asset_checks=[activity_raw_unique_ids],
+        jobs=[ingest_job, refresh_job],
+        sensors=[landing_sensor, refresh_sensor],
+        resources=default_resources(settings),
+    )
+
+
+defs = build_definitions()

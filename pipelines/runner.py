@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.settings import Settings
 from transforms.refresh import contiguous_ranges
 
 DEFAULT_DAGSTER_HOME = "./data/dagster"
@@ -34,14 +35,17 @@ def _run_config(log_level: str) -> dict:
     return {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
 
-def run_ingest(landing: str | None = None, *, log_level: str = "INFO") -> PipelineResult:
+def run_ingest(settings: Settings | None = None, *, log_level: str = "INFO",
+               dagster_instance: dg.DagsterInstance | None = None) -> PipelineResult:
     """Ingest job, then a refresh run per contiguous range of changed days (as the sensors would)."""
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_definitions
 
-    dagster_instance = instance()
+    settings = settings or Settings.from_env()
+    defs = build_definitions(settings)
+    dagster_instance = dagster_instance or instance()
     result = PipelineResult()
     run_config = _run_config(log_level)
-    run_config["ops"] = {"ingest_landing": {"config": {"landing": landing}}}
+    run_config["ops"] = {"ingest_landing": {"config": {"landing": settings.landing}}}
     ingest = defs.resolve_job_def("ingest_job").execute_in_process(
         run_config=run_config, instance=dagster_instance, raise_on_error=True
     )

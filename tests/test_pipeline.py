@@ -1,0 +1,135 @@
+"""The Dagster side, run for real: definitions, the ingest job, refreshes of changed days, sensors."""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from conftest import make_event, write_lines
+from pipelines.definitions import build_definitions
+from pipelines.runner import run_ingest
+from pipelines.settings import Settings
+from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW, Lake
+from transforms.validate import ValidationSettings
+
+
+@pytest.fixture
+def pipeline_settings(tmp_path) -> Settings:
+    (tmp_path / "landing").mkdir()
+    return Settings(lake=str(tmp_path / "lake"), landing=str(tmp_path / "landing"),
+                    validation=ValidationSettings(default_team_id=1))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def materialized_days(instance, asset: str) -> list[str]:
+    return sorted(instance.get_materialized_partitions(dg.AssetKey(asset)))
+
+
+def test_definitions_load():
+    defs = build_definitions()
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_job", "refresh_job"}
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "activity_raw", "activity_quarantine", "activity_events", "activity_log"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "refresh_changed_days"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
+    assert graph.get(dg.AssetKey("activity_log")).parent_keys == {dg.AssetKey("activity_events")}
+
+
+def test_ingest_then_refresh_materializes_every_changed_day(pipeline_settings, instance):
+    days = ["2024-01-03", "2024-01-04", "2024-01-09"]
+    write_lines(Path(pipeline_settings.landing) / "first.jsonl",
+                [make_event(created_at=f"{d}T10:00:00Z") for d in days for _ in range(3)] + ["oops"])
+
+    result = run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+
+    assert (result.ingest["accepted"], result.ingest["quarantined"]) == (9, 1)
+    assert result.ingest["days_changed"] == days
+    for asset in ("activity_raw", "activity_events", "activity_log"):
+        assert materialized_days(instance, asset) == days
+    lake = Lake.at(pipeline_settings.lake)
+    for table in (ACTIVITY_RAW, ACTIVITY_EVENTS, ACTIVITY_LOG):
+        assert lake.scan(table).collect().height == 9
+    # two contiguous ranges → one ingest run and two refresh runs
+    assert len(result.run_ids) == 3
+    checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("activity_events"), "reconciles_with_raw")])
+    assert checks[dg.AssetCheckKey(dg.AssetKey("activity_events"), "reconciles_with_raw")].status.value == "SUCCEEDED"
+
+
+def test_late_events_refresh_exactly_their_days(pipeline_settings, instance):
+    landing = Path(pipeline_settings.landing)
+    write_lines(landing / "a.jsonl", [make_event(created_at="2024-01-10T10:00:00Z")])
+    run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+    before = {d: len(instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("activity_log"), asset_partitions=[d]), limit=10).records)
+        for d in ["2024-01-03", "2024-01-07", "2024-01-08", "2024-01-10"]}
+
+    late = [make_event(created_at=f"2024-01-{d}T10:00:00Z") for d in ("03", "07", "08")]
+    write_lines(landing / "b.jsonl", late)
+    result = run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+
+    assert result.ingest["days_changed"] == ["2024-01-03", "2024-01-07", "2024-01-08"]
+    after = {d: len(instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("activity_log"), asset_partitions=[d]), limit=10).records)
+        for d in before}
+    assert after == {"2024-01-03": 1, "2024-01-07": 1, "2024-01-08": 1, "2024-01-10": before["2024-01-10"]}
+    log = Lake.at(pipeline_settings.lake).scan(ACTIVITY_LOG).collect()
+    assert log.group_by("day").len().sort("day")["len"].to_list() == [1, 1, 1, 1]
+
+
+def test_automation_requests_exactly_the_changed_days(pipeline_settings, instance):
+    """With `dagster dev` running, the refresh sensor must pick the days the ingest job changed."""
+    defs = build_definitions(pipeline_settings)
+    landing = Path(pipeline_settings.landing)
+    write_lines(landing / "a.jsonl", [make_event(created_at=f"2024-01-{d}T10:00:00Z") for d in ("03", "07", "08")])
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # initial cursor
+    assert first.total_requested == 0
+
+    defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+
+    requested = result.get_requested_partitions(dg.AssetKey("activity_events"))
+    assert sorted(requested) == ["2024-01-03", "2024-01-07", "2024-01-08"]
+
+
+def test_landing_sensor_requests_a_run_only_for_new_files(pipeline_settings, instance):
+    defs = build_definitions(pipeline_settings)
+    sensor = defs.get_sensor_def("landing_sensor")
+    resources = defs.resources
+
+    def evaluate():
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            return sensor(context)
+
+    empty = evaluate()
+    assert isinstance(empty, dg.SkipReason)
+
+    write_lines(Path(pipeline_settings.landing) / "a.jsonl", [make_event()])
+    request = evaluate()
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == evaluate().run_key  # same files → same key → one run
+
+    defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
+    assert isinstance(evaluate(), dg.SkipReason)
+
+
+def test_unique_ids_check_fails_on_a_repeated_id(pipeline_settings, instance):
+    from assets.raw import activity_raw_unique_ids
+    from pipelines.resources import LakeResource
+
+    lake = Lake.at(pipeline_settings.lake)
+    frame = pl.DataFrame({"id": ["a", "a"], "day": [date(2024, 1, 1), date(2024, 1, 2)]})
+    lake.append(ACTIVITY_RAW, frame, partition_by=["day"])
+
+    result = activity_raw_unique_ids(lake=LakeResource(root=pipeline_settings.lake))
+
+    assert not result.passed
+    assert result.metadata["repeated_ids"].value == 1
