@@ -2,14 +2,11 @@
 
 
 import dagster as dg
-import polars as pl
 
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LakeResource
-from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW
-from transforms.normalize import normalize_events
-from transforms.refresh import day_keys, markdown_preview
-from transforms.sql import build_activity_log
+from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG
+from transforms.refresh import day_keys, markdown_preview, refresh_events_day, refresh_log_day
 
 # Late events change old days: refresh any day whose upstream changed, not only the latest one.
 refresh_when_upstream_changes = dg.AutomationCondition.eager().without(
@@ -37,12 +34,9 @@ def activity_events(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     days = day_keys(context.partition_keys)
     written, raw_rows, repeated, preview = 0, 0, 0, None
     for position, day in enumerate(days, start=1):
-        raw = store.read_days(ACTIVITY_RAW, [day])
-        raw = raw if raw is not None else pl.DataFrame()
-        events = normalize_events(raw) if raw.height else pl.DataFrame()
-        store.replace_day(ACTIVITY_EVENTS, day, events)
+        events, day_raw_rows = refresh_events_day(store, day)
         written += events.height
-        raw_rows += raw.height
+        raw_rows += day_raw_rows
         repeated += events.height - (events["id"].n_unique() if events.height else 0)
         preview = events if events.height else preview
         context.log.info(f"[{position}/{len(days)}] {day}: {events.height:,} events")
@@ -80,11 +74,9 @@ def activity_log(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     days = day_keys(context.partition_keys)
     written, event_rows, preview = 0, 0, None
     for position, day in enumerate(days, start=1):
-        events = store.read_days(ACTIVITY_EVENTS, [day])
-        log = build_activity_log(events) if events is not None and events.height else pl.DataFrame()
-        store.replace_day(ACTIVITY_LOG, day, log)
+        log, day_event_rows = refresh_log_day(store, day)
         written += log.height
-        event_rows += 0 if events is None else events.height
+        event_rows += day_event_rows
         preview = log if log.height else preview
         context.log.info(f"[{position}/{len(days)}] {day}: {log.height:,} rows")
     return dg.MaterializeResult(

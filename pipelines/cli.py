@@ -93,9 +93,13 @@ def _settings():
 
 
 def _run_pipeline(quiet: bool) -> dict:
-    from transforms.landing import LandingError
+    from transforms.landing import LandingError, list_landing
 
     settings = _settings()
+    try:
+        list_landing(settings.landing)  # bad input is reported before any run starts
+    except LandingError as exc:
+        raise UsageError(str(exc)) from None
     try:
         from pipelines.runner import run_ingest
 

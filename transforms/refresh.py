@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from transforms.lake import Lake
 
 PREVIEW_COLUMNS = ["created_at", "scope", "activity", "item_id", "actor_email", "level"]
 
@@ -32,3 +35,25 @@ def markdown_preview(frame: pl.DataFrame | None, rows: int = 5) -> str:
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    fmt_str_lengths=40, tbl_width_chars=200, tbl_cols=-1):
         return str(frame.select(columns).head(rows))
+
+
+def refresh_events_day(lake: "Lake", day: date) -> tuple[pl.DataFrame, int]:
+    """Rebuild one day of ``activity_events`` from ``activity_raw``; returns (events, raw row count)."""
+    from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_RAW
+    from transforms.normalize import normalize_events
+
+    raw = lake.read_days(ACTIVITY_RAW, [day])
+    events = normalize_events(raw) if raw is not None and raw.height else pl.DataFrame()
+    lake.replace_day(ACTIVITY_EVENTS, day, events)
+    return events, 0 if raw is None else raw.height
+
+
+def refresh_log_day(lake: "Lake", day: date) -> tuple[pl.DataFrame, int]:
+    """Rebuild one day of ``activity_log`` from ``activity_events``; returns (rows, event row count)."""
+    from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG
+    from transforms.sql import build_activity_log
+
+    events = lake.read_days(ACTIVITY_EVENTS, [day])
+    log = build_activity_log(events) if events is not None and events.height else pl.DataFrame()
+    lake.replace_day(ACTIVITY_LOG, day, log)
+    return log, 0 if events is None else events.height

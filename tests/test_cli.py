@@ -1,0 +1,151 @@
+"""The activitylog command line: outputs, filters, exit codes and one-line reasons."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from conftest import make_event, write_lines
+from pipelines.cli import main
+from transforms.ingest import ingest
+from transforms.lake import ACTIVITY_RAW, Lake
+from transforms.refresh import refresh_events_day, refresh_log_day
+from transforms.validate import ValidationSettings
+
+ACTIVITYLOG = Path(sys.executable).parent / "activitylog"
+
+EVENTS = [
+    make_event(id="e1", scope="FeatureFlag", activity="updated", item_id="1", created_at="2024-01-10T09:00:00Z"),
+    make_event(id="e2", scope="FeatureFlag", activity="created", item_id="2", created_at="2024-01-11T09:00:00Z",
+               team_id=2),
+    make_event(id="e3", scope="Insight", activity="updated", item_id="1", created_at="2024-01-12T09:00:00Z",
+               user={"id": 7, "uuid": "uuid-bob", "email": "Bob@Example.com", "first_name": "Bob", "last_name": "B"}),
+    make_event(id="e4", scope="Dashboard", activity="deleted", item_id="9", created_at="2024-01-12T09:00:00Z",
+               user=None, is_system=True),
+    make_event(id="e5", scope="FeatureFlag", activity="updated", item_id="1", created_at="2024-01-12T09:00:00Z"),
+]
+
+
+@pytest.fixture
+def built_lake(tmp_path, monkeypatch) -> Lake:
+    """A lake with activity_log built from EVENTS, through the same transforms the assets call."""
+    landing = tmp_path / "landing"
+    write_lines(landing / "events.jsonl", EVENTS)
+    lake = Lake.at(tmp_path / "lake")
+    ingest(lake, str(landing), ValidationSettings())
+    for day in lake.days(ACTIVITY_RAW):
+        refresh_events_day(lake, day)
+        refresh_log_day(lake, day)
+    monkeypatch.setenv("ACTIVITYLOG_LAKE", lake.root)
+    return lake
+
+
+def run_query(capsys, *flags: str) -> list[dict]:
+    assert main(["query", "--format", "jsonl", "--limit", "0", *flags]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def ids(rows) -> list[str]:
+    return [r["id"] for r in rows]
+
+
+def test_query_orders_newest_first_with_ties_broken_by_id(built_lake, capsys):
+    assert ids(run_query(capsys)) == ["e5", "e4", "e3", "e2", "e1"]
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--scope", "FeatureFlag"], ["e5", "e2", "e1"]),
+    (["--scope", "Insight", "--scope", "Dashboard"], ["e4", "e3"]),
+    (["--activity", "updated"], ["e5", "e3", "e1"]),
+    (["--item-id", "1", "--scope", "FeatureFlag"], ["e5", "e1"]),
+    (["--user", "bob@example.com"], ["e3"]),
+    (["--user", "uuid-bob"], ["e3"]),
+    (["--team-id", "2"], ["e2"]),
+    (["--start", "2024-01-11", "--end", "2024-01-11"], ["e2"]),
+    (["--start", "2024-01-12T09:00:00Z"], ["e5", "e4", "e3"]),
+    (["--end", "2024-01-10T23:59:59+00:00"], ["e1"]),
+])
+def test_query_filters(built_lake, capsys, flags, expected):
+    assert ids(run_query(capsys, *flags)) == expected
+
+
+def test_query_limit_and_formats(built_lake, capsys):
+    assert ids(run_query(capsys, "--limit", "2")) == ["e5", "e4"]
+
+    assert main(["query", "--format", "csv", "--scope", "Insight"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["id"], r["scope"], r["actor_email"]) for r in rows] == [("e3", "Insight", "Bob@Example.com")]
+
+    assert main(["query", "--scope", "Dashboard"]) == 0
+    captured = capsys.readouterr()
+    assert "Dashboard" in captured.out and "deleted" in captured.out
+    assert "1 rows" in captured.err
+
+
+def test_query_rows_carry_the_log_columns(built_lake, capsys):
+    row = run_query(capsys, "--item-id", "9")[0]
+    assert row["actor_type"] == "system" and row["is_system"] is True
+    assert row["resource_name"] == "new-checkout-flow"
+    assert row["day"] == "2024-01-12"
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--start", "last tuesday"], "--start: 'last tuesday' is not a date"),
+    (["--start", "2024-01-12", "--end", "2024-01-10"], "end: 2024-01-10 is before start 2024-01-12"),
+    (["--limit", "-1"], "--limit must be 0 (all) or a positive number"),
+])
+def test_bad_input_exits_2_with_a_one_line_reason(built_lake, capsys, flags, message):
+    assert main(["query", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_query_without_a_lake_exits_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ACTIVITYLOG_LAKE", str(tmp_path / "empty"))
+    assert main(["query"]) == 1
+    assert "no activity_log table" in capsys.readouterr().err
+
+
+def test_unknown_command_and_bad_settings_exit_2(capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frobnicate"])
+    assert exit_info.value.code == 2
+    monkeypatch.setenv("ACTIVITYLOG_START_DATE", "soon")
+    assert main(["query"]) == 2
+    assert "ACTIVITYLOG_START_DATE='soon' is not a date" in capsys.readouterr().err
+
+
+def test_ingest_command_runs_the_dagster_jobs(tmp_path):
+    landing = tmp_path / "landing"
+    write_lines(landing / "events.jsonl", EVENTS + ["not json", json.dumps(EVENTS[0])])
+    env_home = tmp_path / "dagster"
+    command = [str(ACTIVITYLOG), "ingest", "--lake", str(tmp_path / "lake"), "--landing", str(landing), "--quiet"]
+    import os
+
+    env = {**os.environ, "DAGSTER_HOME": str(env_home)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert "accepted                 5" in done.stdout
+    assert "duplicates               1" in done.stdout
+    assert "quarantined              1" in done.stdout
+    assert "days written             3  (2024-01-10 … 2024-01-12)" in done.stdout
+    assert (env_home / "dagster.yaml").exists()  # runs recorded in DAGSTER_HOME for the UI
+    assert Lake.at(tmp_path / "lake").days("activity_log") == [date(2024, 1, d) for d in (10, 11, 12)]
+
+
+def test_ingest_command_with_a_missing_landing_exits_2(tmp_path):
+    import os
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")}
+    done = subprocess.run([str(ACTIVITYLOG), "ingest", "--lake", str(tmp_path / "lake"), "--landing",
+                           str(tmp_path / "nowhere"), "--quiet"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("does not exist")
+    assert len(done.stderr.strip().splitlines()) == 1
