@@ -1,0 +1,1 @@
+"""Delivery clients (Slack, webhooks, SIEM sinks, S3 and files). No Dagster here."""
