@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): figures printed side by side with baselines; nothing is asserted on time."""

@@ -1,0 +1,269 @@
+"""The lake and the landing area on S3, against ``moto_server`` started as a subprocess on 127.0.0.1.
+
+(In-process moto deadlocks delta-rs: DESIGN.md "Testing conventions".) Every S3 client here —
+boto3, pyarrow's S3 filesystem, delta-rs — is pointed at the loopback endpoint by the standard AWS
+environment variables; inherited AWS settings are removed so no real account or endpoint is used.
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import time
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+import boto3
+import polars as pl
+import pytest
+
+from servers import LOOPBACK, child_env, free_port, script, start_server
+from transforms.ingest import ingest
+from transforms.lake import (
+    ACTIVITY_EVENTS,
+    ACTIVITY_LOG,
+    ACTIVITY_QUARANTINE,
+    ACTIVITY_RAW,
+    INGEST_LEDGER,
+    Lake,
+)
+from transforms.validate import ValidationSettings
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "activitylog-test"
+NOW = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
+KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+# ------------------------------------------------------------------------------------------------
+# moto_server and the environment
+
+
+class Moto:
+    def __init__(self, server, endpoint: str) -> None:
+        self.server = server
+        self.endpoint = endpoint
+
+    def env(self) -> dict[str, str]:
+        return {**KEYS, "AWS_ENDPOINT_URL": self.endpoint, "AWS_ALLOW_HTTP": "true",
+                "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def client(self):
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    def requests_logged(self) -> int:
+        """HTTP requests moto has served so far (werkzeug logs one line per request)."""
+        return len(re.findall(r'"(?:GET|PUT|POST|HEAD|DELETE) /', self.server.stderr()))
+
+
+@pytest.fixture(scope="module")
+def moto():
+    port = free_port()
+    endpoint = f"http://{LOOPBACK}:{port}"
+    server = start_server(
+        "moto_server", [script("moto_server"), "-H", LOOPBACK, "-p", str(port)],
+        url=f"{endpoint}/moto-api/", env=child_env({"PYTHONUNBUFFERED": "1"}), timeout=30,
+    )
+    try:
+        handle = Moto(server, endpoint)
+        handle.client().create_bucket(Bucket=BUCKET)
+        yield handle
+    except BaseException:
+        print(server.output())
+        raise
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(moto, monkeypatch):
+    """This process talks to moto only: AWS variables set, every other AWS setting removed."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    # Shared config/credential files could name a profile with another endpoint: ignore them.
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    return moto
+
+
+def assert_loopback_only(moto: Moto, requests_before: int) -> None:
+    """Every S3 client is configured for the loopback endpoint, and the traffic did reach moto."""
+    host = urlparse(moto.endpoint).hostname
+    assert ipaddress.ip_address(host).is_loopback, moto.endpoint
+    lake = Lake.at(f"s3://{BUCKET}/any")
+    assert urlparse(lake.storage_options["AWS_ENDPOINT_URL"]).hostname == host
+    assert moto.requests_logged() > requests_before, "no request reached moto_server"
+
+
+# ------------------------------------------------------------------------------------------------
+# Events and landing files
+
+
+def event(day: int, hour: int = 8, **overrides) -> dict:
+    value = {
+        "id": str(uuid.uuid4()),
+        "activity": "updated",
+        "scope": "FeatureFlag",
+        "item_id": "12345",
+        "detail": {"name": "new-checkout-flow", "short_id": "checkout-v2", "type": None,
+                   "changes": [{"type": "FeatureFlag", "action": "changed", "field": "active",
+                                "before": False, "after": True}],
+                   "trigger": None, "context": None},
+        "user": {"id": 42, "uuid": "user-uuid-42", "email": "jane@example.com",
+                 "first_name": "Jane", "last_name": "Doe"},
+        "created_at": f"2024-01-{day:02d}T{hour:02d}:00:00.000000Z",
+        "is_system": False,
+        "was_impersonated": False,
+        "team_id": 1,
+        "organization_id": "org-1",
+        "client": "web",
+        "ip_address": "203.0.113.7",
+    }
+    value.update(overrides)
+    return value
+
+
+MALFORMED = '{"id": "broken", "activity": "updated", "scope": '
+
+
+def upload_landing(moto: Moto, prefix: str) -> dict:
+    """Three files in three formats; one duplicate across files and one malformed line.
+
+    Returns what ingest must make of them.
+    """
+    day1 = [event(1, 8), event(1, 9)]
+    day2 = [event(2, 10), event(2, 11)]
+    day3 = [event(3, 12)]
+    client = moto.client()
+    jsonl = "\n".join([json.dumps(day1[0]), json.dumps(day1[1]), "", MALFORMED, json.dumps(day2[0])]) + "\n"
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/2024-01-01.jsonl", Body=jsonl.encode())
+    gz_lines = [json.dumps(day2[1]), json.dumps(day1[0])]  # day1[0] again: a duplicate
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/2024-01-02.jsonl.gz",
+                      Body=gzip.compress(("\n".join(gz_lines) + "\n").encode()))
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/2024-01-03.json", Body=json.dumps(day3).encode())
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/README.txt", Body=b"not an event file")
+    accepted = day1 + day2 + day3
+    return {
+        "accepted": accepted,
+        "per_day": {date(2024, 1, 1): 2, date(2024, 1, 2): 2, date(2024, 1, 3): 1},
+        "lines": 7, "duplicates": 1, "quarantined": 1,
+        "malformed_source": f"s3://{BUCKET}/{prefix}/2024-01-01.jsonl", "malformed_line": 4,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# A: transforms on S3, no Dagster
+
+
+def test_ingest_on_s3_accounts_for_every_line_and_is_idempotent(s3_env):
+    moto = s3_env
+    requests_before = moto.requests_logged()
+    expected = upload_landing(moto, "landing")
+    lake = Lake.at(f"s3://{BUCKET}/lake")
+    settings = ValidationSettings(start_date=date(2020, 1, 1), now=NOW)
+
+    report = ingest(lake, f"s3://{BUCKET}/landing", settings)
+
+    assert report.files_seen == 3
+    assert len(report.files_ingested) == 3 and report.files_skipped == 0
+    assert (report.lines, report.accepted, report.duplicates, report.quarantined) == (
+        expected["lines"], len(expected["accepted"]), expected["duplicates"], expected["quarantined"])
+    assert report.balanced
+    assert report.days_changed == set(expected["per_day"])
+
+    raw = lake.scan(ACTIVITY_RAW).collect()
+    assert sorted(raw["id"]) == sorted(e["id"] for e in expected["accepted"])
+    assert dict(raw.group_by("day").len().iter_rows()) == expected["per_day"]
+    assert lake.days(ACTIVITY_RAW) == sorted(expected["per_day"])
+    day2 = lake.read_days(ACTIVITY_RAW, [date(2024, 1, 2)])
+    assert day2["day"].unique().to_list() == [date(2024, 1, 2)] and day2.height == 2
+    assert set(raw["source"]) == {f"s3://{BUCKET}/landing/2024-01-0{d}.{ext}"
+                                  for d, ext in [(1, "jsonl"), (2, "jsonl.gz"), (3, "json")]}
+    by_id = {e["id"]: e for e in expected["accepted"]}
+    for row in raw.iter_rows(named=True):  # the verbatim payload survives the round trip
+        assert json.loads(row["payload"]) == by_id[row["id"]]
+
+    quarantine = lake.scan(ACTIVITY_QUARANTINE).collect()
+    assert quarantine.height == 1
+    bad = quarantine.row(0, named=True)
+    assert bad["source"] == expected["malformed_source"]
+    assert bad["line"] == expected["malformed_line"]
+    assert bad["raw_text"] == MALFORMED
+    assert bad["quarantine_reason"].startswith("invalid JSON at column"), bad["quarantine_reason"]
+
+    versions = {name: lake.version(name) for name in (ACTIVITY_RAW, ACTIVITY_QUARANTINE, INGEST_LEDGER)}
+    again = ingest(lake, f"s3://{BUCKET}/landing", settings)
+    assert again.files_seen == 3 and again.files_skipped == 3
+    assert again.files_ingested == [] and again.files_changed == []
+    assert again.days_changed == set()
+    assert {name: lake.version(name) for name in versions} == versions
+    assert lake.scan(ACTIVITY_RAW).select(pl.len()).collect().item() == len(expected["accepted"])
+
+    assert_loopback_only(moto, requests_before)
+
+
+# ------------------------------------------------------------------------------------------------
+# B: the CLI runs the Dagster jobs on an S3 lake
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(script("activitylog")), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cli_ingest_and_query_on_s3(s3_env, tmp_path):
+    moto = s3_env
+    requests_before = moto.requests_logged()
+    expected = upload_landing(moto, "landing2")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = child_env({
+        **moto.env(),
+        "DAGSTER_HOME": str(home),
+        "ACTIVITYLOG_LAKE": f"s3://{BUCKET}/lake2",
+        "ACTIVITYLOG_LANDING": f"s3://{BUCKET}/landing2",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    })
+
+    started = time.monotonic()
+    ingested = run_cli(["ingest", "--quiet"], env)
+    assert ingested.returncode == 0, f"ingest failed:\nstdout:\n{ingested.stdout}\nstderr:\n{ingested.stderr}"
+    assert re.search(rf"accepted\s+{len(expected['accepted'])}\b", ingested.stdout), ingested.stdout
+    assert re.search(rf"quarantined\s+{expected['quarantined']}\b", ingested.stdout), ingested.stdout
+    print(f"activitylog ingest on S3: {time.monotonic() - started:.1f}s")
+
+    queried = run_cli(["query", "--format", "jsonl", "--limit", "0"], env)
+    assert queried.returncode == 0, f"query failed:\nstdout:\n{queried.stdout}\nstderr:\n{queried.stderr}"
+    rows = [json.loads(line) for line in queried.stdout.splitlines() if line.strip()]
+    assert sorted(r["id"] for r in rows) == sorted(e["id"] for e in expected["accepted"])
+
+    lake = Lake.at(f"s3://{BUCKET}/lake2")
+    counts = {}
+    for name in (ACTIVITY_RAW, ACTIVITY_EVENTS, ACTIVITY_LOG):
+        frame = lake.scan(name)
+        assert frame is not None, f"{name} missing on S3"
+        counts[name] = dict(frame.group_by("day").len().collect().iter_rows())
+    assert counts[ACTIVITY_RAW] == counts[ACTIVITY_EVENTS] == counts[ACTIVITY_LOG] == expected["per_day"]
+
+    # The jobs ran as Dagster runs recorded in this test's DAGSTER_HOME (what the UI shows).
+    with sqlite3.connect(home / "history" / "runs.db") as db:
+        runs = dict(db.execute("select pipeline_name, count(*) from runs group by pipeline_name").fetchall())
+    assert runs.get("ingest_job") == 1 and runs.get("refresh_job", 0) >= 1, runs
+    assert_loopback_only(moto, requests_before)
