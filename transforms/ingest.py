@@ -209,12 +209,13 @@ def _process_file(
         content, digest = b"", ""
         rejected = pl.DataFrame([(0, "", str(exc))], schema=REJECTED_SCHEMA, orient="row")
         lines = pl.DataFrame(schema={"line": pl.Int64, "text": pl.String})
+        aligned = False
     else:
         split = split_json_document if file.is_json_document else split_ndjson
-        lines, rejected = split(content)
-    del content
+        lines, rejected, aligned = split(content)
     result.lines = lines.height + rejected.height  # non-blank lines, readable or not
-    parsed, not_json = parse_keys(lines)
+    parsed, not_json = parse_keys(lines, content if aligned else None)
+    del content
     accepted, invalid = validate(parsed, settings)
     rejected = pl.concat([rejected, not_json, invalid])
     result.quarantined = rejected.height

@@ -91,12 +91,13 @@ class Lake:
     def append(self, name: str, frame: pl.DataFrame, *, partition_by: list[str] | None = None) -> None:
         if frame.height == 0:
             return
-        write_deltalake(
+        # Polars' Delta writer partitions and encodes faster than handing Arrow to delta-rs
+        # (measured 0.4 s vs 1.0 s for 200k events); the commit is delta-rs' either way.
+        frame.write_delta(
             self.uri(name),
-            frame.to_arrow(),
             mode="append",
-            partition_by=partition_by,
             storage_options=self.storage_options or None,
+            delta_write_options={"partition_by": partition_by} if partition_by else None,
         )
 
     def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:

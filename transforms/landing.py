@@ -101,8 +101,8 @@ def read_bytes(file: LandingFile) -> tuple[bytes, str]:
     """The file's decompressed content and the SHA-256 of its stored bytes."""
     fs, path = _filesystem(file.uri)
     try:
-        with fs.open_input_stream(path, compression=None) as stream:
-            stored = stream.read()
+        with fs.open_input_file(path) as handle:  # random-access file: one read of the known size
+            stored = handle.read()
     except OSError as exc:
         raise LandingError(f"cannot read {file.uri}: {exc}") from exc
     digest = hashlib.sha256(stored).hexdigest()

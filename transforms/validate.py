@@ -66,16 +66,24 @@ def describe_duration(delta: timedelta) -> str:
 # Splitting files into lines
 
 
-def split_ndjson(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Non-blank lines of an NDJSON file (1-based line numbers), and lines that are not UTF-8."""
+def split_ndjson(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
+    """Non-blank lines of an NDJSON file (1-based line numbers), lines that are not UTF-8, and
+    whether the lines map one-to-one onto the file's bytes (no blank lines, no CR, no BOM), which
+    lets the parser read the bytes directly."""
+    had_bom = content.startswith(UTF8_BOM)
     content = content.removeprefix(UTF8_BOM)
     try:
         lines = pl.read_lines(content, name="text", row_index_name="line", row_index_offset=1)
     except pl.exceptions.ComputeError:
-        return _split_ndjson_bytewise(content)
-    lines = lines.select(pl.col("line").cast(pl.Int64), pl.col("text").str.strip_chars_end("\r"))
-    non_blank = lines.filter(pl.col("text").str.strip_chars().str.len_bytes() > 0)
-    return non_blank, pl.DataFrame(schema=REJECTED_SCHEMA)
+        good, bad = _split_ndjson_bytewise(content)
+        return good, bad, False
+    lines = lines.with_columns(pl.col("line").cast(pl.Int64))
+    has_cr = b"\r" in content
+    if has_cr:
+        lines = lines.with_columns(pl.col("text").str.strip_chars_end("\r"))
+    non_blank = lines.filter(pl.col("text").str.contains(r"\S"))
+    aligned = not (had_bom or has_cr) and non_blank.height == lines.height
+    return non_blank, pl.DataFrame(schema=REJECTED_SCHEMA), aligned
 
 
 def _split_ndjson_bytewise(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -97,21 +105,21 @@ def _split_ndjson_bytewise(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
 
 
-def split_json_document(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_json_document(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
     """Elements of a JSON array or of a PostHog API page's ``results``, one per "line".
 
     The line number of an element is its 1-based position in the array.
     """
     text = content.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
     if not text.strip():
-        return pl.DataFrame(schema=LINES_SCHEMA), pl.DataFrame(schema=REJECTED_SCHEMA)
+        return pl.DataFrame(schema=LINES_SCHEMA), pl.DataFrame(schema=REJECTED_SCHEMA), False
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         reason = f"invalid JSON document at line {exc.lineno} column {exc.colno}: {exc.msg}"
         return pl.DataFrame(schema=LINES_SCHEMA), pl.DataFrame(
             [(1, text, reason)], schema=REJECTED_SCHEMA, orient="row"
-        )
+        ), False
     if isinstance(document, dict) and isinstance(document.get("results"), list):
         elements = document["results"]
     elif isinstance(document, list):
@@ -122,9 +130,9 @@ def split_json_document(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
         reason = "JSON document is neither an array of events nor a page with a \"results\" array"
         return pl.DataFrame(schema=LINES_SCHEMA), pl.DataFrame(
             [(1, text, reason)], schema=REJECTED_SCHEMA, orient="row"
-        )
+        ), False
     rows = [(i, json.dumps(e, ensure_ascii=False, separators=(",", ":"))) for i, e in enumerate(elements, 1)]
-    return pl.DataFrame(rows, schema=LINES_SCHEMA, orient="row"), pl.DataFrame(schema=REJECTED_SCHEMA)
+    return pl.DataFrame(rows, schema=LINES_SCHEMA, orient="row"), pl.DataFrame(schema=REJECTED_SCHEMA), False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,23 +164,46 @@ def _json_type(value: object) -> str:
     return "a number"
 
 
-def _read_keys(texts: pl.Series) -> pl.DataFrame:
-    payload = texts.str.join("\n").item().encode()
-    return pl.read_ndjson(io.BytesIO(payload), schema=KEY_SCHEMA, infer_schema_length=None)
+# First try: `detail` and `user` as an empty struct. Polars then checks "object or null" while
+# parsing without turning each object back into JSON text (the costly part), and raises on any other
+# type, in which case the batch is read again with the text schema and the rules decide.
+_PLACEHOLDER_OBJECT = pl.Struct({"__object__": pl.Null})
+FAST_KEY_SCHEMA = {**KEY_SCHEMA, "user": _PLACEHOLDER_OBJECT, "detail": _PLACEHOLDER_OBJECT}
 
 
-def parse_keys(lines: pl.DataFrame, chunk_rows: int = 4096) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _read_keys(data: bytes) -> pl.DataFrame:
+    try:
+        keys = pl.read_ndjson(io.BytesIO(data), schema=FAST_KEY_SCHEMA, infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        return pl.read_ndjson(io.BytesIO(data), schema=KEY_SCHEMA, infer_schema_length=None)
+    # The rules only need to know that an object was there.
+    return keys.with_columns(
+        pl.when(pl.col(name).is_not_null()).then(pl.lit("{}")).otherwise(None).alias(name)
+        for name in ("user", "detail")
+    )
+
+
+def _joined(texts: pl.Series) -> bytes:
+    return texts.str.join("\n").item().encode()
+
+
+def parse_keys(
+    lines: pl.DataFrame, content: bytes | None = None, chunk_rows: int = 4096
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Parse the key fields of each line. Returns (parsed lines + key columns, rejected lines).
 
-    Fast path: one Polars NDJSON read of the whole batch. If any line is not a JSON object, the
-    batch is re-read in chunks and only the failing chunks are checked line by line.
+    ``content``: the file's bytes when they hold exactly ``lines`` (see ``split_ndjson``), read
+    directly instead of re-joining the lines. Fast path: one Polars NDJSON read of the whole file;
+    if any line is not a JSON object, it is re-read in chunks and only failing chunks are checked
+    line by line.
     """
     if lines.height == 0:
         return lines.with_columns(pl.lit(None, dtype=t).alias(k) for k, t in KEY_SCHEMA.items()), \
             pl.DataFrame(schema=REJECTED_SCHEMA)
     try:
-        keys = _read_keys(lines["text"])
-        return pl.concat([lines, keys], how="horizontal"), pl.DataFrame(schema=REJECTED_SCHEMA)
+        keys = _read_keys(content if content is not None else _joined(lines["text"]))
+        if keys.height == lines.height:
+            return pl.concat([lines, keys], how="horizontal"), pl.DataFrame(schema=REJECTED_SCHEMA)
     except pl.exceptions.PolarsError:
         pass
     parsed: list[pl.DataFrame] = []
@@ -180,7 +211,7 @@ def parse_keys(lines: pl.DataFrame, chunk_rows: int = 4096) -> tuple[pl.DataFram
     for start in range(0, lines.height, chunk_rows):
         chunk = lines.slice(start, chunk_rows)
         try:
-            parsed.append(pl.concat([chunk, _read_keys(chunk["text"])], how="horizontal"))
+            parsed.append(pl.concat([chunk, _read_keys(_joined(chunk["text"]))], how="horizontal"))
             continue
         except pl.exceptions.PolarsError:
             pass
@@ -191,7 +222,7 @@ def parse_keys(lines: pl.DataFrame, chunk_rows: int = 4096) -> tuple[pl.DataFram
         )
         if good.height:
             try:
-                parsed.append(pl.concat([good, _read_keys(good["text"])], how="horizontal"))
+                parsed.append(pl.concat([good, _read_keys(_joined(good["text"]))], how="horizontal"))
             except pl.exceptions.PolarsError as exc:  # valid for Python, not for Polars: rare
                 rejected.extend(
                     (n, t, f"JSON object could not be read: {exc}".splitlines()[0])
