@@ -15,7 +15,10 @@ and its peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss`` of that child, exact) are
                 then the first one fails and the target compares with the second.
 2. DuckDB       ``read_json`` -> ``COPY ... (FORMAT parquet, PARTITION_BY (day))``
 3. first ingest ``transforms.ingest.ingest`` into a fresh lake
-4. re-ingest of copies: the same files under new names into the same lake (all duplicates)
+4. re-ingest of copies: the same files under new names into the same lake (all duplicates; a file
+   whose bytes match a cleanly ingested file is recognised by its SHA-256 and not parsed)
+4b. re-ingest of the same events in new files (lines reversed, so new bytes): parsed, validated and
+   deduplicated against the lake, all duplicates
 5. no-op re-ingest: the original landing again (ledger skip path)
 
 The figures are a report: targets are marked PASS/MISS; only a failed correctness check (row counts,
@@ -60,6 +63,7 @@ INFORMATIVE = [
     ("first ingest / raw Polars, nested as text", "ours_first", "raw_polars_flat"),
     ("first ingest / DuckDB", "ours_first", "duckdb"),
     ("no-op re-ingest / first ingest", "ours_noop", "ours_first"),
+    ("same events in new files / first ingest", "ours_reordered", "ours_first"),
 ]
 
 
@@ -221,6 +225,19 @@ def link_copies(landing: Path, target: Path) -> list[Path]:
     return copies
 
 
+def reordered_copies(landing: Path, target: Path) -> list[Path]:
+    """The landing's events with their lines in reverse order: new bytes (no content-hash match),
+    same events, so every line must be parsed, validated and found to be a duplicate."""
+    target.mkdir(parents=True)
+    copies = []
+    for path in landing_files(landing):
+        copy = target / f"reordered-{path.name}"
+        lines = path.read_bytes().rstrip(b"\n").split(b"\n")
+        copy.write_bytes(b"\n".join(reversed(lines)) + b"\n")
+        copies.append(copy)
+    return copies
+
+
 def run_child(kind: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return what it wrote (or the error)."""
     spec = {**spec, "kind": kind, "result": str(work / "results" / f"{spec['name']}.json")}
@@ -291,9 +308,13 @@ def ingest_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
     copies = work / "landing-copies"
     shutil.rmtree(copies, ignore_errors=True)
     link_copies(landing, copies)
+    reordered = work / "landing-reordered"
+    shutil.rmtree(reordered, ignore_errors=True)
+    reordered_copies(landing, reordered)
     for name, label, source in [
         ("ours_first", "ours: first ingest", landing),
         ("ours_copies", "ours: re-ingest of copies", copies),
+        ("ours_reordered", "ours: re-ingest, same events in new files", reordered),
         ("ours_noop", "ours: no-op re-ingest", landing),
     ]:
         say(f"- {label}")
@@ -673,7 +694,7 @@ def measure_ours(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
         checks += [_check("first ingest accepts every event", report.accepted, events),
                    _check("first ingest quarantines nothing", report.quarantined, 0)]
         rows = report.accepted
-    elif name == "ours_copies":
+    elif name in ("ours_copies", "ours_reordered"):
         checks += [_check("copies: nothing accepted", report.accepted, 0),
                    _check("copies: every event a duplicate", report.duplicates, events),
                    _check("copies: activity_raw version unchanged", version_after, version_before)]

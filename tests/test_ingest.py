@@ -223,3 +223,35 @@ def test_raw_schema_uses_utc_timestamps_and_date_partitions(landing, lake, setti
     assert schema["created_at"] == pl.Datetime("us", "UTC")
     assert schema["day"] == pl.Date
     assert lake.table(ACTIVITY_RAW).metadata().partition_columns == ["day"]
+
+
+def test_byte_identical_copy_is_counted_as_duplicates_without_parsing(landing, lake, settings, monkeypatch):
+    write_lines(landing / "1.jsonl", [make_event() for _ in range(4)])
+    ingest(lake, str(landing), settings)
+    (landing / "renamed.jsonl").write_bytes((landing / "1.jsonl").read_bytes())
+    import transforms.ingest as ingest_module
+
+    def must_not_parse(*args, **kwargs):
+        raise AssertionError("a byte-identical copy of a clean file is not parsed again")
+
+    monkeypatch.setattr(ingest_module, "parse_keys", must_not_parse)
+    report = ingest(lake, str(landing), settings)
+
+    assert (report.lines, report.accepted, report.duplicates, report.quarantined) == (4, 0, 4, 0)
+    ledger = lake.scan(INGEST_LEDGER).collect().filter(pl.col("source").str.ends_with("renamed.jsonl"))
+    assert ledger.select("lines", "duplicates").row(0) == (4, 4)
+
+
+def test_copy_of_a_file_with_rejected_lines_is_validated_again(landing, lake, settings):
+    """Settings may have changed since: a copy of a file with rejects is not short-cut."""
+    levelless = make_event()
+    del levelless["team_id"], levelless["organization_id"]
+    write_lines(landing / "1.jsonl", [make_event(), levelless])
+    first = ingest(lake, str(landing), settings)
+    assert (first.accepted, first.quarantined) == (1, 1)
+    (landing / "again.jsonl").write_bytes((landing / "1.jsonl").read_bytes())
+
+    with_default = ValidationSettings(start_date=settings.start_date, default_team_id=3, now=settings.now)
+    report = ingest(lake, str(landing), with_default)
+
+    assert (report.lines, report.accepted, report.duplicates, report.quarantined) == (2, 1, 1, 0)

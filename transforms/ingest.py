@@ -185,9 +185,10 @@ def ingest(
             say(f"WARNING {file.uri} changed after it was ingested; it is not read again "
                 f"(land corrected events in a new file)")
     ingested_at = datetime.now(timezone.utc)
+    clean_copies = _cleanly_ingested_digests(ledger)
     batch = _Batch()
     for position, file in enumerate(new, start=1):
-        result = _process_file(file, settings, batch, report.run_id, ingested_at)
+        result = _process_file(file, settings, batch, report.run_id, ingested_at, clean_copies)
         say(f"[{position}/{len(new)}] read {file.name}: {result.lines:,} lines")
         if batch.text_bytes >= batch_bytes:
             _flush(lake, batch, report, say)
@@ -197,12 +198,30 @@ def ingest(
     return report
 
 
+def _cleanly_ingested_digests(ledger: pl.DataFrame) -> dict[str, int]:
+    """Content hash → line count of files whose every line was accepted or a duplicate.
+
+    A new file with the same bytes holds only events the lake already has: all its lines are
+    duplicates, without parsing them. Files that had rejected lines are always re-validated (the
+    settings may have changed since, e.g. a default project set).
+    """
+    clean = ledger.filter(
+        (pl.col("quarantined") == 0) & (pl.col("accepted") + pl.col("duplicates") == pl.col("lines"))
+    )
+    return dict(clean.select("source_sha256", "lines").unique("source_sha256").iter_rows())
+
+
 def _process_file(
-    file: LandingFile, settings: ValidationSettings, batch: _Batch, run_id: str, ingested_at: datetime
+    file: LandingFile, settings: ValidationSettings, batch: _Batch, run_id: str, ingested_at: datetime,
+    clean_copies: dict[str, int],
 ) -> FileResult:
     result = FileResult(source=file.uri)
     try:
         content, digest = read_bytes(file)
+        if digest in clean_copies:
+            result.lines = result.duplicates = clean_copies[digest]
+            _record(batch, result, file, digest, run_id, ingested_at)
+            return result
     except LandingError as exc:
         if "gzip" not in str(exc):
             raise
@@ -239,38 +258,25 @@ def _process_file(
             pl.lit(run_id).alias("run_id"),
         )
     )
+    _record(batch, result, file, digest, run_id, ingested_at)
+    batch.text_bytes += int(accepted["text"].str.len_bytes().sum() or 0)
+    return result
+
+
+def _record(batch: _Batch, result: FileResult, file: LandingFile, digest: str, run_id: str,
+            ingested_at: datetime) -> None:
     batch.ledger.append({
         "source": file.uri, "size": file.size, "modified": file.modified, "source_sha256": digest,
         "ingested_at": ingested_at, "run_id": run_id,
     })
     batch.results.append(result)
-    batch.text_bytes += int(accepted["text"].str.len_bytes().sum() or 0)
-    return result
 
 
 def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> None:
-    accepted = pl.concat(batch.accepted)
-    # Duplicates within the batch: keep the first occurrence in file/line order.
-    accepted = accepted.with_columns(pl.col("id").is_first_distinct().alias("_first"))
-    days = accepted["day"].unique().to_list()
-    existing = lake.read_days(ACTIVITY_RAW, days, columns=["id", "day"])
-    if existing is not None and existing.height:
-        seen = existing.select("id", "day").unique()
-        accepted = accepted.join(
-            seen.with_columns(pl.lit(True).alias("_seen")), on=["id", "day"], how="left", maintain_order="left"
-        ).with_columns((pl.col("_first") & pl.col("_seen").is_null()).alias("_first")).drop("_seen")
-    fresh = accepted.filter(pl.col("_first")).select(RAW_COLUMNS)
-    per_file = accepted.group_by("source").agg(
-        pl.col("_first").sum().alias("accepted"),
-        (~pl.col("_first")).sum().alias("duplicates"),
-        pl.col("day").filter(pl.col("_first")).unique().alias("days"),
-    )
-    counts = {row["source"]: row for row in per_file.iter_rows(named=True)}
-    del accepted
-
+    fresh, counts = _new_events(lake, batch.accepted)
     lake.append(ACTIVITY_RAW, fresh, partition_by=["day"])
     report.events_per_day.update(dict(fresh.group_by("day").len().iter_rows()))
-    rejected = pl.concat(batch.rejected).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+    rejected = pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *batch.rejected]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
     _append_quarantine(lake, rejected)
 
     ledger_rows = []
@@ -288,6 +294,29 @@ def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> No
     lake.append(INGEST_LEDGER, pl.DataFrame(ledger_rows, schema=LEDGER_SCHEMA))
     say(f"wrote {fresh.height:,} new events over {fresh['day'].n_unique()} days; "
         f"{sum(r.duplicates for r in batch.results):,} duplicates, {rejected.height:,} quarantined")
+
+
+def _new_events(lake: Lake, accepted_frames: list[pl.DataFrame]) -> tuple[pl.DataFrame, dict[str, dict]]:
+    """Accepted rows not yet stored (first occurrence by id), and per-source accepted/duplicates/days."""
+    if not accepted_frames:
+        return pl.DataFrame(schema={"day": pl.Date}), {}
+    accepted = pl.concat(accepted_frames)
+    # Duplicates within the batch: keep the first occurrence in file/line order.
+    accepted = accepted.with_columns(pl.col("id").is_first_distinct().alias("_first"))
+    days = accepted["day"].unique().to_list()
+    existing = lake.read_days(ACTIVITY_RAW, days, columns=["id", "day"])
+    if existing is not None and existing.height:
+        seen = existing.select("id", "day").unique()
+        accepted = accepted.join(
+            seen.with_columns(pl.lit(True).alias("_seen")), on=["id", "day"], how="left", maintain_order="left"
+        ).with_columns((pl.col("_first") & pl.col("_seen").is_null()).alias("_first")).drop("_seen")
+    fresh = accepted.filter(pl.col("_first")).select(RAW_COLUMNS)
+    per_file = accepted.group_by("source").agg(
+        pl.col("_first").sum().alias("accepted"),
+        (~pl.col("_first")).sum().alias("duplicates"),
+        pl.col("day").filter(pl.col("_first")).unique().alias("days"),
+    )
+    return fresh, {row["source"]: row for row in per_file.iter_rows(named=True)}
 
 
 def _append_quarantine(lake: Lake, rejected: pl.DataFrame) -> None:
