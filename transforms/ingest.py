@@ -119,13 +119,12 @@ def read_ledger(lake: Lake) -> pl.DataFrame:
     return frame.collect()
 
 
-def plan_files(lake: Lake, files: list[LandingFile]) -> tuple[list[LandingFile], list[LandingFile], int]:
+def plan_files(ledger: pl.DataFrame, files: list[LandingFile]) -> tuple[list[LandingFile], list[LandingFile], int]:
     """Split listed files into (new, possibly changed since ingest, unchanged count) using the ledger.
 
     Unchanged means same path, size and modification time; a file whose size or time differ is
     hashed later to tell a touch from a real change.
     """
-    ledger = read_ledger(lake)
     latest = {row["source"]: row for row in ledger.iter_rows(named=True)}
     new, suspect, unchanged = [], [], 0
     for file in files:
@@ -141,7 +140,7 @@ def plan_files(lake: Lake, files: list[LandingFile]) -> tuple[list[LandingFile],
 
 def pending_files(lake: Lake, landing: str) -> list[LandingFile]:
     """Files a sensor should start an ingest for: new ones, and ones whose size or time changed."""
-    new, suspect, _ = plan_files(lake, list_landing(landing))
+    new, suspect, _ = plan_files(read_ledger(lake), list_landing(landing))
     return new + suspect
 
 
@@ -173,8 +172,8 @@ def ingest(
     report = IngestReport(run_id=run_id or uuid.uuid4().hex, landing=landing)
     files = list_landing(landing)
     report.files_seen = len(files)
-    new, suspect, report.files_skipped = plan_files(lake, files)
     ledger = read_ledger(lake)
+    new, suspect, report.files_skipped = plan_files(ledger, files)
     for file in suspect:
         _, digest = read_bytes(file)
         known = ledger.filter(pl.col("source") == file.uri)["source_sha256"].to_list()

@@ -101,21 +101,21 @@ class Lake:
         )
 
     def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:
-        """Atomically replace one day partition with ``frame`` (a retry writes the same result)."""
+        """Atomically replace one day partition with ``frame`` (a retry writes the same result).
+
+        An empty frame removes the day (a metadata-only delete on the partition column).
+        """
         predicate = f"day = '{day.isoformat()}'"
-        if self.table(name) is None:
-            if frame.height == 0:
-                return
-            write_deltalake(
-                self.uri(name), frame.to_arrow(), mode="append", partition_by=["day"],
-                storage_options=self.storage_options or None,
-            )
+        table = self.table(name)
+        if frame.height == 0:
+            if table is not None:
+                table.delete(predicate)
             return
         write_deltalake(
-            self.uri(name),
+            table if table is not None else self.uri(name),
             frame.to_arrow(),
-            mode="overwrite",
-            predicate=predicate,
+            mode="overwrite" if table is not None else "append",
+            predicate=predicate if table is not None else None,
             partition_by=["day"],
             storage_options=self.storage_options or None,
         )
