@@ -153,7 +153,8 @@ def _demo(args: argparse.Namespace) -> int:
     else:
         print(f"Writing {args.events:,} sample events over {args.days} days to {landing} …")
         report = write_demo_landing(landing, events=args.events, days=args.days)
-        write_reference_data(landing.parent / "reference")
+        if "://" not in settings.lake:  # reference tables the enrichment finds under <lake>/reference/
+            write_reference_data(Path(settings.lake) / "reference")
         print(f"  {len(report.files)} files, {report.events:,} events, {report.duplicate_lines} duplicate lines, "
               f"{report.malformed_lines} malformed lines, {report.late_events:,} late events")
     summary = _run_pipeline(args.quiet)
@@ -193,11 +194,11 @@ def _query(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.format == "jsonl":
         rows.write_ndjson(out)
-    elif args.format == "csv":
-        rows.write_csv(out)
+    elif args.format == "csv":  # CSV cells are flat: lists become "a,b"
+        rows.with_columns(pl.col(pl.List(pl.String)).list.join(",")).write_csv(out)
     else:
-        columns = ["created_at", "scope", "activity", "item_id", "resource_name", "actor_email", "team_id", "level"]
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=40, tbl_width_chars=200,
+        columns = ["created_at", "scope", "activity", "item_id", "team_id", "summary"]
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=100, tbl_width_chars=200,
                        tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             print(rows.select(c for c in columns if c in rows.columns), file=out)
         print(f"{rows.height} rows", file=sys.stderr)

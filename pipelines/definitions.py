@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from assets.events import activity_events, activity_log
-from assets.raw import activity_quarantine, activity_raw, activity_raw_unique_ids
+from assets.enrich import activity_log, reference_assets
+from assets.ingest import activity_quarantine, activity_raw, activity_raw_unique_ids
+from assets.normalize import activity_changes, activity_events
 from pipelines.jobs import ingest_job, refresh_job
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
@@ -13,7 +14,8 @@ from pipelines.settings import Settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions bound to a lake and landing area (default: from the environment)."""
     return dg.Definitions(
-        assets=[activity_raw, activity_quarantine, activity_events, activity_log],
+        assets=[activity_raw, activity_quarantine, activity_events, activity_changes, activity_log,
+                *reference_assets],
         asset_checks=[activity_raw_unique_ids],
         jobs=[ingest_job, refresh_job],
         sensors=[landing_sensor, refresh_sensor],

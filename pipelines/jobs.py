@@ -3,7 +3,8 @@
 
 import dagster as dg
 
-from assets.events import activity_events, activity_log
+from assets.enrich import activity_log
+from assets.normalize import activity_changes, activity_events
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LakeResource, LandingResource
 from transforms.ingest import ingest
@@ -61,7 +62,7 @@ def ingest_job() -> None:
 
 refresh_job = dg.define_asset_job(
     "refresh_job",
-    selection=dg.AssetSelection.assets(activity_events, activity_log),
+    selection=dg.AssetSelection.assets(activity_events, activity_changes, activity_log),
     partitions_def=daily_partitions,
-    description="Rebuild activity_events and activity_log for a day or a range of days.",
+    description="Rebuild activity_events, activity_changes and activity_log for a day or a range of days.",
 )

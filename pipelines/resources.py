@@ -3,10 +3,15 @@
 
 from datetime import date, timedelta
 
+import os
+
 import dagster as dg
+import polars as pl
 
 from pipelines.settings import Settings
+from transforms.changes import MaskRules
 from transforms.lake import Lake
+from transforms.reference import lake_reference_uris, load_references
 from transforms.validate import ValidationSettings
 
 
@@ -45,4 +50,27 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
             default_team_id=settings.validation.default_team_id,
             max_future_skew_hours=int(settings.validation.max_future_skew.total_seconds() // 3600),
         ),
+        "config": PipelineConfigResource(path=os.environ.get("ACTIVITYLOG_CONFIG")),
     }
+
+
+class PipelineConfigResource(dg.ConfigurableResource):
+    """The configuration file (``ACTIVITYLOG_CONFIG``, default ./activitylog.yaml): masking, reference data."""
+
+    path: str | None = None
+
+    def load(self):
+        from pipelines.config import load_config
+
+        return load_config(self.path)
+
+    def mask_rules(self) -> MaskRules:
+        return MaskRules(entries=tuple(self.load().masking.fields))
+
+    def reference_uris(self, lake: Lake) -> dict[str, str]:
+        """Configured reference tables, else the ones found under ``<lake>/reference/``."""
+        configured = self.load().reference.uris()
+        return {**lake_reference_uris(lake.root), **configured}
+
+    def references(self, lake: Lake) -> dict[str, pl.DataFrame]:
+        return load_references(self.reference_uris(lake))

@@ -14,7 +14,7 @@ from conftest import make_event, write_lines
 from pipelines.cli import main
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_events_day, refresh_log_day
+from transforms.refresh import refresh_changes_day, refresh_events_day, refresh_log_day
 from transforms.validate import ValidationSettings
 
 ACTIVITYLOG = Path(sys.executable).parent / "activitylog"
@@ -40,6 +40,7 @@ def built_lake(tmp_path, monkeypatch) -> Lake:
     ingest(lake, str(landing), ValidationSettings())
     for day in lake.days(ACTIVITY_RAW):
         refresh_events_day(lake, day)
+        refresh_changes_day(lake, day)
         refresh_log_day(lake, day)
     monkeypatch.setenv("ACTIVITYLOG_LAKE", lake.root)
     return lake
@@ -83,7 +84,7 @@ def test_query_limit_and_formats(built_lake, capsys):
 
     assert main(["query", "--scope", "Dashboard"]) == 0
     captured = capsys.readouterr()
-    assert "Dashboard" in captured.out and "deleted" in captured.out
+    assert 'System deleted dashboard "new-checkout-flow"' in captured.out
     assert "1 rows" in captured.err
 
 

@@ -37,10 +37,11 @@ def test_definitions_load():
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_job", "refresh_job"}
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
-        "activity_raw", "activity_quarantine", "activity_events", "activity_log"}
+        "activity_raw", "activity_quarantine", "activity_events", "activity_changes", "activity_log",
+        "reference_users", "reference_projects", "reference_organizations"}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "refresh_changed_days"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
-    assert graph.get(dg.AssetKey("activity_log")).parent_keys == {dg.AssetKey("activity_events")}
+    assert graph.get(dg.AssetKey("activity_log")).parent_keys >= {dg.AssetKey("activity_events"), dg.AssetKey("activity_changes")}
 
 
 def test_ingest_then_refresh_materializes_every_changed_day(pipeline_settings, instance):
@@ -122,7 +123,7 @@ def test_landing_sensor_requests_a_run_only_for_new_files(pipeline_settings, ins
 
 
 def test_unique_ids_check_fails_on_a_repeated_id(pipeline_settings, instance):
-    from assets.raw import activity_raw_unique_ids
+    from assets.ingest import activity_raw_unique_ids
     from pipelines.resources import LakeResource
 
     lake = Lake.at(pipeline_settings.lake)

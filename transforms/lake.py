@@ -17,6 +17,7 @@ ACTIVITY_RAW = "activity_raw"
 ACTIVITY_QUARANTINE = "activity_quarantine"
 INGEST_LEDGER = "ingest_ledger"
 ACTIVITY_EVENTS = "activity_events"
+ACTIVITY_CHANGES = "activity_changes"
 ACTIVITY_LOG = "activity_log"
 
 
@@ -84,9 +85,10 @@ class Lake:
         day_list = sorted(set(days))
         if table is None or not day_list:
             return None
-        partitions = [("day", "in", [d.isoformat() for d in day_list])]
-        arrow = table.to_pyarrow_table(partitions=partitions, columns=columns)
-        return pl.from_arrow(arrow)  # type: ignore[return-value]
+        frame = pl.scan_delta(table)
+        frame = frame.filter(pl.col("day") == day_list[0]) if len(day_list) == 1 else frame.filter(
+            pl.col("day").is_in(day_list))
+        return (frame.select(columns) if columns else frame).collect()
 
     def append(self, name: str, frame: pl.DataFrame, *, partition_by: list[str] | None = None) -> None:
         if frame.height == 0:
@@ -110,14 +112,16 @@ class Lake:
         if frame.height == 0:
             if table is not None:
                 table.delete(predicate)
+            elif frame.width:  # create the (empty) table so readers find its schema
+                write_deltalake(self.uri(name), frame.to_arrow(), mode="append", partition_by=["day"],
+                                storage_options=self.storage_options or None)
             return
-        write_deltalake(
-            table if table is not None else self.uri(name),
-            frame.to_arrow(),
+        # Polars' writer: faster than handing Arrow to delta-rs (see append); same atomic commit.
+        frame.write_delta(
+            self.uri(name),
             mode="overwrite" if table is not None else "append",
-            predicate=predicate if table is not None else None,
-            partition_by=["day"],
             storage_options=self.storage_options or None,
+            delta_write_options={"partition_by": ["day"], **({"predicate": predicate} if table is not None else {})},
         )
 
     def days(self, name: str) -> list[date]:

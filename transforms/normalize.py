@@ -34,12 +34,39 @@ def _read_payloads(payload: pl.Series) -> pl.DataFrame:
     return pl.read_ndjson(io.BytesIO(data), schema=PAYLOAD_SCHEMA, infer_schema_length=None)
 
 
+DETAIL_FIELDS_SCHEMA = {
+    "name": pl.String, "short_id": pl.String, "type": pl.String, "trigger": pl.Struct({"job_type": pl.String}),
+}
+
+
+def _detail_fields(detail: pl.Series) -> pl.DataFrame:
+    """name, short_id, type and trigger.job_type of each detail (one parse of the detail texts)."""
+    present = detail.is_not_null()
+    if not present.any():
+        return pl.DataFrame({k: pl.Series([None] * detail.len(), dtype=pl.String)
+                             for k in ("detail_name", "detail_short_id", "detail_type", "trigger_job_type")})
+    fields = pl.read_ndjson(io.BytesIO(detail.filter(present).str.join("\n").item().encode()),
+                            schema=DETAIL_FIELDS_SCHEMA, infer_schema_length=None, ignore_errors=True)
+    fields = fields.select(
+        pl.col("name").alias("detail_name"), pl.col("short_id").alias("detail_short_id"),
+        pl.col("type").alias("detail_type"), pl.col("trigger").struct.field("job_type").alias("trigger_job_type"),
+    )
+    # Put the rows back in place: events without detail get nulls.
+    positions = pl.Series(range(detail.len())).filter(present)
+    return (
+        pl.DataFrame({"_row": pl.Series(range(detail.len()))})
+        .join(fields.with_columns(positions.alias("_row")), on="_row", how="left", maintain_order="left")
+        .drop("_row")
+    )
+
+
 def normalize_events(raw: pl.DataFrame) -> pl.DataFrame:
     """Typed events from raw rows (any set of days). Pure: the same raw rows give the same events."""
     raw = raw.sort("created_at", "id")
     fields = _read_payloads(raw["payload"])
     detail = pl.col("detail")
-    frame = pl.concat([raw.drop("payload"), fields.rename({"is_system": "_is_system"})], how="horizontal")
+    frame = pl.concat([raw.drop("payload"), fields.rename({"is_system": "_is_system"}),
+                       _detail_fields(fields["detail"])], how="horizontal")
     return frame.select(
         "id", "day", "created_at", "level", "team_id", "organization_id", "scope", "activity", "item_id",
         # DESIGN: is_system defaults to "user is null", was_impersonated to false.
@@ -50,10 +77,6 @@ def normalize_events(raw: pl.DataFrame) -> pl.DataFrame:
         pl.col("user").struct.field("email").alias("actor_email"),
         pl.col("user").struct.field("first_name").alias("actor_first_name"),
         pl.col("user").struct.field("last_name").alias("actor_last_name"),
-        detail,
-        detail.str.json_path_match("$.name").alias("detail_name"),
-        detail.str.json_path_match("$.short_id").alias("detail_short_id"),
-        detail.str.json_path_match("$.type").alias("detail_type"),
-        detail.str.json_path_match("$.trigger.job_type").alias("trigger_job_type"),
+        detail, "detail_name", "detail_short_id", "detail_type", "trigger_job_type",
         "client", "ip_address", "ingested_at",
     )

@@ -20,6 +20,3 @@ def run_sql(name: str, **frames: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     context = pl.SQLContext(frames=frames, eager=False)
     return context.execute(load_sql(name))
 
-
-def build_activity_log(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    return run_sql("activity_log", activity_events=events.lazy()).collect()

@@ -15,14 +15,14 @@ from transforms.lake import ACTIVITY_RAW
 activity_raw = dg.AssetSpec(
     "activity_raw",
     partitions_def=daily_partitions,
-    group_name="activity",
+    group_name="ingest",
     kinds={"delta", "polars"},
     description="System of record: the verbatim payload of every accepted event, append-only, by day.",
 )
 
 activity_quarantine = dg.AssetSpec(
     "activity_quarantine",
-    group_name="activity",
+    group_name="ingest",
     kinds={"delta"},
     description="Rejected lines, verbatim, with source, line number and quarantine_reason.",
 )

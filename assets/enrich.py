@@ -1,0 +1,54 @@
+"""Enrich: ``activity_events`` + ``activity_changes`` + reference data → ``activity_log``."""
+
+import dagster as dg
+
+from assets.normalize import activity_changes, activity_events, day_asset
+from pipelines.resources import LakeResource, PipelineConfigResource
+from transforms.checks import raw_events_once_in_log, unmasked_secrets
+from transforms.lake import ACTIVITY_LOG
+from transforms.refresh import day_keys, markdown_preview, refresh_log_day
+
+reference_assets = [
+    dg.AssetSpec(f"reference_{name}", group_name="reference", kinds={"csv"},
+                 description=f"Reference data: {name} (configured in the `reference:` section, or "
+                             f"<lake>/reference/{name}[.csv|.parquet])")
+    for name in ("users", "projects", "organizations")
+]
+
+
+@day_asset(
+    deps=[activity_events, activity_changes, *reference_assets],
+    group_name="enrich",
+    check_specs=[
+        dg.AssetCheckSpec("raw_events_exactly_once", asset="activity_log", blocking=True,
+                          description="Every raw event of the day appears exactly once in activity_log."),
+        dg.AssetCheckSpec("no_unmasked_secrets", asset="activity_log", blocking=True,
+                          description="No masked field shows a value in activity_log or activity_changes."),
+    ],
+)
+def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
+                 config: PipelineConfigResource) -> dg.MaterializeResult:
+    """The table people query, export and notify from: names, changed fields and a summary sentence."""
+    store = lake.lake()
+    references = config.references(store)
+    days = day_keys(context.partition_keys)
+    written, preview = 0, None
+    for position, day in enumerate(days, start=1):
+        log, _ = refresh_log_day(store, day, references)
+        written += log.height
+        preview = log if log.height else preview
+        context.log.info(f"[{position}/{len(days)}] {day}: {log.height:,} rows")
+    once = raw_events_once_in_log(store, days)
+    leaks = unmasked_secrets(store, days, config.mask_rules())
+    return dg.MaterializeResult(
+        metadata={"days": len(days), "rows": written, "table_version": store.version(ACTIVITY_LOG),
+                  "reference_rows": dg.MetadataValue.json({name: frame.height for name, frame in references.items()}),
+                  "preview": dg.MetadataValue.md(markdown_preview(preview))},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="raw_events_exactly_once",
+                passed=once["missing_from_log"] == 0 and once["repeated_in_log"] == 0 and once["not_in_raw"] == 0,
+                metadata=once),
+            dg.AssetCheckResult(check_name="no_unmasked_secrets", passed=sum(leaks.values()) == 0, metadata=leaks),
+        ],
+    )
