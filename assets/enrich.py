@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from assets.normalize import activity_changes, activity_events, day_asset
+from assets.normalize import activity_changes, activity_events, day_asset, run_in_batches
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.checks import raw_events_once_in_log, unmasked_secrets
 from transforms.lake import ACTIVITY_LOG
-from transforms.refresh import day_keys, markdown_preview, refresh_log_day
+from transforms.refresh import markdown_preview, refresh_log
 
 reference_assets = [
     dg.AssetSpec(f"reference_{name}", group_name="reference", kinds={"csv"},
@@ -31,13 +31,9 @@ def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
     """The table people query, export and notify from: names, changed fields and a summary sentence."""
     store = lake.lake()
     references = config.references(store)
-    days = day_keys(context.partition_keys)
-    written, preview = 0, None
-    for position, day in enumerate(days, start=1):
-        log, _ = refresh_log_day(store, day, references)
-        written += log.height
-        preview = log if log.height else preview
-        context.log.info(f"[{position}/{len(days)}] {day}: {log.height:,} rows")
+    stats = run_in_batches(context, store, refresh_log, references, "rows")
+    days, written = stats["day"].to_list(), int(stats["rows"].sum())
+    preview = store.read_days(ACTIVITY_LOG, days[-1:])
     once = raw_events_once_in_log(store, days)
     leaks = unmasked_secrets(store, days, config.mask_rules())
     return dg.MaterializeResult(

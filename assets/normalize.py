@@ -3,17 +3,32 @@
 changed."""
 
 import dagster as dg
+import polars as pl
 
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.checks import expected_change_rows
-from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS
-from transforms.refresh import day_keys, markdown_preview, refresh_changes_day, refresh_events_day
+from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_RAW
+from transforms.refresh import day_batches, day_keys, markdown_preview, refresh_changes, refresh_events
 
 # Late events change old days: refresh any day whose upstream changed, not only the latest one.
 refresh_when_upstream_changes = dg.AutomationCondition.eager().without(
     dg.AutomationCondition.in_latest_time_window()
 )
+
+
+def run_in_batches(context: dg.AssetExecutionContext, store, refresh, argument, counted: str) -> pl.DataFrame:
+    """Run a ``transforms.refresh`` step over the run's days in batches, logging each day."""
+    days = day_keys(context.partition_keys)
+    batches = day_batches(store, ACTIVITY_RAW, days)
+    done, stats = 0, []
+    for batch in batches:
+        batch_stats = refresh(store, batch, argument)
+        for day, rows in batch_stats.select("day", counted).iter_rows():
+            done += 1
+            context.log.info(f"[{done}/{len(days)}] {day}: {rows:,} {counted}")
+        stats.append(batch_stats)
+    return pl.concat(stats)
 
 
 def day_asset(**kwargs):
@@ -40,17 +55,11 @@ def activity_events(context: dg.AssetExecutionContext, lake: LakeResource,
                     config: PipelineConfigResource) -> dg.MaterializeResult:
     """One typed row per event: UTC timestamps, level, actor columns, detail as JSON text (secrets masked)."""
     store, rules = lake.lake(), config.mask_rules()
-    days = day_keys(context.partition_keys)
-    written, raw_rows, repeated, preview = 0, 0, 0, None
-    for position, day in enumerate(days, start=1):
-        events, day_raw_rows = refresh_events_day(store, day, rules)
-        written += events.height
-        raw_rows += day_raw_rows
-        repeated += events.height - (events["id"].n_unique() if events.height else 0)
-        preview = events if events.height else preview
-        context.log.info(f"[{position}/{len(days)}] {day}: {events.height:,} events")
+    stats = run_in_batches(context, store, refresh_events, rules, "events")
+    written, raw_rows, repeated = (int(stats[c].sum()) for c in ("events", "raw_rows", "repeated_ids"))
+    preview = store.read_days(ACTIVITY_EVENTS, stats["day"].tail(1).to_list())
     return dg.MaterializeResult(
-        metadata={"days": len(days), "rows": written, "table_version": store.version(ACTIVITY_EVENTS),
+        metadata={"days": stats.height, "rows": written, "table_version": store.version(ACTIVITY_EVENTS),
                   "preview": dg.MetadataValue.md(markdown_preview(preview))},
         check_results=[
             dg.AssetCheckResult(check_name="reconciles_with_raw", passed=written == raw_rows,
@@ -72,19 +81,13 @@ def activity_changes(context: dg.AssetExecutionContext, lake: LakeResource,
                      config: PipelineConfigResource) -> dg.MaterializeResult:
     """One row per entry of detail.changes: field, before/after as exact JSON text, secrets masked."""
     store, rules = lake.lake(), config.mask_rules()
-    days = day_keys(context.partition_keys)
-    written, events_read, without_changes, masked = 0, 0, 0, 0
-    for position, day in enumerate(days, start=1):
-        changes, day_events, day_without = refresh_changes_day(store, day, rules)
-        written += changes.height
-        events_read += day_events
-        without_changes += day_without
-        masked += int(changes["masked"].sum()) if changes.height else 0
-        context.log.info(f"[{position}/{len(days)}] {day}: {changes.height:,} changes from {day_events:,} events")
-    expected = expected_change_rows(store, days)
+    stats = run_in_batches(context, store, refresh_changes, rules, "changes")
+    written = int(stats["changes"].sum())
+    expected = expected_change_rows(store, stats["day"].to_list())
     return dg.MaterializeResult(
-        metadata={"days": len(days), "rows": written, "events": events_read,
-                  "events_without_changes": without_changes, "masked_values": masked,
+        metadata={"days": stats.height, "rows": written, "events": int(stats["events"].sum()),
+                  "events_without_changes": int(stats["events_without_changes"].sum()),
+                  "masked_values": int(stats["masked"].sum()),
                   "table_version": store.version(ACTIVITY_CHANGES)},
         check_results=[
             dg.AssetCheckResult(check_name="rows_match_detail_changes", passed=written == expected,

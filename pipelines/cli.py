@@ -95,10 +95,13 @@ def _settings():
 def _run_pipeline(quiet: bool) -> dict:
     from transforms.landing import LandingError, list_landing
 
+    from pipelines.config import ConfigError, load_config
+
     settings = _settings()
-    try:
-        list_landing(settings.landing)  # bad input is reported before any run starts
-    except LandingError as exc:
+    try:  # bad input is reported before any run starts
+        load_config()
+        list_landing(settings.landing)
+    except (LandingError, ConfigError) as exc:
         raise UsageError(str(exc)) from None
     try:
         from pipelines.runner import run_ingest

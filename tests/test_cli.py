@@ -14,7 +14,7 @@ from conftest import make_event, write_lines
 from pipelines.cli import main
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_changes_day, refresh_events_day, refresh_log_day
+from transforms.refresh import refresh_all
 from transforms.validate import ValidationSettings
 
 ACTIVITYLOG = Path(sys.executable).parent / "activitylog"
@@ -38,10 +38,7 @@ def built_lake(tmp_path, monkeypatch) -> Lake:
     write_lines(landing / "events.jsonl", EVENTS)
     lake = Lake.at(tmp_path / "lake")
     ingest(lake, str(landing), ValidationSettings())
-    for day in lake.days(ACTIVITY_RAW):
-        refresh_events_day(lake, day)
-        refresh_changes_day(lake, day)
-        refresh_log_day(lake, day)
+    refresh_all(lake, lake.days(ACTIVITY_RAW))
     monkeypatch.setenv("ACTIVITYLOG_LAKE", lake.root)
     return lake
 
@@ -150,3 +147,17 @@ def test_ingest_command_with_a_missing_landing_exits_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().endswith("does not exist")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_with_a_broken_config_file_exits_2_before_running(tmp_path):
+    import os
+
+    (tmp_path / "landing").mkdir()
+    config = tmp_path / "activitylog.yaml"
+    config.write_text("masking:\n  feilds: [password]\n")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "ACTIVITYLOG_CONFIG": str(config)}
+    done = subprocess.run([str(ACTIVITYLOG), "ingest", "--lake", str(tmp_path / "lake"), "--landing",
+                           str(tmp_path / "landing"), "--quiet"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert "masking.feilds" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "dagster" / "history").exists()  # no run was started

@@ -13,7 +13,7 @@ from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_LOG, ACTIVITY_RAW, Lake
 from transforms.notebook import activity_changes, activity_log
 from transforms.reference import ReferenceError, lake_reference_uris, load_reference, load_references
-from transforms.refresh import refresh_changes_day, refresh_events_day, refresh_log_day
+from transforms.refresh import day_batches, refresh_all, refresh_changes, refresh_events
 from transforms.validate import ValidationSettings
 
 DAY = date(2024, 1, 15)
@@ -33,10 +33,7 @@ HETEROGENEOUS = [
 def build(lake: Lake, landing, events, references=None, rules=MaskRules(), default_team=None):
     write_lines(landing / "events.jsonl", events)
     ingest(lake, str(landing), ValidationSettings(default_team_id=default_team))
-    for day in lake.days(ACTIVITY_RAW):
-        refresh_events_day(lake, day, rules)
-        refresh_changes_day(lake, day, rules)
-        refresh_log_day(lake, day, references)
+    refresh_all(lake, lake.days(ACTIVITY_RAW), rules, references)
     return activity_log(lake.root).collect(), activity_changes(lake.root).collect()
 
 
@@ -211,3 +208,18 @@ def test_reference_tables_are_found_under_the_lake(tmp_path):
 def test_notebook_helper_explains_a_missing_table(tmp_path):
     with pytest.raises(FileNotFoundError, match="no activity_log table"):
         activity_log(str(tmp_path))
+
+
+def test_days_are_refreshed_in_batches_sized_by_row_counts(landing, lake):
+    events = [make_event(created_at=f"2024-01-{d:02d}T10:00:00Z") for d in (1, 2, 2, 3, 3, 3, 5)]
+    write_lines(landing / "events.jsonl", events)
+    ingest(lake, str(landing), ValidationSettings())
+    days = [date(2024, 1, d) for d in (1, 2, 3, 4, 5)]
+
+    assert day_batches(lake, ACTIVITY_RAW, days, max_rows=3) == [days[:2], days[2:4], days[4:]]
+    assert day_batches(lake, ACTIVITY_RAW, days, max_rows=1) == [days[:1], days[1:2], days[2:3], days[3:]]
+
+    stats = refresh_events(lake, days)
+    assert stats.select("day", "raw_rows", "events").rows() == [(d, n, n) for d, n in zip(days, (1, 2, 3, 0, 1))]
+    changes = refresh_changes(lake, days)
+    assert changes.select("events", "changes", "events_without_changes").row(1) == (2, 2, 0)

@@ -259,21 +259,18 @@ def test_copy_of_a_file_with_rejected_lines_is_validated_again(landing, lake, se
 
 def test_refreshing_a_day_without_raw_rows_empties_it(landing, lake, settings):
     from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG
-    from transforms.refresh import refresh_changes_day, refresh_events_day, refresh_log_day
+    from transforms.refresh import refresh_all, refresh_changes, refresh_events, refresh_log
 
     write_lines(landing / "1.jsonl", [make_event(created_at="2024-01-05T00:00:00Z"),
                                      make_event(created_at="2024-01-06T00:00:00Z")])
     ingest(lake, str(landing), settings)
-    for day in lake.days(ACTIVITY_RAW):
-        refresh_events_day(lake, day)
-        refresh_changes_day(lake, day)
-        refresh_log_day(lake, day)
+    refresh_all(lake, lake.days(ACTIVITY_RAW))
     lake.table(ACTIVITY_RAW).delete("day = '2024-01-05'")  # e.g. removed by retention
 
-    events, raw_rows = refresh_events_day(lake, date(2024, 1, 5))
-    refresh_changes_day(lake, date(2024, 1, 5))
-    refresh_log_day(lake, date(2024, 1, 5))
+    stats = refresh_events(lake, [date(2024, 1, 5)])
+    refresh_changes(lake, [date(2024, 1, 5)])
+    refresh_log(lake, [date(2024, 1, 5)])
 
-    assert (events.height, raw_rows) == (0, 0)
+    assert stats.select("raw_rows", "events").row(0) == (0, 0)
     assert lake.days(ACTIVITY_EVENTS) == [date(2024, 1, 6)]
     assert lake.days(ACTIVITY_LOG) == [date(2024, 1, 6)]

@@ -134,3 +134,31 @@ def test_unique_ids_check_fails_on_a_repeated_id(pipeline_settings, instance):
 
     assert not result.passed
     assert result.metadata["repeated_ids"].value == 1
+
+
+def test_enrichment_uses_the_config_file_and_reports_its_checks(pipeline_settings, instance, tmp_path, monkeypatch):
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    (reference / "people.csv").write_text("uuid,first_name,last_name,role\nuser-uuid-42,Zoë,Ångström,owner\n")
+    config = tmp_path / "activitylog.yaml"
+    config.write_text("masking:\n  fields: [webhook_url]\nreference:\n  users: ref/people.csv\n")
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    changes = [{"field": "webhook_url", "before": "https://hooks/secret", "after": None},
+               {"field": "password", "before": "kept: not in this file's list", "after": "x"}]
+    write_lines(Path(pipeline_settings.landing) / "a.jsonl", [make_event(detail={"name": "n", "changes": changes})])
+
+    run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+
+    lake = Lake.at(pipeline_settings.lake)
+    log = lake.scan(ACTIVITY_LOG).collect()
+    assert log["actor_name"].item() == "Zoë Ångström" and log["actor_role"].item() == "owner"
+    assert "secret" not in log["detail"].item() and "kept" in log["detail"].item()
+    changes_table = lake.scan("activity_changes").collect().sort("change_index")
+    assert changes_table["before"].to_list() == ['"masked"', '"kept: not in this file\'s list"']
+    keys = [dg.AssetCheckKey(dg.AssetKey("activity_log"), "raw_events_exactly_once"),
+            dg.AssetCheckKey(dg.AssetKey("activity_log"), "no_unmasked_secrets"),
+            dg.AssetCheckKey(dg.AssetKey("activity_changes"), "rows_match_detail_changes")]
+    results = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    assert {k.name: results[k].status.value for k in keys} == {
+        "raw_events_exactly_once": "SUCCEEDED", "no_unmasked_secrets": "SUCCEEDED", "rows_match_detail_changes": "SUCCEEDED"}
+    assert materialized_days(instance, "activity_changes") == ["2024-01-15"]

@@ -102,12 +102,13 @@ class Lake:
             delta_write_options={"partition_by": partition_by} if partition_by else None,
         )
 
-    def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:
-        """Atomically replace one day partition with ``frame`` (a retry writes the same result).
-
-        An empty frame removes the day (a metadata-only delete on the partition column).
-        """
-        predicate = f"day = '{day.isoformat()}'"
+    def replace_days(self, name: str, days: list[date], frame: pl.DataFrame) -> None:
+        """Atomically replace the given day partitions with ``frame`` (one commit; a retry writes the
+        same result). Days without rows in ``frame`` end up empty (metadata-only delete)."""
+        day_list = sorted(set(days))
+        if not day_list:
+            return
+        predicate = "day IN (" + ", ".join(f"'{d.isoformat()}'" for d in day_list) + ")"
         table = self.table(name)
         if frame.height == 0:
             if table is not None:
@@ -123,6 +124,21 @@ class Lake:
             storage_options=self.storage_options or None,
             delta_write_options={"partition_by": ["day"], **({"predicate": predicate} if table is not None else {})},
         )
+
+    def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:
+        self.replace_days(name, [day], frame)
+
+    def day_row_counts(self, name: str) -> dict[date, int]:
+        """Rows per day partition, from the Delta log's file statistics (no data read)."""
+        table = self.table(name)
+        if table is None:
+            return {}
+        actions = pl.from_arrow(table.get_add_actions(flatten=True))
+        actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
+        if actions.height == 0 or "partition.day" not in actions.columns:
+            return {}
+        counts = actions.group_by("partition.day").agg(pl.col("num_records").sum())
+        return {day: int(rows or 0) for day, rows in counts.iter_rows()}
 
     def days(self, name: str) -> list[date]:
         """The day partitions the table holds (from the Delta log, no data read)."""

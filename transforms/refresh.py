@@ -38,55 +38,108 @@ def markdown_preview(frame: pl.DataFrame | None, rows: int = 5) -> str:
         return str(frame.select(columns).head(rows))
 
 
-def refresh_events_day(lake: "Lake", day: date, rules: "MaskRules | None" = None) -> tuple[pl.DataFrame, int]:
-    """Rebuild one day of ``activity_events`` from ``activity_raw`` (secret fields masked in
-    ``detail``); returns (events, raw row count)."""
+MAX_BATCH_ROWS = 250_000  # rows read per batch of days: bounds memory, amortizes Delta commits
+
+
+def day_batches(lake: "Lake", table: str, days: Iterable[date], max_rows: int = MAX_BATCH_ROWS) -> list[list[date]]:
+    """Consecutive groups of days holding at most ``max_rows`` rows of ``table`` (one day at least),
+    sized from the Delta log's per-file record counts, without reading data."""
+    counts = lake.day_row_counts(table)
+    batches: list[list[date]] = []
+    rows = 0
+    for day in sorted(set(days)):
+        day_rows = counts.get(day, 0)
+        if batches and rows + day_rows <= max_rows:
+            batches[-1].append(day)
+            rows += day_rows
+        else:
+            batches.append([day])
+            rows = day_rows
+    return batches
+
+
+def _per_day(frame: pl.DataFrame, days: list[date], name: str) -> pl.DataFrame:
+    counts = frame.group_by("day").len(name=name) if frame.height else pl.DataFrame(
+        schema={"day": pl.Date, name: pl.UInt32})
+    return pl.DataFrame({"day": days}, schema={"day": pl.Date}).join(counts, on="day", how="left").with_columns(
+        pl.col(name).fill_null(0).cast(pl.Int64))
+
+
+def refresh_events(lake: "Lake", days: list[date], rules: "MaskRules | None" = None) -> pl.DataFrame:
+    """Rebuild ``activity_events`` for ``days`` from ``activity_raw`` (secret fields masked in
+    ``detail``). Returns per day: ``day, raw_rows, events, repeated_ids``."""
     from transforms.changes import MaskRules, mask_detail
     from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_RAW
     from transforms.normalize import normalize_events
 
-    raw = lake.read_days(ACTIVITY_RAW, [day])
+    raw = lake.read_days(ACTIVITY_RAW, days)
     events = normalize_events(raw) if raw is not None and raw.height else pl.DataFrame()
     events = mask_detail(events, rules or MaskRules())
-    lake.replace_day(ACTIVITY_EVENTS, day, events)
-    return events, 0 if raw is None else raw.height
+    lake.replace_days(ACTIVITY_EVENTS, days, events)
+    stats = _per_day(raw if raw is not None else pl.DataFrame(), days, "raw_rows").join(
+        _per_day(events, days, "events"), on="day")
+    repeated = (events.group_by("day").agg((pl.len() - pl.col("id").n_unique()).alias("repeated_ids"))
+                if events.height else pl.DataFrame(schema={"day": pl.Date, "repeated_ids": pl.UInt32}))
+    return stats.join(repeated, on="day", how="left").with_columns(pl.col("repeated_ids").fill_null(0).cast(pl.Int64))
 
 
-def refresh_changes_day(lake: "Lake", day: date, rules: "MaskRules | None" = None) -> tuple[pl.DataFrame, int, int]:
-    """Rebuild one day of ``activity_changes`` from ``activity_events``.
+def refresh_changes(lake: "Lake", days: list[date], rules: "MaskRules | None" = None) -> pl.DataFrame:
+    """Rebuild ``activity_changes`` for ``days`` from ``activity_events``.
 
-    Returns (changes, events read, events without changes).
+    Returns per day: ``day, events, changes, events_without_changes, masked``.
     """
     from transforms.changes import MaskRules, explode_changes
     from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS
 
-    events = lake.read_days(ACTIVITY_EVENTS, [day])
+    events = lake.read_days(ACTIVITY_EVENTS, days)
     if events is None or events.height == 0:
-        lake.replace_day(ACTIVITY_CHANGES, day, pl.DataFrame())
-        return pl.DataFrame(), 0, 0
-    changes, without_changes = explode_changes(events, rules or MaskRules())
-    lake.replace_day(ACTIVITY_CHANGES, day, changes)
-    return changes, events.height, without_changes
+        lake.replace_days(ACTIVITY_CHANGES, days, pl.DataFrame())
+        events, changes = pl.DataFrame(), pl.DataFrame()
+    else:
+        changes, _ = explode_changes(events, rules or MaskRules())
+        lake.replace_days(ACTIVITY_CHANGES, days, changes)
+    stats = _per_day(events, days, "events").join(_per_day(changes, days, "changes"), on="day")
+    with_changes = _per_day(changes.unique("id") if changes.height else changes, days, "_with")
+    masked = (changes.group_by("day").agg(pl.col("masked").sum().cast(pl.Int64).alias("masked"))
+              if changes.height else pl.DataFrame(schema={"day": pl.Date, "masked": pl.Int64}))
+    return (
+        stats.join(with_changes, on="day")
+        .with_columns((pl.col("events") - pl.col("_with")).alias("events_without_changes")).drop("_with")
+        .join(masked, on="day", how="left").with_columns(pl.col("masked").fill_null(0))
+    )
 
 
-def refresh_log_day(
-    lake: "Lake", day: date, references: dict[str, pl.DataFrame] | None = None,
+def refresh_log(
+    lake: "Lake", days: list[date], references: dict[str, pl.DataFrame] | None = None,
     templates: dict[str, str] | None = None,
-) -> tuple[pl.DataFrame, int]:
-    """Rebuild one day of ``activity_log`` from ``activity_events`` and ``activity_changes``;
-    returns (rows, event row count)."""
+) -> pl.DataFrame:
+    """Rebuild ``activity_log`` for ``days`` from ``activity_events`` and ``activity_changes``.
+
+    Returns per day: ``day, events, rows``.
+    """
+    from transforms.changes import explode_changes
     from transforms.enrich import build_activity_log
     from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG
 
-    events = lake.read_days(ACTIVITY_EVENTS, [day])
+    events = lake.read_days(ACTIVITY_EVENTS, days)
     if events is None or events.height == 0:
-        lake.replace_day(ACTIVITY_LOG, day, pl.DataFrame())
-        return pl.DataFrame(), 0
-    changes = lake.read_days(ACTIVITY_CHANGES, [day])
-    if changes is None:
-        from transforms.changes import explode_changes
+        lake.replace_days(ACTIVITY_LOG, days, pl.DataFrame())
+        events, log = pl.DataFrame(), pl.DataFrame()
+    else:
+        changes = lake.read_days(ACTIVITY_CHANGES, days)
+        if changes is None:
+            changes, _ = explode_changes(events.head(0))
+        log = build_activity_log(events, changes, references, templates)
+        lake.replace_days(ACTIVITY_LOG, days, log)
+    return _per_day(events, days, "events").join(_per_day(log, days, "rows"), on="day")
 
-        changes, _ = explode_changes(events.head(0))
-    log = build_activity_log(events, changes, references, templates)
-    lake.replace_day(ACTIVITY_LOG, day, log)
-    return log, events.height
+
+def refresh_all(lake: "Lake", days: Iterable[date], rules: "MaskRules | None" = None,
+                references: dict[str, pl.DataFrame] | None = None) -> None:
+    """Rebuild events, changes and log for ``days`` in batches (what a refresh run does)."""
+    from transforms.lake import ACTIVITY_RAW
+
+    for batch in day_batches(lake, ACTIVITY_RAW, days):
+        refresh_events(lake, batch, rules)
+        refresh_changes(lake, batch, rules)
+        refresh_log(lake, batch, references)
