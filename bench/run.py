@@ -58,6 +58,8 @@ TARGETS = [
     ("first ingest / raw Polars", "ours_first", "raw_polars|raw_polars_flat", 1.5, "ratio"),
     ("re-ingest of copies / first ingest", "ours_copies", "ours_first", 0.5, "ratio"),
     ("peak memory of first ingest (GiB)", "ours_first", None, 4.0, "memory"),
+    ("normalize + enrich, all days / read raw + write back", "enrich_all", "enrich_baseline", 1.5, "ratio"),
+    ("normalize + enrich, one day of 100,000 events (s)", "enrich_day", None, 3.0, "seconds"),
 ]
 INFORMATIVE = [
     ("first ingest / raw Polars, nested as text", "ours_first", "raw_polars_flat"),
@@ -79,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"data and results (default {DEFAULT_DIR})")
     parser.add_argument("--keep", action="store_true",
                         help="reuse the generated landing if it exists with the same parameters")
-    parser.add_argument("--only", choices=["ingest"], action="append",
+    parser.add_argument("--only", choices=["ingest", "enrich"], action="append",
                         help="run only this suite (repeatable; default: every suite)")
     parser.add_argument("--keep-work", action="store_true",
                         help="leave the written lakes and tables under --dir/work after the run")
@@ -329,6 +331,52 @@ def ingest_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
     return results
 
 
+DAY_EVENTS = 100_000
+
+
+def enrich_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any], work: Path) -> list[dict]:
+    """Normalize + enrich (activity_events, activity_changes, activity_log) over every day of the
+    bench lake, beside reading activity_raw and writing the same rows back; and one 100k-event day."""
+    from transforms.sample import write_bench_landing, write_reference_data
+
+    results: list[dict] = []
+    reference = work / "reference"
+    write_reference_data(reference, seed=1)  # the bench universe (seed 1)
+    day_landing = args.dir / f"landing-day-{DAY_EVENTS}"
+    if not (args.keep and day_landing.is_dir() and landing_files(day_landing)):
+        shutil.rmtree(day_landing, ignore_errors=True)
+        say(f"landing: writing one day of {DAY_EVENTS:,} events (not timed)")
+        write_bench_landing(day_landing, events=DAY_EVENTS, days=1, files=2, seed=1)
+    for name, source in [("enrich_lake", landing), ("enrich_day_lake", day_landing)]:
+        say(f"- preparing {name}: ingest (not timed)")
+        shutil.rmtree(work / name, ignore_errors=True)
+        prepared = run_child("prepare_enrich", {"name": f"prepare_{name}", "lake": str(work / name),
+                                                "landing": str(source)}, work)
+        if "error" in prepared:
+            say(f"  FAILED: {prepared['error']}")
+            return results
+    for name, label, lake in [
+        ("enrich_baseline", "read activity_raw + write the same rows back", work / "enrich_lake"),
+        ("enrich_all", "ours: normalize + enrich, every day", work / "enrich_lake"),
+        ("enrich_day", f"ours: normalize + enrich, one day of {DAY_EVENTS:,} events", work / "enrich_day_lake"),
+    ]:
+        say(f"- {label}")
+        kind = "enrich_baseline" if name == "enrich_baseline" else "enrich_ours"
+        result = run_child(kind, {"name": name, "label": label, "lake": str(lake), "reference": str(reference),
+                                  "target": str(work / "enrich_copy")}, work)
+        result["label"] = label
+        if "error" in result:
+            say(f"  FAILED: {result['error']}")
+        else:
+            say(f"  {result['seconds']:.2f} s, peak RSS {result['peak_rss'] / GIB:.2f} GiB, {result['rows']:,} rows; "
+                f"{result.get('notes', '')}")
+        for check in result.get("checks", []):
+            if not check["ok"]:
+                say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+        results.append(result)
+    return results
+
+
 def ratios(results: list[dict]) -> list[dict[str, Any]]:
     by_name = {r["name"]: r for r in results if "error" not in r}
     rows = []
@@ -342,6 +390,8 @@ def ratios(results: list[dict]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"what": label, "target": target, "value": None, "status": "n/a"}
         if kind == "memory" and num in by_name:
             row["value"] = by_name[num]["peak_rss"] / GIB
+        elif kind == "seconds" and num in by_name:
+            row["value"] = by_name[num]["seconds"]
         elif kind == "ratio" and num in by_name and den in by_name and by_name[den]["seconds"] > 0:
             row["value"] = by_name[num]["seconds"] / by_name[den]["seconds"]
         if row["value"] is not None:
@@ -407,7 +457,7 @@ def print_profile(profile: list[dict[str, Any]], total: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suites = args.only or ["ingest"]
+    suites = args.only or ["ingest", "enrich"]
     info = machine_info()
     say(f"bench: {info['cpu']}, {info['usable_cores']} cores, {info['ram_gib']} GiB RAM; "
         f"polars {info['polars']}, deltalake {info['deltalake']}")
@@ -424,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     if "ingest" in suites:
         say(f"suite ingest: each measurement in a fresh process ({sys.executable})")
         results += ingest_suite(args, landing, stamp, work)
+    if "enrich" in suites:
+        say(f"suite enrich: normalize + enrich, each measurement in a fresh process")
+        results += enrich_suite(args, landing, stamp, work)
     ratio_rows = ratios(results)
     print_report(info, stamp, results, ratio_rows)
 
@@ -721,7 +774,61 @@ def _check(what: str, got: Any, expected: Any) -> dict[str, Any]:
     return {"what": what, "got": got, "expected": expected, "ok": got == expected}
 
 
+def prepare_enrich(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
+    from transforms.ingest import ingest
+    from transforms.lake import Lake
+    from transforms.validate import ValidationSettings
+
+    with profiler.timed():
+        report = ingest(Lake.at(spec["lake"]), spec["landing"], ValidationSettings(start_date=date(2020, 1, 1)))
+    return {"rows": report.accepted, "checks": [_check("prepared lake balances", report.balanced, True)]}
+
+
+def measure_enrich_baseline(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
+    import polars as pl
+
+    shutil.rmtree(spec["target"], ignore_errors=True)
+    with profiler.timed(), profiler.stage("read + write back"):
+        with profiler.stage("read activity_raw"):
+            raw = pl.scan_delta(f"{spec['lake']}/activity_raw").collect()
+        with profiler.stage("write_delta"):
+            raw.write_delta(spec["target"], mode="append", delta_write_options={"partition_by": ["day"]})
+    shutil.rmtree(spec["target"], ignore_errors=True)
+    return {"rows": raw.height, "notes": f"{raw.width} columns, {raw['day'].n_unique()} days", "with_profile": True}
+
+
+def measure_enrich_ours(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
+    import transforms.refresh as refresh_module
+    from transforms.checks import expected_change_rows, raw_events_once_in_log
+    from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_LOG, ACTIVITY_RAW, Lake
+    from transforms.reference import load_references
+
+    lake = Lake.at(spec["lake"])
+    days = lake.days(ACTIVITY_RAW)
+    references = load_references({n: f"{spec['reference']}/{n}.csv" for n in ("users", "projects", "organizations")})
+    for attribute in ("refresh_events", "refresh_changes", "refresh_log"):
+        profiler.wrap(refresh_module, attribute)
+    with profiler.timed(), profiler.stage("refresh_all"):
+        refresh_module.refresh_all(lake, days, references=references)
+    log = lake.scan(ACTIVITY_LOG).select("project_name", "actor_role").collect()
+    change_rows = lake.scan(ACTIVITY_CHANGES).select("id").collect().height
+    once = raw_events_once_in_log(lake, days)
+    return {
+        "rows": log.height,
+        "notes": (f"{len(days)} days, {change_rows:,} change rows, project names joined on "
+                  f"{log['project_name'].is_not_null().mean():.0%} of rows"),
+        "checks": [
+            _check("every raw event once in activity_log", once["missing_from_log"] + once["repeated_in_log"], 0),
+            _check("change rows = sum of len(detail.changes)", change_rows, expected_change_rows(lake, days)),
+        ],
+        "with_profile": True,
+    }
+
+
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = {
+    "prepare_enrich": prepare_enrich,
+    "enrich_baseline": measure_enrich_baseline,
+    "enrich_ours": measure_enrich_ours,
     "raw_polars": measure_raw_polars,
     "duckdb": measure_duckdb,
     "ours": measure_ours,
