@@ -52,11 +52,10 @@ No Dagster import here: the read-only CLI commands load this module.
 
 from __future__ import annotations
 
-import calendar
 import os
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -76,6 +75,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from transforms.changes import DEFAULT_MASKED_FIELDS as _TRANSFORM_DEFAULT_MASKED_FIELDS
+from transforms.durations import (  # re-exported: part of this module's API
+    _DURATION_HINT,
+    Duration,
+    DurationError,
+    duration_or_problem,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -85,6 +90,7 @@ __all__ = [
     "ActivityLogConfig",
     "ConfigError",
     "Duration",
+    "DurationError",
     "DurationValue",
     "MaskingConfig",
     "ReferenceConfig",
@@ -146,101 +152,12 @@ def _fail(message: str) -> PydanticCustomError:
 # Durations
 # ----------------------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w|mo|y)\s*$", re.IGNORECASE)
-_FOREVER = ("none", "forever")
-_DURATION_HINT = "a duration like 12h, 7d, 2w, 2mo or 5y (or none/forever)"
-
-
-@dataclass(frozen=True)
-class Duration:
-    """A span of calendar months plus days plus hours.
-
-    Months are kept apart from days so that subtracting ``1mo`` from March 31 gives the last day of
-    February, not "30 days earlier".
-    """
-
-    months: int = 0
-    days: int = 0
-    hours: int = 0
-
-    def before(self, moment: datetime) -> datetime:
-        """``moment`` minus this duration: months first (day clamped to the month's end), then days and
-        hours. Saturates at ``datetime.min`` (same tzinfo) rather than overflowing."""
-        try:
-            return _add_months(moment, -self.months) - timedelta(days=self.days, hours=self.hours)
-        except (OverflowError, ValueError):
-            return datetime.min.replace(tzinfo=getattr(moment, "tzinfo", None))
-
-    def after(self, moment: datetime) -> datetime:
-        """``moment`` plus this duration (months first); saturates at ``datetime.max``."""
-        try:
-            return _add_months(moment, self.months) + timedelta(days=self.days, hours=self.hours)
-        except (OverflowError, ValueError):
-            return datetime.max.replace(tzinfo=getattr(moment, "tzinfo", None))
-
-    @property
-    def is_calendar(self) -> bool:
-        """True when it has months (or years), so it has no fixed length."""
-        return self.months != 0
-
-    def to_timedelta(self, where: str = "duration") -> timedelta:
-        """The fixed length, for settings where calendar months make no sense (``max_event_age``)."""
-        if self.months:
-            raise ConfigError(f"{where}: {self} has no fixed length: use hours, days or weeks here")
-        return timedelta(days=self.days, hours=self.hours)
-
-    def __str__(self) -> str:
-        parts = []
-        years, months = divmod(self.months, 12)
-        if years:
-            parts.append(f"{years}y")
-        if months:
-            parts.append(f"{months}mo")
-        if self.days:
-            parts.append(f"{self.days}d")
-        if self.hours:
-            parts.append(f"{self.hours}h")
-        return "".join(parts) or "0d"
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    if not months:
-        return moment
-    index = moment.year * 12 + (moment.month - 1) + months
-    year, month0 = divmod(index, 12)
-    if not 1 <= year <= 9999:
-        raise OverflowError("year out of range")
-    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
-    return moment.replace(year=year, month=month0 + 1, day=day)
-
-
-def _duration_or_problem(text: Any) -> tuple[Duration | None, str | None]:
-    if not isinstance(text, str):
-        return None, f"must be {_DURATION_HINT}, not {_kind(text)}"
-    if text.strip().lower() in _FOREVER:
-        return None, None
-    match = _DURATION.match(text)
-    if not match:
-        if re.fullmatch(r"\s*\d+\s*m\s*", text, re.IGNORECASE):
-            return None, f"{text!r} is ambiguous: write {text.strip()[:-1].strip()}mo for months"
-        return None, f"{text!r} is not {_DURATION_HINT}"
-    amount, unit = int(match.group(1)), match.group(2).lower()
-    duration = {
-        "h": Duration(hours=amount),
-        "d": Duration(days=amount),
-        "w": Duration(days=7 * amount),
-        "mo": Duration(months=amount),
-        "y": Duration(months=12 * amount),
-    }[unit]
-    return duration, None
-
-
 def parse_duration(text: Any, where: str) -> Duration | None:
     """``12h``/``7d``/``2w``/``2mo``/``5y`` → :class:`Duration`; ``none``/``forever`` → ``None``.
 
     ``where`` names the setting in the error, e.g. ``"activitylog.yaml: retention.default"``.
     """
-    duration, problem = _duration_or_problem(text)
+    duration, problem = duration_or_problem(text)
     if problem:
         raise ConfigError(f"{where}: {problem}")
     return duration
@@ -249,7 +166,7 @@ def parse_duration(text: Any, where: str) -> Duration | None:
 def _validate_duration(value: Any) -> Duration | None:
     if isinstance(value, Duration):
         return value
-    duration, problem = _duration_or_problem(value)
+    duration, problem = duration_or_problem(value)
     if problem:
         raise _fail(problem)
     return duration

@@ -15,6 +15,7 @@ from pipelines.config import (
     ActivityLogConfig,
     ConfigError,
     Duration,
+    DurationError,
     DurationValue,
     MaskingConfig,
     ReferenceConfig,
@@ -417,7 +418,7 @@ def test_duration_text_and_fixed_length():
     assert parse_duration("2w", "x").to_timedelta() == timedelta(days=14)
     assert parse_duration("12h", "x").to_timedelta() == timedelta(hours=12)
     assert not parse_duration("7d", "x").is_calendar and parse_duration("1y", "x").is_calendar
-    with pytest.raises(ConfigError, match=r"^notifications\.max_event_age: 2mo has no fixed length"):
+    with pytest.raises(DurationError, match=r"^notifications\.max_event_age: 2mo has no fixed length"):
         parse_duration("2mo", "x").to_timedelta("notifications.max_event_age")
 
 

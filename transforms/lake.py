@@ -21,6 +21,9 @@ ACTIVITY_CHANGES = "activity_changes"
 ACTIVITY_LOG = "activity_log"
 
 
+_OPEN_TABLES: dict[str, DeltaTable] = {}
+
+
 def s3_storage_options() -> dict[str, str]:
     """delta-rs / object_store options from the standard AWS environment variables."""
     mapping = {
@@ -59,11 +62,25 @@ class Lake:
         return f"{self.root}/{table}"
 
     def table(self, name: str) -> DeltaTable | None:
-        """The Delta table, or None when it has not been written yet."""
+        """The Delta table at its latest version, or None when it has not been written yet.
+
+        Opened tables are kept per process and brought up to date with ``update_incremental`` (reads
+        only the commits since), so repeated reads (a server, a notebook) skip re-reading the log.
+        """
+        uri = self.uri(name)
+        cached = _OPEN_TABLES.get(uri)
+        if cached is not None:
+            try:
+                cached.update_incremental()
+                return cached
+            except Exception:  # gone or rewritten underneath us: open it afresh
+                _OPEN_TABLES.pop(uri, None)
         try:
-            return DeltaTable(self.uri(name), storage_options=self.storage_options or None)
+            table = DeltaTable(uri, storage_options=self.storage_options or None)
         except TableNotFoundError:
             return None
+        _OPEN_TABLES[uri] = table
+        return table
 
     def exists(self, name: str) -> bool:
         return self.table(name) is not None

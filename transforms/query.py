@@ -1,102 +1,97 @@
-"""Reading ``activity_log`` with filters: partition bounds first, then one Polars expression."""
+"""Reading ``activity_log`` with the filter language: partition bounds first, then one expression.
+
+    from transforms.query import query_page
+    page = query_page(Lake.at("data/lake"), ActivityFilter(scopes=["FeatureFlag"]), limit=50)
+    page.rows, page.next_cursor   # newest first; pass next_cursor as ``after`` for the next page
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
+from transforms.durations import Duration
+from transforms.filters import ActivityFilter, FilterError, after_cursor, encode_cursor, parse_moment
 from transforms.lake import ACTIVITY_LOG, Lake
 
 ORDER = ["created_at", "id"]  # newest first: created_at desc, id desc (stable when timestamps tie)
 
+# Kept for callers of the first query API: the filter model grew into ActivityFilter.
+BasicFilter = ActivityFilter
 
-class FilterError(ValueError):
-    """A filter value is invalid; the message names the field."""
-
-
-def _as_start(value: date | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return _utc(value)
-    return datetime.combine(value, time.min, tzinfo=timezone.utc)
+__all__ = ["ORDER", "ActivityFilter", "BasicFilter", "FilterError", "QueryPage", "parse_moment", "query",
+           "query_page", "team_organizations"]
 
 
-def _as_end(value: date | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return _utc(value)
-    return datetime.combine(value, time.max, tzinfo=timezone.utc)  # an end date includes its whole day
+def team_organizations(lake: Lake, team_ids: tuple[int, ...], frame: pl.LazyFrame | None = None,
+                       ) -> dict[int, set[str]]:
+    """team id → organization ids, from the reference ``projects`` table under the lake and from the
+    project-level rows of ``activity_log`` that carry an organization id."""
+    from transforms.reference import lake_reference_uris, load_references
 
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def parse_moment(text: str, field_name: str) -> date | datetime:
-    """``2024-01-15`` (a whole day) or an ISO-8601 timestamp (UTC unless it says otherwise)."""
-    text = text.strip()
+    mapping: dict[int, set[str]] = {t: set() for t in team_ids}
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise FilterError(f"{field_name}: {text!r} is not a date (2024-01-15) or ISO-8601 timestamp") from None
+        projects = load_references(lake_reference_uris(lake.root)).get("projects")
+    except Exception:  # unreadable reference data must not break a read; the log rows still count
+        projects = None
+    if projects is not None and projects.height:
+        for team_id, organization_id in projects.filter(pl.col("team_id").is_in(list(team_ids))).select(
+                "team_id", "organization_id").iter_rows():
+            if organization_id:
+                mapping[team_id].add(organization_id)
+    if frame is not None:
+        seen = (frame.filter(pl.col("team_id").is_in(list(team_ids)) & pl.col("organization_id").is_not_null())
+                .select("team_id", "organization_id").unique().collect())
+        for team_id, organization_id in seen.iter_rows():
+            mapping[team_id].add(organization_id)
+    return mapping
 
 
-@dataclass(frozen=True)
-class BasicFilter:
-    """Filters of ``activitylog query``: every set field must match (lists match any element)."""
+def query(lake: Lake, activity_filter: ActivityFilter, *, limit: int | None = None, after: str | None = None,
+          read_window: Duration | None = None, now: datetime | None = None) -> pl.LazyFrame | None:
+    """Matching rows of ``activity_log``, newest first; None when the table does not exist yet.
 
-    start: date | datetime | None = None
-    end: date | datetime | None = None
-    scopes: list[str] = field(default_factory=list)
-    activities: list[str] = field(default_factory=list)
-    item_ids: list[str] = field(default_factory=list)
-    users: list[str] = field(default_factory=list)  # actor uuid or email
-    team_ids: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        start, end = _as_start(self.start), _as_end(self.end)
-        if start and end and end < start:
-            raise FilterError(f"end: {self.end} is before start {self.start}")
-
-    def day_bounds(self) -> tuple[date | None, date | None]:
-        start, end = _as_start(self.start), _as_end(self.end)
-        return (start.date() if start else None, end.date() if end else None)
-
-    def expression(self) -> pl.Expr:
-        conditions: list[pl.Expr] = []
-        low, high = self.day_bounds()
-        if low:  # on the partition column: lets the Delta scan skip whole days
-            conditions.append(pl.col("day") >= low)
-        if high:
-            conditions.append(pl.col("day") <= high)
-        if self.start is not None:
-            conditions.append(pl.col("created_at") >= _as_start(self.start))
-        if self.end is not None:
-            conditions.append(pl.col("created_at") <= _as_end(self.end))
-        if self.scopes:
-            conditions.append(pl.col("scope").is_in(self.scopes))
-        if self.activities:
-            conditions.append(pl.col("activity").is_in(self.activities))
-        if self.item_ids:
-            conditions.append(pl.col("item_id").is_in(self.item_ids))
-        if self.users:
-            lowered = [u.lower() for u in self.users]
-            conditions.append(
-                pl.col("actor_uuid").is_in(self.users) | pl.col("actor_email").str.to_lowercase().is_in(lowered)
-            )
-        if self.team_ids:
-            conditions.append(pl.col("team_id").is_in(self.team_ids))
-        return pl.all_horizontal(conditions) if conditions else pl.lit(True)
-
-
-def query(lake: Lake, activity_filter: BasicFilter, *, limit: int | None = None) -> pl.LazyFrame | None:
-    """Matching rows of ``activity_log``, newest first; None when the table does not exist yet."""
+    ``after``: a cursor from :func:`query_page` (rows strictly after that row). ``read_window``: the
+    look-back applied to every read (e.g. ``Duration(months=2)``), on top of the filter's own bounds.
+    """
     frame = lake.scan(ACTIVITY_LOG)
     if frame is None:
         return None
-    frame = frame.filter(activity_filter.expression()).sort(ORDER, descending=True)
+    organizations = None
+    if activity_filter.team_ids and activity_filter.include_organization:
+        low, high = activity_filter.day_bounds(read_window=read_window, now=now)
+        bounded = frame
+        if low is not None:
+            bounded = bounded.filter(pl.col("day") >= low)
+        if high is not None:
+            bounded = bounded.filter(pl.col("day") <= high)
+        organizations = team_organizations(lake, activity_filter.team_ids, bounded)
+    condition = activity_filter.expression(read_window=read_window, now=now, team_organizations=organizations)
+    if after:
+        condition = condition & after_cursor(after)
+    frame = frame.filter(condition).sort(ORDER, descending=True)
     return frame.head(limit) if limit else frame
+
+
+@dataclass(frozen=True)
+class QueryPage:
+    rows: pl.DataFrame
+    next_cursor: str | None  # None: this was the last page
+
+
+def query_page(lake: Lake, activity_filter: ActivityFilter, *, limit: int = 100, after: str | None = None,
+               read_window: Duration | None = None, now: datetime | None = None) -> QueryPage | None:
+    """One page of at most ``limit`` rows and the cursor of the next page (None on the last page)."""
+    if limit <= 0:
+        raise FilterError("limit: must be a positive number of rows")
+    frame = query(lake, activity_filter, limit=limit + 1, after=after, read_window=read_window, now=now)
+    if frame is None:
+        return None
+    rows = frame.collect()
+    if rows.height <= limit:
+        return QueryPage(rows, None)
+    rows = rows.head(limit)
+    last = rows.row(limit - 1, named=True)
+    return QueryPage(rows, encode_cursor(last["created_at"], last["id"]))

@@ -113,24 +113,27 @@ def refresh_log(
     lake: "Lake", days: list[date], references: dict[str, pl.DataFrame] | None = None,
     templates: dict[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Rebuild ``activity_log`` for ``days`` from ``activity_events`` and ``activity_changes``.
+    """Rebuild ``activity_log`` for ``days`` from ``activity_events`` and ``activity_changes``, and
+    the resource history (``activity_item_history``) for the same days.
 
     Returns per day: ``day, events, rows``.
     """
     from transforms.changes import explode_changes
     from transforms.enrich import build_activity_log
+    from transforms.history import update_item_history
     from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG
 
     events = lake.read_days(ACTIVITY_EVENTS, days)
     if events is None or events.height == 0:
         lake.replace_days(ACTIVITY_LOG, days, pl.DataFrame())
-        events, log = pl.DataFrame(), pl.DataFrame()
+        events, log, changes = pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
     else:
         changes = lake.read_days(ACTIVITY_CHANGES, days)
         if changes is None:
             changes, _ = explode_changes(events.head(0))
         log = build_activity_log(events, changes, references, templates)
         lake.replace_days(ACTIVITY_LOG, days, log)
+    update_item_history(lake, days, log, changes)
     return _per_day(events, days, "events").join(_per_day(log, days, "rows"), on="day")
 
 

@@ -1,0 +1,174 @@
+"""Resource history without scanning the lake: the ``activity_item_history`` table.
+
+``activity_log`` is laid out by day, which is right for "what happened in March" and wrong for "what
+happened to flag 42": that flag's events are spread over every day it was touched, one file each.
+``activity_item_history`` keeps the same events laid out by resource: partitioned by ``bucket`` (a stable
+hash of scope and item id, :data:`BUCKETS` buckets), one row per event with its changes embedded. A
+history reads one bucket (a few thousand rows), whatever the lake's size.
+
+It is maintained with ``activity_log``: refreshing days replaces those days' rows here in one commit
+(Delta file statistics on ``day`` limit the rewrite to the files holding them), and when a bucket has
+gathered :data:`COMPACT_AFTER_FILES` files they are compacted into one.
+
+    from transforms.history import item_history
+    item_history(Lake.at("data/lake"), "FeatureFlag", "42").rows   # newest first, with its changes
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Iterable
+
+import polars as pl
+from deltalake.exceptions import CommitFailedError
+
+from transforms.durations import Duration
+from transforms.filters import FilterError
+from transforms.lake import ACTIVITY_LOG, Lake
+
+ACTIVITY_ITEM_HISTORY = "activity_item_history"
+BUCKETS = 64
+COMPACT_AFTER_FILES = 8  # files per bucket before a compaction (one per refresh batch until then)
+CHANGE_FIELDS = ["change_index", "change_type", "action", "field", "before", "after", "masked"]
+CHANGES_DTYPE = pl.List(pl.Struct({
+    "change_index": pl.Int32, "change_type": pl.String, "action": pl.String, "field": pl.String,
+    "before": pl.String, "after": pl.String, "masked": pl.Boolean,
+}))
+# ``day`` early: Delta keeps statistics for the first columns, and the day rewrite prunes on them.
+HISTORY_COLUMNS = [
+    "bucket", "day", "scope", "item_id", "team_id", "organization_id", "level", "id", "created_at", "activity",
+    "actor_type", "actor_uuid", "actor_email", "actor_name", "is_system", "was_impersonated", "resource_name",
+    "detail_name", "changed_fields", "summary",
+]
+
+
+_BUCKET_PRIME = 1_000_003
+
+
+def bucket_expression(scope: str | pl.Expr = "scope", item_id: str | pl.Expr = "item_id") -> pl.Expr:
+    """The bucket of a resource: the last seven bytes of ``scope/item_id`` (UTF-8) read as a big-endian
+    integer, modulo a prime, modulo :data:`BUCKETS`. Numeric ids spread evenly this way.
+
+    Spelled out rather than ``hash()``: Polars' hash may change between versions, the layout may not.
+    """
+    key = pl.concat_str(pl.col(scope) if isinstance(scope, str) else scope, pl.lit("/"),
+                        pl.col(item_id) if isinstance(item_id, str) else item_id)
+    number = key.str.encode("hex").str.tail(14).str.to_integer(base=16, dtype=pl.Int64)
+    return (number % _BUCKET_PRIME % BUCKETS).cast(pl.Int32).alias("bucket")
+
+
+def bucket_of(scope: str, item_id: str) -> int:
+    return int.from_bytes(f"{scope}/{item_id}".encode()[-7:], "big") % _BUCKET_PRIME % BUCKETS
+
+
+def history_rows(log: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """``activity_log`` rows (with an item id) → history rows, each with its changes as a list."""
+    grouped = (
+        changes.lazy().sort("id", "change_index").group_by("id", maintain_order=True)
+        .agg(pl.struct(CHANGE_FIELDS).alias("changes"))
+    ) if changes.height else pl.LazyFrame(schema={"id": pl.String, "changes": CHANGES_DTYPE})
+    return (
+        log.lazy().filter(pl.col("item_id").is_not_null())
+        .with_columns(bucket_expression())
+        .select(HISTORY_COLUMNS)
+        .join(grouped, on="id", how="left")
+        .with_columns(pl.col("changes").cast(CHANGES_DTYPE))
+        .sort("bucket", "scope", "item_id", "created_at")
+        .collect()
+    )
+
+
+def update_item_history(lake: Lake, days: Iterable[date], log: pl.DataFrame, changes: pl.DataFrame,
+                        attempts: int = 5) -> int:
+    """Replace ``days`` in the history table with these refreshed rows (one commit), then compact
+    buckets that gathered many files. A concurrent commit on the same files makes ours fail: it is
+    retried. Returns the rows written."""
+    day_list = sorted(set(days))
+    if not day_list:
+        return 0
+    rows = history_rows(log, changes) if log.height else pl.DataFrame()
+    predicate = "day IN (" + ", ".join(f"'{d.isoformat()}'" for d in day_list) + ")"
+    for attempt in range(attempts):
+        table = lake.table(ACTIVITY_ITEM_HISTORY)
+        try:
+            if rows.height == 0:
+                if table is not None:
+                    table.delete(predicate)
+                return 0
+            rows.write_delta(
+                lake.uri(ACTIVITY_ITEM_HISTORY), mode="overwrite" if table is not None else "append",
+                storage_options=lake.storage_options or None,
+                delta_write_options={"partition_by": ["bucket"],
+                                     **({"predicate": predicate} if table is not None else {})},
+            )
+            break
+        except CommitFailedError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    compact_item_history(lake)
+    return rows.height
+
+
+def compact_item_history(lake: Lake, max_files: int = COMPACT_AFTER_FILES) -> bool:
+    """Compact when some bucket holds more than ``max_files`` files. Best effort: a concurrent
+    writer wins, and the next refresh compacts."""
+    table = lake.table(ACTIVITY_ITEM_HISTORY)
+    if table is None:
+        return False
+    actions = pl.from_arrow(table.get_add_actions(flatten=True))
+    actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
+    if actions.height == 0 or actions.group_by("partition.bucket").len()["len"].max() <= max_files:
+        return False
+    try:
+        table.optimize.compact()
+    except CommitFailedError:
+        return False
+    return True
+
+
+def rebuild_item_history(lake: Lake) -> int:
+    """Build the whole history table from ``activity_log`` and ``activity_changes`` (e.g. for a lake
+    written before this table existed). Returns the rows written."""
+    from transforms.lake import ACTIVITY_CHANGES
+    from transforms.refresh import day_batches
+
+    days = lake.days(ACTIVITY_LOG)
+    written = 0
+    for batch in day_batches(lake, ACTIVITY_LOG, days):
+        log = lake.read_days(ACTIVITY_LOG, batch)
+        changes = lake.read_days(ACTIVITY_CHANGES, batch)
+        written += update_item_history(lake, batch, log if log is not None else pl.DataFrame(),
+                                       changes if changes is not None else pl.DataFrame())
+    return written
+
+
+@dataclass(frozen=True)
+class ItemHistory:
+    rows: pl.DataFrame  # newest first: the resource's events with ``changes`` (list of structs)
+    bucket: int         # the one partition of activity_item_history that was read
+
+
+def item_history(lake: Lake, scope: str, item_id: str, *, team_id: int | None = None,
+                 read_window: Duration | None = None, now: datetime | None = None,
+                 limit: int | None = None) -> ItemHistory | None:
+    """One resource's events, newest first, each with its changes (field, action, before and after
+    as exact JSON text, masked where configured). None when the lake has no history table yet."""
+    if not scope or not item_id:
+        raise FilterError("history needs a scope and an item id")
+    table = lake.table(ACTIVITY_ITEM_HISTORY)
+    if table is None:
+        return None
+    bucket = bucket_of(scope, item_id)
+    condition = (pl.col("bucket") == bucket) & (pl.col("scope") == scope) & (pl.col("item_id") == item_id)
+    if team_id is not None:
+        condition = condition & (pl.col("team_id") == team_id)
+    if read_window is not None:
+        floor = read_window.before(now or datetime.now(timezone.utc))
+        condition = condition & (pl.col("day") >= floor.date()) & (pl.col("created_at") >= floor)
+    rows = pl.scan_delta(table).filter(condition).sort(["created_at", "id"], descending=True)
+    if limit:
+        rows = rows.head(limit)
+    return ItemHistory(rows.collect(), bucket)
