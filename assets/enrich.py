@@ -4,7 +4,8 @@ import dagster as dg
 
 from assets.normalize import activity_changes, activity_events, day_asset, run_in_batches
 from pipelines.resources import LakeResource, PipelineConfigResource
-from transforms.checks import raw_events_once_in_log, unmasked_secrets
+from transforms.checks import history_matches_log, raw_events_once_in_log, unmasked_secrets
+from transforms.history import ACTIVITY_ITEM_HISTORY
 from transforms.lake import ACTIVITY_LOG
 from transforms.refresh import markdown_preview, refresh_log
 
@@ -24,11 +25,15 @@ reference_assets = [
                           description="Every raw event of the day appears exactly once in activity_log."),
         dg.AssetCheckSpec("no_unmasked_secrets", asset="activity_log", blocking=True,
                           description="No masked field shows a value in activity_log or activity_changes."),
+        dg.AssetCheckSpec("history_matches_log", asset="activity_log",
+                          description="activity_item_history (resource histories) holds exactly the day's "
+                                      "events that have an item id."),
     ],
 )
 def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
                  config: PipelineConfigResource) -> dg.MaterializeResult:
-    """The table people query, export and notify from: names, changed fields and a summary sentence."""
+    """The table people query, export and notify from: names, changed fields and a summary sentence.
+    Also keeps ``activity_item_history`` (the same events laid out by resource) for the same days."""
     store = lake.lake()
     references = config.references(store)
     stats = run_in_batches(context, store, refresh_log, references, "rows")
@@ -36,8 +41,10 @@ def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
     preview = store.read_days(ACTIVITY_LOG, days[-1:])
     once = raw_events_once_in_log(store, days)
     leaks = unmasked_secrets(store, days, config.mask_rules())
+    history = history_matches_log(store, days)
     return dg.MaterializeResult(
         metadata={"days": len(days), "rows": written, "table_version": store.version(ACTIVITY_LOG),
+                  "history_table_version": store.version(ACTIVITY_ITEM_HISTORY),
                   "reference_rows": dg.MetadataValue.json({name: frame.height for name, frame in references.items()}),
                   "preview": dg.MetadataValue.md(markdown_preview(preview))},
         check_results=[
@@ -46,5 +53,7 @@ def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
                 passed=once["missing_from_log"] == 0 and once["repeated_in_log"] == 0 and once["not_in_raw"] == 0,
                 metadata=once),
             dg.AssetCheckResult(check_name="no_unmasked_secrets", passed=sum(leaks.values()) == 0, metadata=leaks),
+            dg.AssetCheckResult(check_name="history_matches_log", metadata=history,
+                                passed=history["missing_from_history"] == 0 and history["not_in_log"] == 0),
         ],
     )

@@ -46,18 +46,139 @@ def _parser() -> argparse.ArgumentParser:
     query = command("query", "find events in activity_log, newest first")
     _add_filter_flags(query)
     query.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
-    query.add_argument("--limit", type=int, default=100, help="at most N rows (default 100; 0 = all)")
+    query.add_argument("--limit", type=int, default=100, help="rows per page (default 100; 0 = every matching row)")
+    query.add_argument("--after", metavar="CURSOR", help="the next page: the cursor printed after the previous page")
+
+    history = command("history", "one resource's change history, newest first")
+    history.add_argument("scope", metavar="SCOPE", help="resource type, e.g. FeatureFlag")
+    history.add_argument("item_id", metavar="ITEM_ID", help="the resource's id")
+    history.add_argument("--team-id", type=int, help="project id (item ids are unique per project)")
+    history.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    history.add_argument("--limit", type=int, default=0, help="at most N events (default 0 = all)")
+    history.add_argument("--window", metavar="DURATION", help="read-time look-back, e.g. 7d, 2mo, 5y "
+                         "(default: $ACTIVITYLOG_READ_WINDOW, else none)")
     return parser
 
 
 def _add_filter_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--start", help="from this date or timestamp, inclusive (UTC)")
-    parser.add_argument("--end", help="until this date (whole day) or timestamp, inclusive (UTC)")
-    parser.add_argument("--scope", action="append", default=[], help="resource type, e.g. FeatureFlag (repeatable)")
-    parser.add_argument("--activity", action="append", default=[], help="e.g. updated (repeatable)")
-    parser.add_argument("--item-id", action="append", default=[], help="resource id (repeatable)")
-    parser.add_argument("--user", action="append", default=[], help="actor uuid or email (repeatable)")
-    parser.add_argument("--team-id", action="append", default=[], type=int, help="project id (repeatable)")
+    """The filter language as flags (DESIGN.md "Filter language"); ``--filter`` takes the YAML/JSON shape."""
+    group = parser.add_argument_group("filters (repeat a flag to match any of several values)")
+    group.add_argument("--filter", metavar="JSON|@FILE",
+                       help="a filter in the configuration's shape, as JSON or YAML, or @path to a file; flags add to it")
+    group.add_argument("--start", help="from this date or ISO-8601 timestamp, inclusive (UTC)")
+    group.add_argument("--end", help="until this date (its whole day) or timestamp, inclusive (UTC)")
+    group.add_argument("--user", action="append", default=[], help="actor uuid or email")
+    group.add_argument("--scope", action="append", default=[], help="resource type, e.g. FeatureFlag")
+    group.add_argument("--activity", action="append", default=[], help="e.g. updated")
+    group.add_argument("--item-id", action="append", default=[], help="resource id")
+    group.add_argument("--team-id", action="append", default=[], type=int, help="project id")
+    group.add_argument("--include-org", action="store_true",
+                       help="with --team-id: also the organization-level events of those projects' organizations")
+    group.add_argument("--impersonated", dest="was_impersonated", action="store_const", const=True, default=None,
+                       help="only impersonated actions")
+    group.add_argument("--not-impersonated", dest="was_impersonated", action="store_const", const=False,
+                       help="no impersonated actions")
+    group.add_argument("--system", dest="is_system", action="store_const", const=True, default=None,
+                       help="only system activity")
+    group.add_argument("--not-system", dest="is_system", action="store_const", const=False,
+                       help="no system activity")
+    group.add_argument("--client", action="append", default=[], help="client, * is a wildcard")
+    group.add_argument("--ip-address", action="append", default=[], help="IP address, * is a wildcard")
+    group.add_argument("--search", help="case-insensitive text in the detail or the summary")
+    group.add_argument("--detail", nargs=3, action="append", default=[], metavar=("PATH", "OP", "VALUE"),
+                       help="detail filter: PATH like changes[].field, OP exact|contains|in, VALUE as JSON "
+                            "(1, true, \"1\", [\"a\",\"b\"]) or plain text; for in, a JSON list or a,b,c")
+    group.add_argument("--window", metavar="DURATION",
+                       help="read-time look-back, e.g. 7d, 2mo, 5y (default: $ACTIVITYLOG_READ_WINDOW, else none)")
+
+
+# Flag ↔ filter field, so an error about a field names the flag that set it.
+_FLAG_OF_FIELD = {"start": "--start", "end": "--end", "users": "--user", "scopes": "--scope",
+                  "activities": "--activity", "item_ids": "--item-id", "team_ids": "--team-id",
+                  "include_organization": "--include-org", "clients": "--client", "ip_addresses": "--ip-address",
+                  "search": "--search", "detail_filters": "--detail"}
+
+
+def _detail_value(operation: str, text: str):
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    if operation == "in" and not isinstance(value, list):
+        value = [part.strip() for part in text.split(",")] if isinstance(value, str) else [value]
+    return value
+
+
+def _filter_from_args(args: argparse.Namespace):
+    """The ActivityFilter the flags describe; UsageError naming the flag when a value is wrong."""
+    from transforms.filters import ActivityFilter, FilterError
+
+    base: dict = {}
+    if args.filter:
+        base = _filter_document(args.filter)
+    merged = dict(base)
+    for name, values in [("users", args.user), ("scopes", args.scope), ("activities", args.activity),
+                         ("item_ids", args.item_id), ("team_ids", args.team_id), ("clients", args.client),
+                         ("ip_addresses", args.ip_address)]:
+        if values:
+            existing = merged.get(name) or []
+            merged[name] = (existing if isinstance(existing, list) else [existing]) + list(values)
+    for name, value in [("start", args.start), ("end", args.end), ("search", args.search),
+                        ("was_impersonated", args.was_impersonated), ("is_system", args.is_system)]:
+        if value is not None:
+            merged[name] = value
+    if args.include_org:
+        merged["include_organization"] = True
+    if args.detail:
+        detail = dict(merged.get("detail_filters") or {})
+        for path, operation, text in args.detail:
+            detail[path] = {"operation": operation, "value": _detail_value(operation, text)}
+        merged["detail_filters"] = detail
+    try:
+        activity_filter = ActivityFilter.from_dict(merged, where="")
+    except FilterError as exc:
+        message = str(exc).lstrip(": ")
+        field = message.split(":", 1)[0].split("[", 1)[0]
+        flag = _FLAG_OF_FIELD.get(field)
+        raise UsageError(flag + message[len(field):] if flag and not args.filter else message) from None
+    for warning in activity_filter.warnings():
+        print(f"activitylog {args.command}: warning: {warning}", file=sys.stderr)
+    return activity_filter
+
+
+def _filter_document(text: str) -> dict:
+    import yaml
+
+    where = "--filter"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        where = f"--filter {path}"
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise UsageError(f"{where}: cannot read the file ({exc.strerror})") from None
+    try:
+        document = yaml.safe_load(text)  # JSON is YAML, so both shapes work
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{where}: not valid JSON or YAML ({str(exc).splitlines()[0]})") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise UsageError(f"{where}: must be a mapping of filter fields like {{\"scopes\": [\"FeatureFlag\"]}}")
+    return document
+
+
+def _read_window(args: argparse.Namespace):
+    from transforms.durations import DurationError, parse_duration
+
+    if args.window is not None:
+        try:
+            return parse_duration(args.window, "--window")
+        except DurationError as exc:
+            raise UsageError(str(exc)) from None
+    return _settings().read_window
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ACTIVITYLOG_LAKE"] = args.lake
     if getattr(args, "landing", None):
         os.environ["ACTIVITYLOG_LANDING"] = args.landing
-    handler = {"demo": _demo, "ingest": _ingest, "query": _query}[args.command]
+    handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -173,39 +294,106 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    import polars as pl
-
+    from transforms.filters import FilterError
     from transforms.lake import Lake
-    from transforms.query import BasicFilter, FilterError, parse_moment, query
+    from transforms.query import query, query_page
 
     if args.limit < 0:
         raise UsageError("--limit must be 0 (all) or a positive number")
+    activity_filter = _filter_from_args(args)
+    window = _read_window(args)
+    lake = Lake.at(_settings().lake)
     try:
-        activity_filter = BasicFilter(
-            start=parse_moment(args.start, "--start") if args.start else None,
-            end=parse_moment(args.end, "--end") if args.end else None,
-            scopes=args.scope, activities=args.activity, item_ids=args.item_id,
-            users=args.user, team_ids=args.team_id,
-        )
+        if args.limit:
+            page = query_page(lake, activity_filter, limit=args.limit, after=args.after, read_window=window)
+            rows, cursor = (page.rows, page.next_cursor) if page else (None, None)
+        else:
+            frame = query(lake, activity_filter, after=args.after, read_window=window)
+            rows, cursor = (frame.collect() if frame is not None else None), None
+    except FilterError as exc:
+        message = str(exc)
+        raise UsageError("--" + message if message.startswith(("after:", "limit:")) else message) from None
+    if rows is None:
+        raise CommandFailure(f"no activity_log table in {lake.root}: run `activitylog ingest` first")
+    _print_rows(rows, args.format, ["created_at", "scope", "activity", "item_id", "actor", "summary"])
+    if cursor:
+        print(f"more rows: activitylog query ... --after {cursor}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_rows(rows, output_format: str, table_columns: list[str]) -> None:
+    import polars as pl
+
+    out = sys.stdout
+    if output_format == "jsonl":
+        rows.write_ndjson(out)
+    elif output_format == "csv":  # CSV cells are flat: lists become "a,b", nested values JSON text
+        flat = rows.with_columns(pl.col(pl.List(pl.String)).list.join(","))
+        flat = flat.with_columns(_json_column(name, dtype) for name, dtype in flat.schema.items() if dtype.is_nested())
+        flat.write_csv(out)
+    else:
+        shown = rows.with_columns(
+            pl.coalesce("actor_name", "actor_email", pl.when(pl.col("is_system")).then(pl.lit("System"))).alias("actor"),
+            pl.col("created_at").dt.strftime("%Y-%m-%d %H:%M:%SZ"),
+        ) if rows.height else rows.with_columns(pl.lit(None, dtype=pl.String).alias("actor"))
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=120, tbl_width_chars=220,
+                       tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+            print(shown.select(c for c in table_columns if c in shown.columns), file=out)
+        print(f"{rows.height} rows", file=sys.stderr)
+
+
+def _json_column(name: str, dtype):
+    """A nested column as JSON text (vectorized: one ``json_encode`` per element)."""
+    import polars as pl
+
+    if isinstance(dtype, pl.Struct):
+        return pl.col(name).struct.json_encode()
+    encoded = pl.col(name).list.eval(pl.element().struct.json_encode() if isinstance(dtype.inner, pl.Struct)
+                                     else pl.element().cast(pl.String)).list.join(",")
+    return pl.concat_str(pl.lit("["), encoded, pl.lit("]")).alias(name)
+
+
+def _history(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from transforms.filters import FilterError
+    from transforms.history import item_history
+    from transforms.lake import ACTIVITY_LOG, Lake
+
+    if args.limit < 0:
+        raise UsageError("--limit must be 0 (all) or a positive number")
+    lake = Lake.at(_settings().lake)
+    try:
+        result = item_history(lake, args.scope, args.item_id, team_id=args.team_id,
+                              read_window=_read_window(args), limit=args.limit or None)
     except FilterError as exc:
         raise UsageError(str(exc)) from None
-    settings = _settings()
-    frame = query(Lake.at(settings.lake), activity_filter, limit=args.limit or None)
-    if frame is None:
-        raise CommandFailure(f"no activity_log table in {settings.lake}: run `activitylog ingest` first")
-    rows = frame.collect()
-    out = sys.stdout
-    if args.format == "jsonl":
-        rows.write_ndjson(out)
-    elif args.format == "csv":  # CSV cells are flat: lists become "a,b"
-        rows.with_columns(pl.col(pl.List(pl.String)).list.join(",")).write_csv(out)
-    else:
-        columns = ["created_at", "scope", "activity", "item_id", "team_id", "summary"]
-        with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=100, tbl_width_chars=200,
-                       tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-            print(rows.select(c for c in columns if c in rows.columns), file=out)
-        print(f"{rows.height} rows", file=sys.stderr)
+    if result is None:
+        hint = "run `activitylog ingest` first" if not lake.exists(ACTIVITY_LOG) else \
+            "it is built by the next refresh: run `activitylog ingest`"
+        raise CommandFailure(f"no activity_item_history table in {lake.root}: {hint}")
+    rows = result.rows
+    if args.format != "table":
+        _print_rows(rows, args.format, [])
+        return EXIT_OK
+    if rows.height == 0:
+        print(f"No events for {args.scope} {args.item_id}" + (f" in project {args.team_id}" if args.team_id else ""))
+        return EXIT_OK
+    for row in rows.iter_rows(named=True):
+        actor = row["actor_name"] or row["actor_email"] or ("System" if row["is_system"] else "someone")
+        print(f"{row['created_at']:%Y-%m-%d %H:%M:%SZ}  {row['activity']:<10} {actor}  (project {row['team_id']})"
+              if row["team_id"] is not None else
+              f"{row['created_at']:%Y-%m-%d %H:%M:%SZ}  {row['activity']:<10} {actor}")
+        print(f"    {row['summary']}")
+        for change in row["changes"] or []:
+            print(f"      {change['field'] or '?'}: {_short(change['before'])} → {_short(change['after'])}")
+    print(f"{rows.height} events", file=sys.stderr)
     return EXIT_OK
+
+
+def _short(text: str | None, limit: int = 80) -> str:
+    text = "null" if text is None else text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 if __name__ == "__main__":

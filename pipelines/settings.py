@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from transforms.durations import Duration, DurationError, parse_duration
 from transforms.validate import ValidationSettings
 
 DEFAULT_LAKE = "./data/lake"
@@ -39,6 +40,7 @@ class Settings:
     lake: str
     landing: str
     validation: ValidationSettings
+    read_window: Duration | None = None  # ACTIVITYLOG_READ_WINDOW: look-back applied to every read
 
     @classmethod
     def from_env(cls, *, lake: str | None = None, landing: str | None = None) -> "Settings":
@@ -54,7 +56,12 @@ class Settings:
         except ValueError:
             raise SettingsError(f"ACTIVITYLOG_START_DATE={start_text!r} is not a date like 2020-01-01") from None
         skew = parse_skew(env.get("ACTIVITYLOG_MAX_FUTURE_SKEW", DEFAULT_MAX_FUTURE_SKEW), "ACTIVITYLOG_MAX_FUTURE_SKEW")
+        try:
+            read_window = parse_duration(env.get("ACTIVITYLOG_READ_WINDOW", "none"), "ACTIVITYLOG_READ_WINDOW")
+        except DurationError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
+            read_window=read_window,
             lake=_resolve(lake or env.get("ACTIVITYLOG_LAKE") or DEFAULT_LAKE),
             landing=_resolve(landing or env.get("ACTIVITYLOG_LANDING") or DEFAULT_LANDING),
             validation=ValidationSettings(start_date=start, default_team_id=default_team, max_future_skew=skew),

@@ -67,6 +67,21 @@ def test_query_orders_newest_first_with_ties_broken_by_id(built_lake, capsys):
     (["--start", "2024-01-11", "--end", "2024-01-11"], ["e2"]),
     (["--start", "2024-01-12T09:00:00Z"], ["e5", "e4", "e3"]),
     (["--end", "2024-01-10T23:59:59+00:00"], ["e1"]),
+    (["--system"], ["e4"]),
+    (["--not-system", "--scope", "Dashboard"], []),
+    (["--impersonated"], []),
+    (["--not-impersonated", "--team-id", "2"], ["e2"]),
+    (["--team-id", "1", "--include-org"], ["e5", "e4", "e3", "e1"]),
+    (["--client", "w*"], ["e5", "e4", "e3", "e2", "e1"]),
+    (["--ip-address", "10.*"], []),
+    (["--search", "INSIGHT"], ["e3"]),
+    (["--detail", "changes[].field", "exact", "active", "--scope", "Insight"], ["e3"]),
+    (["--detail", "changes[].after", "exact", "true", "--item-id", "9"], ["e4"]),
+    (["--detail", "changes[].after", "exact", '"true"'], []),
+    (["--detail", "name", "in", "a,new-checkout-flow", "--team-id", "2"], ["e2"]),
+    (["--detail", "name", "contains", "CHECKOUT", "--activity", "created"], ["e2"]),
+    (["--filter", '{"scopes": ["Insight", "Dashboard"]}', "--activity", "deleted"], ["e4"]),
+    (["--filter", "scopes: [FeatureFlag]\nteam_ids: [2]"], ["e2"]),
 ])
 def test_query_filters(built_lake, capsys, flags, expected):
     assert ids(run_query(capsys, *flags)) == expected
@@ -96,6 +111,13 @@ def test_query_rows_carry_the_log_columns(built_lake, capsys):
     (["--start", "last tuesday"], "--start: 'last tuesday' is not a date"),
     (["--start", "2024-01-12", "--end", "2024-01-10"], "end: 2024-01-10 is before start 2024-01-12"),
     (["--limit", "-1"], "--limit must be 0 (all) or a positive number"),
+    (["--detail", "changes[", "exact", "1"], "--detail: path 'changes[' is malformed"),
+    (["--detail", "name", "like", "x"], "--detail['name'].operation: 'like' is not one of exact, contains, in"),
+    (["--after", "garbage"], "--after: 'garbage' is not a cursor printed by a previous page"),
+    (["--window", "3m"], "--window: '3m' is ambiguous: write 3mo for months"),
+    (["--filter", '{"colour": 1}'], "unknown field 'colour'"),
+    (["--filter", "[1, 2]"], "--filter: must be a mapping of filter fields"),
+    (["--filter", "@/nonexistent/filter.yaml"], "--filter /nonexistent/filter.yaml: cannot read the file"),
 ])
 def test_bad_input_exits_2_with_a_one_line_reason(built_lake, capsys, flags, message):
     assert main(["query", *flags]) == 2
@@ -161,3 +183,65 @@ def test_ingest_with_a_broken_config_file_exits_2_before_running(tmp_path):
     assert done.returncode == 2
     assert "masking.feilds" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "dagster" / "history").exists()  # no run was started
+
+
+def test_query_pages_with_after(built_lake, capsys):
+    seen = []
+    cursor = None
+    for _ in range(3):
+        flags = ["query", "--format", "jsonl", "--limit", "2"] + (["--after", cursor] if cursor else [])
+        assert main(flags) == 0
+        captured = capsys.readouterr()
+        seen += [json.loads(line)["id"] for line in captured.out.splitlines()]
+        cursor = captured.err.split("--after ")[1].split()[0] if "--after " in captured.err else None
+        if cursor is None:
+            break
+    assert seen == ["e5", "e4", "e3", "e2", "e1"]  # e3, e4, e5 share a timestamp: ties by id, none lost
+
+
+def test_unknown_scope_warns_and_still_queries(built_lake, capsys):
+    assert main(["query", "--scope", "FeatureFlags"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: scopes: 'FeatureFlags' is not a known scope" in err and "0 rows" in err
+
+
+def test_history_command(built_lake, capsys):
+    assert main(["history", "FeatureFlag", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("2024-01-12 09:00:00Z") < out.index("2024-01-10 09:00:00Z")
+    assert "active: false → true" in out
+    assert main(["history", "FeatureFlag", "1", "--format", "jsonl", "--team-id", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in rows] == ["e5", "e1"]
+    assert rows[0]["changes"][0]["before"] == "false" and rows[0]["changes"][0]["after"] == "true"
+    assert main(["history", "FeatureFlag", "1", "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert json.loads(table[0]["changes"])[0]["field"] == "active"
+    assert main(["history", "Insight", "404"]) == 0
+    assert "No events for Insight 404" in capsys.readouterr().out
+
+
+def test_history_without_a_lake_exits_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ACTIVITYLOG_LAKE", str(tmp_path / "empty"))
+    assert main(["history", "FeatureFlag", "1"]) == 1
+    assert "run `activitylog ingest` first" in capsys.readouterr().err
+
+
+def test_read_window_from_the_environment(built_lake, capsys, monkeypatch):
+    monkeypatch.setenv("ACTIVITYLOG_READ_WINDOW", "7d")  # the fixture's events are from 2024
+    assert ids(run_query(capsys)) == []
+    assert ids(run_query(capsys, "--window", "none")) == ["e5", "e4", "e3", "e2", "e1"]
+    monkeypatch.setenv("ACTIVITYLOG_READ_WINDOW", "soon")
+    assert main(["query"]) == 2
+    assert "ACTIVITYLOG_READ_WINDOW: 'soon' is not a duration" in capsys.readouterr().err
+
+
+def test_read_only_commands_do_not_import_dagster(built_lake):
+    probe = (
+        "import sys; from pipelines.cli import main; "
+        "codes = [main(['query', '--limit', '1']), main(['history', 'FeatureFlag', '1'])]; "
+        "print(codes, 'dagster' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={**__import__("os").environ, "ACTIVITYLOG_LAKE": built_lake.root})
+    assert result.stdout.strip().splitlines()[-1] == "[0, 0] False"

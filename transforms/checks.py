@@ -52,3 +52,22 @@ def unmasked_secrets(lake: Lake, days: list[date], rules: MaskRules) -> dict[str
         leaks = reread.filter(rules.expression() & ((pl.col("before") != MASKED_JSON) | (pl.col("after") != MASKED_JSON)))
         counts["activity_log"] = leaks.height
     return counts
+
+
+def history_matches_log(lake: Lake, days: list[date]) -> dict[str, int]:
+    """Counts for "activity_item_history holds exactly the log's events with an item id" over ``days``."""
+    from transforms.history import ACTIVITY_ITEM_HISTORY
+
+    log = lake.read_days(ACTIVITY_LOG, days, columns=["id", "item_id"])
+    expected = pl.Series("id", [], dtype=pl.String) if log is None else log.filter(
+        pl.col("item_id").is_not_null())["id"]
+    table = lake.table(ACTIVITY_ITEM_HISTORY)
+    held = pl.Series("id", [], dtype=pl.String)
+    if table is not None and days:
+        held = pl.scan_delta(table).filter(pl.col("day").is_in(sorted(set(days)))).select("id").collect()["id"]
+    return {
+        "log_rows_with_item": expected.len(),
+        "history_rows": held.len(),
+        "missing_from_history": int((~expected.is_in(held.implode())).sum()),
+        "not_in_log": int((~held.is_in(expected.implode())).sum()),
+    }

@@ -45,22 +45,26 @@ HISTORY_COLUMNS = [
 
 
 _BUCKET_PRIME = 1_000_003
+_KNUTH = 2_654_435_761  # Knuth's multiplicative hash constant (2^32 / golden ratio)
+_BUCKET_BITS = BUCKETS.bit_length() - 1  # BUCKETS is a power of two
 
 
 def bucket_expression(scope: str | pl.Expr = "scope", item_id: str | pl.Expr = "item_id") -> pl.Expr:
-    """The bucket of a resource: the last seven bytes of ``scope/item_id`` (UTF-8) read as a big-endian
-    integer, modulo a prime, modulo :data:`BUCKETS`. Numeric ids spread evenly this way.
+    """The bucket of a resource: the last seven bytes of ``scope/item_id`` (UTF-8) as a big-endian
+    integer, reduced modulo a prime, then Knuth's multiplicative hash (top bits of a 32-bit product).
+    Sequential numeric ids spread evenly this way; every step fits in a signed 64-bit integer.
 
     Spelled out rather than ``hash()``: Polars' hash may change between versions, the layout may not.
     """
     key = pl.concat_str(pl.col(scope) if isinstance(scope, str) else scope, pl.lit("/"),
                         pl.col(item_id) if isinstance(item_id, str) else item_id)
-    number = key.str.encode("hex").str.tail(14).str.to_integer(base=16, dtype=pl.Int64)
-    return (number % _BUCKET_PRIME % BUCKETS).cast(pl.Int32).alias("bucket")
+    number = key.str.encode("hex").str.tail(14).str.to_integer(base=16, dtype=pl.Int64) % _BUCKET_PRIME
+    return ((number * _KNUTH) % 2**32 // 2 ** (32 - _BUCKET_BITS)).cast(pl.Int32).alias("bucket")
 
 
 def bucket_of(scope: str, item_id: str) -> int:
-    return int.from_bytes(f"{scope}/{item_id}".encode()[-7:], "big") % _BUCKET_PRIME % BUCKETS
+    number = int.from_bytes(f"{scope}/{item_id}".encode()[-7:], "big") % _BUCKET_PRIME
+    return (number * _KNUTH) % 2**32 // 2 ** (32 - _BUCKET_BITS)
 
 
 def history_rows(log: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
@@ -88,6 +92,16 @@ def update_item_history(lake: Lake, days: Iterable[date], log: pl.DataFrame, cha
     day_list = sorted(set(days))
     if not day_list:
         return 0
+    if not lake.exists(ACTIVITY_ITEM_HISTORY) and set(lake.days(ACTIVITY_LOG)) - set(day_list):
+        # A lake written before this table existed: build it whole, or its older days would be missing.
+        return rebuild_item_history(lake)
+    written = _replace_days(lake, day_list, log, changes, attempts)
+    compact_item_history(lake)
+    return written
+
+
+def _replace_days(lake: Lake, day_list: list[date], log: pl.DataFrame, changes: pl.DataFrame,
+                  attempts: int = 5) -> int:
     rows = history_rows(log, changes) if log.height else pl.DataFrame()
     predicate = "day IN (" + ", ".join(f"'{d.isoformat()}'" for d in day_list) + ")"
     for attempt in range(attempts):
@@ -103,13 +117,12 @@ def update_item_history(lake: Lake, days: Iterable[date], log: pl.DataFrame, cha
                 delta_write_options={"partition_by": ["bucket"],
                                      **({"predicate": predicate} if table is not None else {})},
             )
-            break
+            return rows.height
         except CommitFailedError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
-    compact_item_history(lake)
-    return rows.height
+    return 0
 
 
 def compact_item_history(lake: Lake, max_files: int = COMPACT_AFTER_FILES) -> bool:
@@ -140,8 +153,9 @@ def rebuild_item_history(lake: Lake) -> int:
     for batch in day_batches(lake, ACTIVITY_LOG, days):
         log = lake.read_days(ACTIVITY_LOG, batch)
         changes = lake.read_days(ACTIVITY_CHANGES, batch)
-        written += update_item_history(lake, batch, log if log is not None else pl.DataFrame(),
-                                       changes if changes is not None else pl.DataFrame())
+        written += _replace_days(lake, batch, log if log is not None else pl.DataFrame(),
+                                 changes if changes is not None else pl.DataFrame())
+    compact_item_history(lake)
     return written
 
 
