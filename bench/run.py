@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"data and results (default {DEFAULT_DIR})")
     parser.add_argument("--keep", action="store_true",
                         help="reuse the generated landing if it exists with the same parameters")
-    parser.add_argument("--only", choices=["ingest", "enrich"], action="append",
+    parser.add_argument("--only", choices=["ingest", "enrich", "query"], action="append",
                         help="run only this suite (repeatable; default: every suite)")
     parser.add_argument("--keep-work", action="store_true",
                         help="leave the written lakes and tables under --dir/work after the run")
@@ -377,6 +377,31 @@ def enrich_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
     return results
 
 
+def query_suite(args: argparse.Namespace, landing: Path, work: Path, ran_enrich: bool) -> dict[str, Any]:
+    """Our queries and DuckDB's on the enriched bench lake (built here when the enrich suite did not)."""
+    from bench import queries
+
+    lake = work / "enrich_lake"
+    if not ran_enrich or not (lake / "activity_item_history").is_dir():
+        say("- preparing the query lake: ingest + normalize + enrich (not timed)")
+        shutil.rmtree(lake, ignore_errors=True)
+        prepared = run_child("prepare_query", {"name": "prepare_query", "lake": str(lake), "landing": str(landing),
+                                               "reference": str(work / "reference")}, work)
+        if "error" in prepared:
+            say(f"  FAILED: {prepared['error']}")
+            return {"ours": {**prepared, "name": "ours_query", "label": "query suite: prepare"}}
+    say("- ours: filter language + resource history")
+    ours = run_child("query_ours", {"name": "ours_query", "label": "query suite: ours", "lake": str(lake)}, work)
+    if "error" in ours:
+        return {"ours": ours}
+    say("- DuckDB over the same Parquet files")
+    duck = run_child("query_duckdb", {"name": "duckdb_query", "label": "query suite: DuckDB", "lake": str(lake),
+                                      "params": ours["params"]}, work)
+    say("- cold processes")
+    cold = queries.cold_runs(str(lake), ours["params"])
+    return {"params": ours["params"], "ours": ours, "duckdb": duck, "cold": cold}
+
+
 def ratios(results: list[dict]) -> list[dict[str, Any]]:
     by_name = {r["name"]: r for r in results if "error" not in r}
     rows = []
@@ -457,7 +482,7 @@ def print_profile(profile: list[dict[str, Any]], total: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suites = args.only or ["ingest", "enrich"]
+    suites = args.only or ["ingest", "enrich", "query"]
     info = machine_info()
     say(f"bench: {info['cpu']}, {info['usable_cores']} cores, {info['ram_gib']} GiB RAM; "
         f"polars {info['polars']}, deltalake {info['deltalake']}")
@@ -477,10 +502,27 @@ def main(argv: list[str] | None = None) -> int:
     if "enrich" in suites:
         say(f"suite enrich: normalize + enrich, each measurement in a fresh process")
         results += enrich_suite(args, landing, stamp, work)
+    query_outcome: dict[str, Any] = {}
+    if "query" in suites:
+        say("suite query: filters and history, ours beside DuckDB, each side in a fresh process")
+        query_outcome = query_suite(args, landing, work, ran_enrich="enrich" in suites)
     ratio_rows = ratios(results)
     print_report(info, stamp, results, ratio_rows)
+    if query_outcome.get("duckdb", {}).get("error"):  # report ours alone, DuckDB marked as failed
+        query_outcome["duckdb"]["queries"] = {}
+    if query_outcome.get("ours", {}).get("queries") is not None and query_outcome.get("duckdb"):
+        from bench import queries
+
+        query_outcome["checks"] = queries.report(query_outcome["params"], query_outcome["ours"],
+                                                 query_outcome["duckdb"], query_outcome["cold"], say)
+    for side in ("ours", "duckdb"):
+        if query_outcome.get(side, {}).get("error"):
+            say(f"query suite, {side}: FAILED: {query_outcome[side]['error']}")
+            if side == "ours":
+                results.append(query_outcome[side])
 
     failed_checks = [c for r in results for c in r.get("checks", []) if not c["ok"]]
+    failed_checks += [c for c in query_outcome.get("checks", []) if not c["ok"]]
     # A baseline that cannot run is reported, not a failure of ours: only our runs set the exit status.
     errors = [r["name"] for r in results if "error" in r and r["name"].startswith("ours")]
     out = args.dir / "results" / "last.json"
@@ -492,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         "landing": {**stamp, "path": str(landing)},
         "measurements": results,
         "targets": ratio_rows,
+        "queries": {k: v for k, v in query_outcome.items() if k != "checks"},
         "failed_checks": failed_checks,
     }, indent=2, default=str))
     say()
@@ -825,7 +868,40 @@ def measure_enrich_ours(spec: dict[str, Any], profiler: Profiler) -> dict[str, A
     }
 
 
+def prepare_query(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
+    from transforms.ingest import ingest
+    from transforms.lake import ACTIVITY_RAW, Lake
+    from transforms.reference import load_references
+    from transforms.refresh import refresh_all
+    from transforms.sample import write_reference_data
+    from transforms.validate import ValidationSettings
+
+    lake = Lake.at(spec["lake"])
+    write_reference_data(Path(spec["reference"]), seed=1)
+    references = load_references({n: f"{spec['reference']}/{n}.csv" for n in ("users", "projects", "organizations")})
+    with profiler.timed():
+        report = ingest(lake, spec["landing"], ValidationSettings(start_date=date(2020, 1, 1)))
+        refresh_all(lake, lake.days(ACTIVITY_RAW), references=references)
+    return {"rows": report.accepted}
+
+
+def measure_query_ours(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
+    from bench import queries
+
+    params = queries.parameters(spec["lake"])
+    return {**queries.measure_ours({**spec, "params": params}, profiler), "params": params}
+
+
+def measure_query_duckdb(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
+    from bench import queries
+
+    return queries.measure_duckdb(spec, profiler)
+
+
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = {
+    "prepare_query": prepare_query,
+    "query_ours": measure_query_ours,
+    "query_duckdb": measure_query_duckdb,
     "prepare_enrich": prepare_enrich,
     "enrich_baseline": measure_enrich_baseline,
     "enrich_ours": measure_enrich_ours,

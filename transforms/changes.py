@@ -7,11 +7,12 @@ stays in ``activity_raw.payload``.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 
 import polars as pl
+
+from transforms.ndjson import ndjson_buffer
 
 MASKED = "masked"
 MASKED_JSON = json.dumps(MASKED)
@@ -54,8 +55,7 @@ class MaskRules:
 
 
 def _read_json_lines(texts: pl.Series, schema: dict, *, ignore_errors: bool = False) -> pl.DataFrame:
-    data = texts.str.join("\n").item().encode()
-    return pl.read_ndjson(io.BytesIO(data), schema=schema, infer_schema_length=None, ignore_errors=ignore_errors)
+    return pl.read_ndjson(ndjson_buffer(texts), schema=schema, infer_schema_length=None, ignore_errors=ignore_errors)
 
 
 def _json_text(value: str, quote_first_char: str) -> pl.Expr:

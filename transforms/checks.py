@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date
 
 import polars as pl
+
+from transforms.ndjson import ndjson_buffer
 
 from transforms.changes import MASKED_JSON, MaskRules, explode_changes
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_LOG, ACTIVITY_RAW, Lake
@@ -33,8 +34,7 @@ def expected_change_rows(lake: Lake, days: list[date]) -> int:
     raw = lake.read_days(ACTIVITY_RAW, days, columns=["payload"])
     if raw is None or raw.height == 0:
         return 0
-    data = raw["payload"].str.join("\n").item().encode()
-    detail = pl.read_ndjson(io.BytesIO(data), schema={"detail": pl.Struct({"changes": pl.List(pl.Null)})},
+    detail = pl.read_ndjson(ndjson_buffer(raw["payload"]), schema={"detail": pl.Struct({"changes": pl.List(pl.Null)})},
                             ignore_errors=True)
     return int(detail["detail"].struct.field("changes").list.len().sum() or 0)
 

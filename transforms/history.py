@@ -79,7 +79,7 @@ def history_rows(log: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
         .select(HISTORY_COLUMNS)
         .join(grouped, on="id", how="left")
         .with_columns(pl.col("changes").cast(CHANGES_DTYPE))
-        .sort("bucket", "scope", "item_id", "created_at")
+        .sort("bucket")  # the partitioned writer is faster on rows grouped by partition
         .collect()
     )
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import io
 
 import polars as pl
+
+from transforms.ndjson import ndjson_buffer
 
 # How each payload is read: nested objects we only keep as JSON text are declared String.
 PAYLOAD_SCHEMA = {
@@ -30,8 +31,7 @@ EVENT_COLUMNS = [
 def _read_payloads(payload: pl.Series) -> pl.DataFrame:
     if payload.len() == 0:
         return pl.DataFrame(schema=PAYLOAD_SCHEMA)
-    data = payload.str.join("\n").item().encode()
-    return pl.read_ndjson(io.BytesIO(data), schema=PAYLOAD_SCHEMA, infer_schema_length=None)
+    return pl.read_ndjson(ndjson_buffer(payload), schema=PAYLOAD_SCHEMA, infer_schema_length=None)
 
 
 DETAIL_FIELDS_SCHEMA = {
@@ -45,7 +45,7 @@ def _detail_fields(detail: pl.Series) -> pl.DataFrame:
     if not present.any():
         return pl.DataFrame({k: pl.Series([None] * detail.len(), dtype=pl.String)
                              for k in ("detail_name", "detail_short_id", "detail_type", "trigger_job_type")})
-    fields = pl.read_ndjson(io.BytesIO(detail.filter(present).str.join("\n").item().encode()),
+    fields = pl.read_ndjson(ndjson_buffer(detail.filter(present)),
                             schema=DETAIL_FIELDS_SCHEMA, infer_schema_length=None, ignore_errors=True)
     fields = fields.select(
         pl.col("name").alias("detail_name"), pl.col("short_id").alias("detail_short_id"),
