@@ -57,7 +57,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -356,6 +356,193 @@ class ReferenceConfig(BaseModel):
         return {name: uri for name in ("users", "projects", "organizations") if (uri := getattr(self, name))}
 
 
+# ----------------------------------------------------------------------------------------------
+# notifications
+# ----------------------------------------------------------------------------------------------
+
+
+def _local_path(value: Any, info: ValidationInfo, *, must_exist: bool) -> str:
+    """A local path; relative paths resolve against the config file's directory."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail("must be a path" + ("" if isinstance(value, str) else f", not {_kind(value)}"))
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute():
+        base = (info.context or {}).get("base_dir")
+        path = (Path(base) if base is not None else Path.cwd()) / path
+    path = path.resolve()
+    if must_exist and not path.is_file():
+        raise _fail(f"file {value.strip()} does not exist" + (f" (resolved to {path})" if str(path) != value else ""))
+    return str(path)
+
+
+class SlackDestination(BaseModel):
+    """A Slack incoming webhook."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["slack"]
+    webhook_url: SecretRef
+    #: A link to the resource, e.g. ``https://eu.posthog.com/project/{team_id}/feature_flags/{item_id}``;
+    #: placeholders are activity_log columns.
+    link_template: str | None = None
+    #: Events of one subscription sent together in one message (Slack allows 50 blocks per message).
+    batch_size: int = Field(default=10, ge=1, le=20)
+    #: Seconds between two messages to this webhook (Slack allows about one per second).
+    min_interval: float = Field(default=1.0, ge=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class WebhookDestination(BaseModel):
+    """A generic webhook: one signed JSON POST per event (Standard Webhooks)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["webhook"]
+    url: SecretRef
+    #: The signing secret (``whsec_…`` base64, as Standard Webhooks hands them out); unsigned without.
+    secret: SecretRef | None = None
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class FileDestination(BaseModel):
+    """Appends one JSON line per delivered event to a local file (demo, debugging)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["file"]
+    path: str
+
+    @field_validator("path", mode="plain")
+    @classmethod
+    def _path(cls, value: Any, info: ValidationInfo) -> str:
+        return _local_path(value, info, must_exist=False)
+
+
+Destination = Annotated[Union[SlackDestination, WebhookDestination, FileDestination], Field(discriminator="type")]
+
+
+def _destination(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value
+    if not isinstance(value, dict):
+        raise _fail(f"must be a mapping with a type (slack, webhook, file), not {_kind(value)}")
+    if "type" not in value:
+        raise _fail("type is required (slack, webhook or file)")
+    kind = value["type"]
+    models = {"slack": SlackDestination, "webhook": WebhookDestination, "file": FileDestination}
+    if kind not in models:
+        raise _fail(f"type {kind!r} is not one of slack, webhook, file")
+    return value
+
+
+class Subscription(BaseModel):
+    """``{name, filter, destinations, template}``: events matching ``filter`` go to ``destinations``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    filter: Any = None
+    destinations: list[str]
+    template: str | None = None
+
+    @field_validator("name", mode="plain")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise _fail("must be a non-empty string" + ("" if isinstance(value, str) else f", not {_kind(value)}"))
+        return value.strip()
+
+    @field_validator("filter", mode="plain")
+    @classmethod
+    def _filter(cls, value: Any) -> Any:
+        from transforms.filters import ActivityFilter, FilterError
+
+        if isinstance(value, ActivityFilter):
+            return value
+        try:
+            return ActivityFilter.from_dict(value, where="")
+        except FilterError as exc:
+            raise _fail(str(exc).lstrip(": ")) from None
+
+    @field_validator("destinations", mode="plain")
+    @classmethod
+    def _destinations(cls, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise _fail("must be a non-empty list of destination names")
+        for name in value:
+            if not isinstance(name, str) or not name.strip():
+                raise _fail(f"destination names must be strings, not {_kind(name)}")
+        return [name.strip() for name in value]
+
+    @field_validator("template", mode="plain")
+    @classmethod
+    def _template(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = _local_path(value, info, must_exist=True)
+        from destinations.templates import TemplateProblem, compile_template_file
+
+        try:
+            compile_template_file(path)
+        except TemplateProblem as exc:
+            raise _fail(str(exc)) from None
+        return path
+
+
+class NotificationsConfig(BaseModel):
+    """``notifications: {max_event_age, destinations, subscriptions}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Events older than this when first evaluated are recorded as skipped, not sent.
+    max_event_age: DurationValue = Duration(days=7)
+    destinations: dict[str, Destination] = Field(default_factory=dict)
+    subscriptions: list[Subscription] = Field(default_factory=list)
+
+    @field_validator("max_event_age", mode="after")
+    @classmethod
+    def _fixed_length(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.is_calendar:
+            raise _fail(f"{value} has no fixed length: use hours, days or weeks")
+        return value
+
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _destination_shapes(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _fail(f"must be a mapping of name → destination, not {_kind(value)}")
+        for name, spec in value.items():
+            _destination(spec)
+        return value
+
+    @model_validator(mode="after")
+    def _known_destinations(self) -> "NotificationsConfig":
+        names = set()
+        for position, subscription in enumerate(self.subscriptions):
+            if subscription.name in names:
+                raise _fail(f"subscriptions[{position}].name: {subscription.name!r} is used twice")
+            names.add(subscription.name)
+            for name in subscription.destinations:
+                if name not in self.destinations:
+                    known = ", ".join(sorted(self.destinations)) or "none defined"
+                    raise _fail(f"subscriptions[{position}] ({subscription.name}): unknown destination {name!r} "
+                                f"(destinations: {known})")
+        return self
+
+    def subscription(self, name: str) -> Subscription:
+        for subscription in self.subscriptions:
+            if subscription.name == name:
+                return subscription
+        known = ", ".join(s.name for s in self.subscriptions) or "none configured"
+        raise ConfigError(f"no subscription named {name!r} (subscriptions: {known})")
+
+
 def _raw_section(value: Any) -> Any:
     if value is None or isinstance(value, (dict, list)):
         return value
@@ -371,8 +558,8 @@ class ActivityLogConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     # Owned by later work: stored raw until typed.
-    notifications: RawSection = None
     streams: RawSection = None
     exports: RawSection = None
     retention: RawSection = None
@@ -388,7 +575,8 @@ class ActivityLogConfig(BaseModel):
     def _null_sections(cls, data: Any) -> Any:
         # ``masking:`` with nothing under it means "defaults", like leaving it out.
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (v is None and k in ("masking", "reference"))}
+            return {k: v for k, v in data.items()
+                    if not (v is None and k in ("masking", "reference", "notifications"))}
         return data
 
     @property
