@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster
 export ACTIVITYLOG_LAKE ?= $(CURDIR)/data/lake
 export ACTIVITYLOG_LANDING ?= $(CURDIR)/data/landing
+# The demo writes data/activitylog.yaml; use it unless ./activitylog.yaml or ACTIVITYLOG_CONFIG says otherwise.
+export ACTIVITYLOG_CONFIG ?= $(if $(wildcard $(CURDIR)/activitylog.yaml),,$(wildcard $(CURDIR)/data/activitylog.yaml))
 
 .PHONY: install demo ui test test-fast bench clean
 

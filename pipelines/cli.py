@@ -57,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=0, help="at most N events (default 0 = all)")
     history.add_argument("--window", metavar="DURATION", help="read-time look-back, e.g. 7d, 2mo, 5y "
                          "(default: $ACTIVITYLOG_READ_WINDOW, else none)")
+
+    notify = command("notify", "evaluate subscriptions for days not yet evaluated and deliver (exactly once)")
+    notify.add_argument("--day", action="append", default=[], metavar="YYYY-MM-DD",
+                        help="evaluate this day (repeatable; default: every day written since its last evaluation)")
+    notify.add_argument("--retry-failed", action="store_true", help="send the failed deliveries (dead letters) again")
+    notify.add_argument("--test", metavar="SUBSCRIPTION",
+                        help="send one sample message of this subscription to its destinations (not recorded)")
+    notify.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser
 
 
@@ -187,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ACTIVITYLOG_LAKE"] = args.lake
     if getattr(args, "landing", None):
         os.environ["ACTIVITYLOG_LANDING"] = args.landing
-    handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history}[args.command]
+    handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history,
+               "notify": _notify}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -281,12 +290,60 @@ def _demo(args: argparse.Namespace) -> int:
             write_reference_data(Path(settings.lake) / "reference")
         print(f"  {len(report.files)} files, {report.events:,} events, {report.duplicate_lines} duplicate lines, "
               f"{report.malformed_lines} malformed lines, {report.late_events:,} late events")
+    config_path = _demo_config(settings)
     summary = _run_pipeline(args.quiet)
     _print_summary(summary, settings.lake, time.monotonic() - started)
+    config = _load_config()
+    if config.notifications.subscriptions:
+        report = _run_notify(settings, None, False, args.quiet)
+        _print_notify(report)
+        files = sorted({d.path for d in config.notifications.destinations.values() if d.type == "file"})
+        print(f"  {report['sent']:,} notifications sent to {', '.join(files) or 'the configured destinations'}; "
+              f"{report['skipped']:,} skipped as older than {config.notifications.max_event_age} "
+              f"(max_event_age in {config_path or 'the configuration file'})")
     print(f"Dagster runs recorded in {os.environ.get('DAGSTER_HOME')}")
     print("Open the UI with `make ui`, then http://127.0.0.1:3000 (runs, asset lineage, partitions).")
     print("Try: .venv/bin/activitylog query --scope FeatureFlag --limit 5")
     return EXIT_OK
+
+
+DEMO_CONFIG = """\
+# Written by `activitylog demo`. Edit freely; see the README ("The configuration file").
+notifications:
+  max_event_age: 7d            # older events are recorded as skipped, not sent
+  destinations:
+    local-file: {type: file, path: ./notifications.jsonl}
+  subscriptions:
+    - name: production flag changes
+      filter:
+        scopes: [FeatureFlag]
+        activities: [updated]
+        detail_filters: {"changes[].field": {operation: in, value: [active, rollout_percentage]}}
+      destinations: [local-file]
+    - name: membership and role changes
+      filter: {scopes: [OrganizationMembership, OrganizationInvite, Role]}
+      destinations: [local-file]
+    - name: personal API keys
+      filter: {scopes: [PersonalAPIKey]}
+      destinations: [local-file]
+"""
+
+
+def _demo_config(settings) -> Path | None:
+    """The demo's own configuration file beside its lake, unless one is configured already."""
+    from pipelines.config import CONFIG_ENV, DEFAULT_CONFIG
+
+    if os.environ.get(CONFIG_ENV, "").strip():
+        return Path(os.environ[CONFIG_ENV])
+    if Path(DEFAULT_CONFIG).exists() or "://" in settings.lake:
+        return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).exists() else None
+    path = Path(settings.lake).parent / "activitylog.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DEMO_CONFIG)
+        print(f"Wrote the demo configuration {path} (subscriptions delivering to a JSONL file)")
+    os.environ[CONFIG_ENV] = str(path)
+    return path
 
 
 # ------------------------------------------------------------------------------------------------
@@ -394,6 +451,77 @@ def _history(args: argparse.Namespace) -> int:
 def _short(text: str | None, limit: int = 80) -> str:
     text = "null" if text is None else text.replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------------------
+# notify
+
+
+def _load_config():
+    from pipelines.config import ConfigError, load_config
+
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _notify(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    config = _load_config()
+    settings = _settings()
+    if args.test:
+        from destinations.dispatch import send_test
+        from pipelines.config import ConfigError
+        from transforms.lake import Lake
+
+        try:
+            problems = send_test(Lake.at(settings.lake), config.notifications, args.test)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        for problem in problems:
+            print(f"activitylog notify: {problem}", file=sys.stderr)
+        return EXIT_FAILURE if problems else EXIT_OK
+    if args.retry_failed and args.day:
+        raise UsageError("--retry-failed retries every failed delivery: it takes no --day")
+    try:
+        days = sorted({date.fromisoformat(d) for d in args.day}) or None
+    except ValueError as exc:
+        raise UsageError(f"--day: {exc}") from None
+    if not config.notifications.subscriptions:
+        print("No subscriptions configured (notifications.subscriptions in the configuration file).")
+        return EXIT_OK
+    report = _run_notify(settings, days, args.retry_failed, args.quiet)
+    _print_notify(report)
+    return EXIT_OK
+
+
+def _run_notify(settings, days, retry_failed: bool, quiet: bool) -> dict:
+    from pipelines.runner import run_notify
+
+    try:
+        report, _ = run_notify(settings, days=days, retry_failed=retry_failed,
+                               log_level="WARNING" if quiet else "INFO")
+    except Exception as exc:  # the run failed: its error (and the dead letters) are in the run's logs
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandFailure(f"notify run failed: {first}") from exc
+    return report
+
+
+def _print_notify(report: dict) -> None:
+    days = report["days"]
+    print()
+    if not days:
+        print("Notifications: no day of activity_log was written since its last evaluation; nothing to do")
+        return
+    print(f"Notifications: {len(days)} day(s) evaluated" + (f" ({days[0]} … {days[-1]})" if len(days) > 1 else f" ({days[0]})"))
+    print(f"  {'subscription':<40}{'matched':>9}{'sent':>7}{'skipped':>9}{'failed':>8}{'already':>9}")
+    for row in report["subscriptions"]:
+        print(f"  {row['subscription'][:39]:<40}{row['matched']:>9,}{row['sent']:>7,}{row['skipped']:>9,}"
+              f"{row['failed']:>8,}{row['already']:>9,}")
+    if report.get("resumed"):
+        print(f"  {report['resumed']} deliveries of an interrupted run were sent again (same webhook-id)")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -443,7 +444,7 @@ class Subscription(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: str
-    filter: Any = None
+    filter: Any = Field(default=None, validate_default=True)
     destinations: list[str]
     template: str | None = None
 
@@ -500,7 +501,7 @@ class NotificationsConfig(BaseModel):
 
     #: Events older than this when first evaluated are recorded as skipped, not sent.
     max_event_age: DurationValue = Duration(days=7)
-    destinations: dict[str, Destination] = Field(default_factory=dict)
+    destinations: dict[str, Annotated[Destination, BeforeValidator(_destination)]] = Field(default_factory=dict)
     subscriptions: list[Subscription] = Field(default_factory=list)
 
     @field_validator("max_event_age", mode="after")
@@ -517,8 +518,6 @@ class NotificationsConfig(BaseModel):
             return {}
         if not isinstance(value, dict):
             raise _fail(f"must be a mapping of name → destination, not {_kind(value)}")
-        for name, spec in value.items():
-            _destination(spec)
         return value
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ from assets.enrich import activity_log, reference_assets
 from assets.ingest import activity_quarantine, activity_raw, activity_raw_unique_ids
 from assets.normalize import activity_changes, activity_events
 from pipelines.jobs import ingest_job, refresh_job
+from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
 from pipelines.settings import Settings
@@ -15,10 +16,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions bound to a lake and landing area (default: from the environment)."""
     return dg.Definitions(
         assets=[activity_raw, activity_quarantine, activity_events, activity_changes, activity_log,
-                *reference_assets],
+                *reference_assets, deliveries],
         asset_checks=[activity_raw_unique_ids],
-        jobs=[ingest_job, refresh_job],
-        sensors=[landing_sensor, refresh_sensor],
+        jobs=[ingest_job, refresh_job, notify_job],
+        sensors=[landing_sensor, refresh_sensor, notify_sensor],
         resources=default_resources(settings),
     )
 

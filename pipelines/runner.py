@@ -66,3 +66,25 @@ def run_ingest(settings: Settings | None = None, *, log_level: str = "INFO",
         result.run_ids.append(run.run_id)
     result.refreshed_days = days
     return result
+
+
+def run_notify(settings: Settings | None = None, *, days: list[date] | None = None, retry_failed: bool = False,
+               log_level: str = "INFO", dagster_instance: dg.DagsterInstance | None = None) -> tuple[dict, str]:
+    """One notify run (as the sensor starts them) for ``days`` (default: every day of activity_log
+    written since it was last evaluated). Returns (the run's report, run id); raises on failure."""
+    from pipelines.definitions import build_definitions
+    from transforms.lake import Lake
+    from transforms.notify import days_to_evaluate
+
+    settings = settings or Settings.from_env()
+    if days is None and not retry_failed:
+        days = days_to_evaluate(Lake.at(settings.lake))
+    defs = build_definitions(settings)
+    run_config = _run_config(log_level)
+    run_config["ops"] = {"notify": {"config": {"days": [d.isoformat() for d in days or []],
+                                               "retry_failed": retry_failed}}}
+    result = defs.resolve_job_def("notify_job").execute_in_process(
+        run_config=run_config, instance=dagster_instance or instance(), raise_on_error=True,
+        tags={"activitylog/days": str(len(days or []))},
+    )
+    return result.output_for_node("notify"), result.run_id

@@ -245,3 +245,42 @@ def test_read_only_commands_do_not_import_dagster(built_lake):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             env={**__import__("os").environ, "ACTIVITYLOG_LAKE": built_lake.root})
     assert result.stdout.strip().splitlines()[-1] == "[0, 0] False"
+
+
+def test_notify_command(built_lake, capsys, monkeypatch, tmp_path):
+    config = tmp_path / "activitylog.yaml"
+    config.write_text("notifications:\n  max_event_age: none\n  destinations: {out: {type: file, path: out.jsonl}}\n"
+                      "  subscriptions: [{name: flags, filter: {scopes: [FeatureFlag]}, destinations: [out]}]\n")
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    assert main(["notify", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "3 day(s) evaluated (2024-01-10 … 2024-01-12)" in out
+    assert " flags " in out and out.split(" flags ")[1].split()[:5] == ["3", "3", "0", "0", "0"]
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+    assert main(["notify", "--quiet"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["notify", "--quiet", "--day", "2024-01-12"]) == 0  # explicitly again: already delivered
+    assert capsys.readouterr().out.split(" flags ")[1].split()[:5] == ["1", "0", "0", "0", "1"]
+    assert main(["notify", "--test", "flags"]) == 0
+    assert "sent a sample of 'flags' to out" in capsys.readouterr().out
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["notify", "--day", "yesterday"], "--day: Invalid isoformat string: 'yesterday'"),
+    (["notify", "--retry-failed", "--day", "2024-01-01"], "--retry-failed retries every failed delivery"),
+    (["notify", "--test", "nope"], "no subscription named 'nope' (subscriptions: none configured)"),
+])
+def test_notify_bad_usage_exits_2(built_lake, capsys, argv, message):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_notify_with_a_broken_config_exits_2(built_lake, capsys, monkeypatch, tmp_path):
+    config = tmp_path / "activitylog.yaml"
+    config.write_text("notifications:\n  destinations: {ops: {type: slack, webhook_url: https://hooks.slack.com/x}}\n")
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    assert main(["notify"]) == 2
+    err = capsys.readouterr().err
+    assert "notifications.destinations.ops.slack.webhook_url: must be {env: NAME}, not a literal" in err
+    assert "hooks.slack.com" not in err

@@ -67,7 +67,7 @@ def test_defaults_when_no_file():
         ("Integration", "config"),
     ]
     assert config.reference.uris() == {}
-    assert config.notifications is None and config.streams is None
+    assert config.notifications.subscriptions == [] and config.streams is None
     assert config.exports is None and config.retention is None
 
 
@@ -304,9 +304,11 @@ masking:
 """
 
 
-def test_future_sections_load_raw(tmp_path):
+def test_future_sections_load_raw(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLACK_URL", "http://127.0.0.1:9/hook")
     config = load_config(write(tmp_path / "activitylog.yaml", FULL_PRODUCT))
-    assert config.notifications["destinations"]["ops"]["webhook_url"] == {"env": "SLACK_URL"}
+    assert config.notifications.destinations["ops"].webhook_url.env == "SLACK_URL"
+    assert config.notifications.subscriptions[0].filter.scopes == ("FeatureFlag",)
     assert config.streams["siem"]["sink"]["type"] == "splunk_hec"
     assert config.exports[0]["schedule"] == "0 6 * * 1"
     assert config.retention["projects"] == {12: "7d"}

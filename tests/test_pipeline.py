@@ -38,8 +38,8 @@ def test_definitions_load():
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "activity_raw", "activity_quarantine", "activity_events", "activity_changes", "activity_log",
-        "reference_users", "reference_projects", "reference_organizations"}
-    assert {s.name for s in defs.sensors} == {"landing_sensor", "refresh_changed_days"}
+        "reference_users", "reference_projects", "reference_organizations", "deliveries"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "refresh_changed_days", "notify_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
     assert graph.get(dg.AssetKey("activity_log")).parent_keys >= {dg.AssetKey("activity_events"), dg.AssetKey("activity_changes")}
 
@@ -162,3 +162,66 @@ def test_enrichment_uses_the_config_file_and_reports_its_checks(pipeline_setting
     assert {k.name: results[k].status.value for k in keys} == {
         "raw_events_exactly_once": "SUCCEEDED", "no_unmasked_secrets": "SUCCEEDED", "rows_match_detail_changes": "SUCCEEDED"}
     assert materialized_days(instance, "activity_changes") == ["2024-01-15"]
+
+
+NOTIFY_CONFIG = """\
+notifications:
+  destinations:
+    out: {type: file, path: out.jsonl}
+    hook: {type: webhook, url: {env: NOTIFY_TEST_URL}, max_attempts: 1}
+  subscriptions:
+    - {name: flags, filter: {scopes: [FeatureFlag]}, destinations: [out]}
+    - {name: broken, filter: {scopes: [Insight]}, destinations: [hook]}
+"""
+
+
+def test_notify_sensor_starts_one_run_per_materialized_day_and_the_run_reports_counts(
+        pipeline_settings, instance, tmp_path, monkeypatch):
+    from pipelines.notify import notify_sensor
+    from pipelines.runner import run_notify
+
+    config = tmp_path / "activitylog.yaml"
+    config.write_text(NOTIFY_CONFIG.replace("Insight]}, destinations: [hook]", "Nothing]}, destinations: [hook]"))
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    monkeypatch.setenv("NOTIFY_TEST_URL", "http://127.0.0.1:9/unused")
+    now = date.today().isoformat()
+    write_lines(Path(pipeline_settings.landing) / "a.jsonl",
+                [make_event(created_at=f"{now}T00:00:00Z"), make_event(created_at="2024-01-03T10:00:00Z")])
+    run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+
+    with dg.build_sensor_context(instance=instance) as context:
+        requests = notify_sensor(context)
+        cursor = context.cursor
+    assert sorted(r.tags["activitylog/day"] for r in requests) == ["2024-01-03", now]
+    assert all(r.run_config["ops"]["notify"]["config"]["days"] == [r.tags["activitylog/day"]] for r in requests)
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+        assert isinstance(notify_sensor(context), dg.SkipReason)  # nothing new: no second run
+
+    report, run_id = run_notify(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+    assert report["days"] == ["2024-01-03", now]
+    flags = next(r for r in report["subscriptions"] if r["subscription"] == "flags")
+    assert (flags["matched"], flags["sent"], flags["skipped"]) == (2, 1, 1)  # 2024-01-03 is past max_event_age
+    (event,) = instance.fetch_materializations(dg.AssetKey("deliveries"), limit=1).records
+    metadata = event.asset_materialization.metadata
+    assert metadata["sent"].value == 1 and "| flags | 2 | 1 | 1 | 0 | 0 |" in metadata["per_subscription"].value
+    assert (tmp_path / "out.jsonl").read_text().count("\n") == 1
+    assert run_notify(pipeline_settings, dagster_instance=instance, log_level="WARNING")[0]["days"] == []
+
+
+def test_notify_run_fails_visibly_when_a_delivery_fails(pipeline_settings, instance, tmp_path, monkeypatch):
+    from pipelines.runner import run_notify
+
+    config = tmp_path / "activitylog.yaml"
+    config.write_text(NOTIFY_CONFIG)
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    monkeypatch.setenv("NOTIFY_TEST_URL", "http://127.0.0.1:9/refused")  # nothing listens on port 9
+    now = date.today().isoformat()
+    write_lines(Path(pipeline_settings.landing) / "a.jsonl", [make_event(scope="Insight", created_at=f"{now}T00:00:00Z")])
+    run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+
+    with pytest.raises(dg.Failure, match=r"1 deliveries failed .*--retry-failed"):
+        run_notify(pipeline_settings, dagster_instance=instance, log_level="CRITICAL")
+    run = instance.get_runs(limit=1)[0]
+    assert run.job_name == "notify_job" and run.status == dg.DagsterRunStatus.FAILURE
+    (event,) = instance.fetch_materializations(dg.AssetKey("deliveries"), limit=1).records
+    assert event.asset_materialization.metadata["failed"].value == 1

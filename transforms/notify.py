@@ -75,7 +75,9 @@ def evaluate(log: pl.DataFrame, subscriptions: Sequence[tuple[str, ActivityFilte
         return empty
     columns = [f.expression(team_organizations=team_organizations).fill_null(False).alias(f"_s{i}")
                for i, (_, f) in enumerate(subscriptions)]
-    flags = log.lazy().select(columns).collect()
+    # with_columns, not select: a filter that matches everything is a literal, which select would
+    # return as a single row.
+    flags = log.lazy().with_columns(columns).select(f"_s{i}" for i in range(len(subscriptions))).collect()
     keys = log.select(pl.col("id").alias("event_id"), "day", pl.col("created_at").alias("event_created_at"))
     parts = []
     for i, (name, _) in enumerate(subscriptions):

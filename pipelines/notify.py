@@ -1,0 +1,85 @@
+"""Notifications in Dagster: the notify job and the sensor that starts it for every new or changed day
+of ``activity_log``. The work itself is :mod:`destinations.dispatch` (no Dagster there)."""
+
+from datetime import date
+
+import dagster as dg
+
+from pipelines.resources import LakeResource, PipelineConfigResource
+
+# The ledger, shown in the asset graph downstream of activity_log; the notify job records its
+# per-subscription counts as materializations of it.
+deliveries = dg.AssetSpec(
+    "deliveries", group_name="notify", deps=["activity_log"], kinds={"delta"},
+    description="Deliveries ledger: one row per state change of each (subscription, event, destination) "
+                "delivery (pending → sent | skipped | failed). Written by notify_job.",
+)
+
+
+@dg.op(
+    config_schema={
+        "days": dg.Field([str], default_value=[], description="days (YYYY-MM-DD) to evaluate"),
+        "retry_failed": dg.Field(bool, default_value=False, description="send the failed deliveries again"),
+    },
+    description="Evaluate every subscription over the given days of activity_log and deliver what is new, "
+                "exactly once per (subscription, event, destination).",
+    required_resource_keys={"lake", "config"},  # "config" (the configuration file) clashes with run config
+)
+def notify(context: dg.OpExecutionContext) -> dg.Output[dict]:
+    from destinations.dispatch import notify_days, retry_failed
+
+    config_file: PipelineConfigResource = context.resources.config
+    lake: LakeResource = context.resources.lake
+    notifications = config_file.load().notifications
+    store = lake.lake()
+    days = [date.fromisoformat(d) for d in context.op_config["days"]]
+    if context.op_config["retry_failed"]:
+        report = retry_failed(store, notifications, run_id=context.run_id, log=context.log.info)
+    else:
+        report = notify_days(store, notifications, days, run_id=context.run_id, log=context.log.info)
+    totals = {k: report.total(k) for k in ("matched", "sent", "skipped", "failed", "already")}
+    metadata = {**totals, "days": dg.MetadataValue.json([d.isoformat() for d in report.days]),
+                "resumed_after_interruption": report.resumed,
+                "per_subscription": dg.MetadataValue.md(report.markdown())}
+    context.log_event(dg.AssetMaterialization(asset_key="deliveries", metadata=metadata))
+    for destination, reason in report.disabled.items():
+        context.log.error(f"destination {destination} disabled: {reason}")
+    if report.failed:
+        raise dg.Failure(
+            description=f"{report.failed} deliveries failed (dead letters in the ledger; "
+                        f"`activitylog notify --retry-failed` sends them again): " + "; ".join(report.errors[:5]),
+            metadata=metadata,
+        )
+    return dg.Output({"days": [d.isoformat() for d in report.days], "subscriptions": report.as_rows(),
+                      "resumed": report.resumed, **totals}, metadata=metadata)
+
+
+@dg.job(description="Deliver notifications for days of activity_log (run config: days, retry_failed).")
+def notify_job() -> None:
+    notify()
+
+
+@dg.sensor(job=notify_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Starts a notify run for every day of activity_log that was materialized (new days "
+                       "and days changed by late events), one run per day and materialization.")
+def notify_sensor(context: dg.SensorEvaluationContext):
+    after = int(context.cursor) if context.cursor else None
+    result = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("activity_log"), after_storage_id=after),
+        limit=1000, ascending=True,
+    )
+    if not result.records:
+        return dg.SkipReason("no new materializations of activity_log")
+    latest: dict[str, int] = {}  # day → newest storage id in this batch (one run per day)
+    for record in result.records:
+        if record.partition_key:
+            latest[record.partition_key] = max(record.storage_id, latest.get(record.partition_key, 0))
+    context.update_cursor(str(max(r.storage_id for r in result.records)))
+    return [
+        dg.RunRequest(
+            run_key=f"notify-{day}-{storage_id}",
+            run_config={"ops": {"notify": {"config": {"days": [day]}}}},
+            tags={"activitylog/day": day},
+        )
+        for day, storage_id in sorted(latest.items())
+    ]
