@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"data and results (default {DEFAULT_DIR})")
     parser.add_argument("--keep", action="store_true",
                         help="reuse the generated landing if it exists with the same parameters")
-    parser.add_argument("--only", choices=["ingest", "enrich", "query"], action="append",
+    parser.add_argument("--only", choices=["ingest", "enrich", "query", "notify"], action="append",
                         help="run only this suite (repeatable; default: every suite)")
     parser.add_argument("--keep-work", action="store_true",
                         help="leave the written lakes and tables under --dir/work after the run")
@@ -402,6 +402,26 @@ def query_suite(args: argparse.Namespace, landing: Path, work: Path, ran_enrich:
     return {"params": ours["params"], "ours": ours, "duckdb": duck, "cold": cold}
 
 
+def notify_suite(args: argparse.Namespace, work: Path, ran_enrich: bool) -> dict[str, Any]:
+    """1,000 subscriptions over the enriched 100k-event day (built here when the enrich suite did not)."""
+    from transforms.sample import write_bench_landing
+
+    lake = work / "enrich_day_lake"
+    if not ran_enrich or not (lake / "activity_log").is_dir():
+        day_landing = args.dir / f"landing-day-{DAY_EVENTS}"
+        if not (args.keep and day_landing.is_dir() and landing_files(day_landing)):
+            shutil.rmtree(day_landing, ignore_errors=True)
+            write_bench_landing(day_landing, events=DAY_EVENTS, days=1, files=2, seed=1)
+        say("- preparing the notify lake: ingest + normalize + enrich of one day (not timed)")
+        shutil.rmtree(lake, ignore_errors=True)
+        prepared = run_child("prepare_query", {"name": "prepare_notify", "lake": str(lake), "landing": str(day_landing),
+                                               "reference": str(work / "reference")}, work)
+        if "error" in prepared:
+            return {**prepared, "name": "ours_notify", "label": "notify suite: prepare"}
+    say("- ours and the per-subscription baseline")
+    return run_child("notify", {"name": "ours_notify", "label": "notify suite", "lake": str(lake)}, work)
+
+
 def ratios(results: list[dict]) -> list[dict[str, Any]]:
     by_name = {r["name"]: r for r in results if "error" not in r}
     rows = []
@@ -482,7 +502,7 @@ def print_profile(profile: list[dict[str, Any]], total: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suites = args.only or ["ingest", "enrich", "query"]
+    suites = args.only or ["ingest", "enrich", "query", "notify"]
     info = machine_info()
     say(f"bench: {info['cpu']}, {info['usable_cores']} cores, {info['ram_gib']} GiB RAM; "
         f"polars {info['polars']}, deltalake {info['deltalake']}")
@@ -506,8 +526,19 @@ def main(argv: list[str] | None = None) -> int:
     if "query" in suites:
         say("suite query: filters and history, ours beside DuckDB, each side in a fresh process")
         query_outcome = query_suite(args, landing, work, ran_enrich="enrich" in suites)
+    notify_result: dict[str, Any] = {}
+    if "notify" in suites:
+        say("suite notify: subscriptions over one day of 100,000 events, in a fresh process")
+        notify_result = notify_suite(args, work, ran_enrich="enrich" in suites)
     ratio_rows = ratios(results)
     print_report(info, stamp, results, ratio_rows)
+    if notify_result and "error" not in notify_result:
+        from bench import notify as notify_bench
+
+        notify_bench.report(notify_result, say)
+    elif notify_result:
+        say(f"notify suite FAILED: {notify_result['error']}")
+        results.append(notify_result)
     if query_outcome.get("duckdb", {}).get("error"):  # report ours alone, DuckDB marked as failed
         query_outcome["duckdb"]["queries"] = {}
     if query_outcome.get("ours", {}).get("queries") is not None and query_outcome.get("duckdb"):
@@ -523,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
 
     failed_checks = [c for r in results for c in r.get("checks", []) if not c["ok"]]
     failed_checks += [c for c in query_outcome.get("checks", []) if not c["ok"]]
+    failed_checks += [c for c in notify_result.get("checks", []) if not c["ok"]]
     # A baseline that cannot run is reported, not a failure of ours: only our runs set the exit status.
     errors = [r["name"] for r in results if "error" in r and r["name"].startswith("ours")]
     out = args.dir / "results" / "last.json"
@@ -535,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         "measurements": results,
         "targets": ratio_rows,
         "queries": {k: v for k, v in query_outcome.items() if k != "checks"},
+        "notify": notify_result,
         "failed_checks": failed_checks,
     }, indent=2, default=str))
     say()
@@ -900,6 +933,7 @@ def measure_query_duckdb(spec: dict[str, Any], profiler: Profiler) -> dict[str, 
 
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = {
     "prepare_query": prepare_query,
+    "notify": lambda spec, profiler: __import__("bench.notify", fromlist=["measure"]).measure(spec, profiler),
     "query_ours": measure_query_ours,
     "query_duckdb": measure_query_duckdb,
     "prepare_enrich": prepare_enrich,
