@@ -19,6 +19,10 @@ os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster")
 (_SESSION_DIR / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 os.environ.setdefault("ACTIVITYLOG_LAKE", str(_SESSION_DIR / "lake"))
 os.environ.setdefault("ACTIVITYLOG_LANDING", str(_SESSION_DIR / "landing"))
+# An empty configuration file: tests never pick up the demo's (the Makefile exports it) or ./activitylog.yaml.
+(_SESSION_DIR / "activitylog.yaml").write_text("")
+os.environ["ACTIVITYLOG_CONFIG"] = str(_SESSION_DIR / "activitylog.yaml")
+os.environ.pop("ACTIVITYLOG_READ_WINDOW", None)
 
 from transforms.validate import ValidationSettings  # noqa: E402
 
