@@ -79,7 +79,7 @@ def notify_sensor(context: dg.SensorEvaluationContext):
         dg.RunRequest(
             run_key=f"notify-{day}-{storage_id}",
             run_config={"ops": {"notify": {"config": {"days": [day]}}}},
-            tags={"activitylog/day": day},
+            tags={"activitylog/day": day, "activitylog/notify": "true"},  # queue limit 1 (dagster.yaml)
         )
         for day, storage_id in sorted(latest.items())
     ]

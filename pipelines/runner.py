@@ -19,7 +19,7 @@ def instance() -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text((Path(__file__).parent / "dagster_instance.yaml").read_text())
     os.environ["DAGSTER_HOME"] = str(home.resolve())
     return dg.DagsterInstance.get()
 
@@ -85,6 +85,6 @@ def run_notify(settings: Settings | None = None, *, days: list[date] | None = No
                                                "retry_failed": retry_failed}}}
     result = defs.resolve_job_def("notify_job").execute_in_process(
         run_config=run_config, instance=dagster_instance or instance(), raise_on_error=True,
-        tags={"activitylog/days": str(len(days or []))},
+        tags={"activitylog/days": str(len(days or [])), "activitylog/notify": "true"},
     )
     return result.output_for_node("notify"), result.run_id

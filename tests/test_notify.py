@@ -175,6 +175,19 @@ def test_500_then_success_delivers_once(lake, landing, tmp_path, monkeypatch):
     assert state["status"].to_list() == ["sent"] and state["attempts"].to_list() == [3]
 
 
+def test_a_timeout_is_retried(lake, landing, tmp_path, monkeypatch):
+    add_events(lake, landing, [flag_event(15)], "a.jsonl")
+    with Receiver() as server:
+        server.respond("/hook", (None, {}, "1.5"))  # answers only after 1.5 s
+        body = WEBHOOK.replace("secret: {env: HOOK_SECRET}}", "secret: {env: HOOK_SECRET}, timeout: 0.3}")
+        notifications = configure(tmp_path, monkeypatch, body, HOOK_URL=server.url("/hook"), HOOK_SECRET=SECRET)
+        started = time.monotonic()
+        report = notify_days(lake, notifications, [date(2024, 1, 15)], now=NOW, policy=FAST)
+        assert time.monotonic() - started < 1.4  # gave up on the slow answer after its timeout
+        assert len(server.requests("/hook")) == 2
+    assert report.counts["flags"]["sent"] == 1 and ledger_state(lake)["attempts"].item() == 2
+
+
 def test_429_waits_for_retry_after(lake, landing, tmp_path, monkeypatch):
     add_events(lake, landing, [flag_event(15)], "a.jsonl")
     with Receiver() as server:
