@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"data and results (default {DEFAULT_DIR})")
     parser.add_argument("--keep", action="store_true",
                         help="reuse the generated landing if it exists with the same parameters")
-    parser.add_argument("--only", choices=["ingest", "enrich", "query", "notify"], action="append",
+    parser.add_argument("--only", choices=["ingest", "enrich", "query", "notify", "export"], action="append",
                         help="run only this suite (repeatable; default: every suite)")
     parser.add_argument("--keep-work", action="store_true",
                         help="leave the written lakes and tables under --dir/work after the run")
@@ -402,6 +402,26 @@ def query_suite(args: argparse.Namespace, landing: Path, work: Path, ran_enrich:
     return {"params": ours["params"], "ours": ours, "duckdb": duck, "cold": cold}
 
 
+def export_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) -> dict[str, dict[str, Any]]:
+    lake = work / "enrich_lake"
+    if not ready or not (lake / "activity_log").is_dir():
+        say("- preparing the export lake: ingest + normalize + enrich (not timed)")
+        shutil.rmtree(lake, ignore_errors=True)
+        prepared = run_child("prepare_query", {"name": "prepare_export", "lake": str(lake), "landing": str(landing),
+                                               "reference": str(work / "reference")}, work)
+        if "error" in prepared:
+            return {"ours_csv": prepared}
+    results = {}
+    for fmt in ("csv", "xlsx"):
+        for who in ("ours", "polars"):
+            say(f"- {who}: {fmt}")
+            results[f"{who}_{fmt}"] = run_child(f"export_{who}", {"name": f"{who}_export_{fmt}", "lake": str(lake),
+                                                                  "format": fmt, "out": str(work / f"export-{who}")}, work)
+            r = results[f"{who}_{fmt}"]
+            say(f"  FAILED: {r['error']}" if "error" in r else f"  {r['seconds']:.2f} s")
+    return results
+
+
 def notify_suite(args: argparse.Namespace, work: Path, ran_enrich: bool) -> dict[str, Any]:
     """1,000 subscriptions over the enriched 100k-event day (built here when the enrich suite did not)."""
     from transforms.sample import write_bench_landing
@@ -502,7 +522,7 @@ def print_profile(profile: list[dict[str, Any]], total: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suites = args.only or ["ingest", "enrich", "query", "notify"]
+    suites = args.only or ["ingest", "enrich", "query", "notify", "export"]
     info = machine_info()
     say(f"bench: {info['cpu']}, {info['usable_cores']} cores, {info['ram_gib']} GiB RAM; "
         f"polars {info['polars']}, deltalake {info['deltalake']}")
@@ -530,8 +550,16 @@ def main(argv: list[str] | None = None) -> int:
     if "notify" in suites:
         say("suite notify: subscriptions over one day of 100,000 events, in a fresh process")
         notify_result = notify_suite(args, work, ran_enrich="enrich" in suites)
+    export_results: dict[str, Any] = {}
+    if "export" in suites:
+        say("suite export: 90 days to CSV and XLSX, ours beside Polars' writers, each in a fresh process")
+        export_results = export_suite(args, landing, work, ready="query" in suites or "enrich" in suites)
     ratio_rows = ratios(results)
     print_report(info, stamp, results, ratio_rows)
+    if export_results:
+        from bench import export as export_bench
+
+        export_bench.report(export_results, say)
     if notify_result and "error" not in notify_result:
         from bench import notify as notify_bench
 
@@ -555,8 +583,10 @@ def main(argv: list[str] | None = None) -> int:
     failed_checks = [c for r in results for c in r.get("checks", []) if not c["ok"]]
     failed_checks += [c for c in query_outcome.get("checks", []) if not c["ok"]]
     failed_checks += [c for c in notify_result.get("checks", []) if not c["ok"]]
+    failed_checks += [c for r in export_results.values() for c in r.get("checks", []) if not c["ok"]]
     # A baseline that cannot run is reported, not a failure of ours: only our runs set the exit status.
     errors = [r["name"] for r in results if "error" in r and r["name"].startswith("ours")]
+    errors += [k for k, r in export_results.items() if "error" in r and k.startswith("ours")]
     out = args.dir / "results" / "last.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
@@ -568,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": ratio_rows,
         "queries": {k: v for k, v in query_outcome.items() if k != "checks"},
         "notify": notify_result,
+        "export": export_results,
         "failed_checks": failed_checks,
     }, indent=2, default=str))
     say()
@@ -933,6 +964,8 @@ def measure_query_duckdb(spec: dict[str, Any], profiler: Profiler) -> dict[str, 
 
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = {
     "prepare_query": prepare_query,
+    "export_ours": lambda spec, profiler: __import__("bench.export", fromlist=["x"]).measure_ours(spec, profiler),
+    "export_polars": lambda spec, profiler: __import__("bench.export", fromlist=["x"]).measure_baseline(spec, profiler),
     "notify": lambda spec, profiler: __import__("bench.notify", fromlist=["measure"]).measure(spec, profiler),
     "query_ours": measure_query_ours,
     "query_duckdb": measure_query_duckdb,

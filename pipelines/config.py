@@ -542,6 +542,67 @@ class NotificationsConfig(BaseModel):
         raise ConfigError(f"no subscription named {name!r} (subscriptions: {known})")
 
 
+# ----------------------------------------------------------------------------------------------
+# exports
+# ----------------------------------------------------------------------------------------------
+
+
+class ExportSchedule(BaseModel):
+    """``{name, schedule, format, window, filter, destination}``: a scheduled export (cron in UTC)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    schedule: str
+    format: Literal["csv", "xlsx", "jsonl"]
+    #: The span each run exports, ending at the scheduled time (``7d``, ``1mo``; ``forever``: everything).
+    window: DurationValue
+    filter: Any = Field(default=None, validate_default=True)
+    #: A directory (local, relative to this file, or ``s3://bucket/prefix/``) that receives the files.
+    destination: str
+
+    @field_validator("name", mode="plain")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value.strip()):
+            raise _fail("must be a name of letters, digits, '-', '_' or '.'" +
+                        (f", not {value!r}" if isinstance(value, str) else f", not {_kind(value)}"))
+        return value.strip()
+
+    @field_validator("schedule", mode="plain")
+    @classmethod
+    def _cron(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _fail(f"must be a cron expression like \"0 2 * * 1\", not {_kind(value)}")
+        from dagster._utils.schedules import is_valid_cron_string  # only when exports are configured
+
+        if not is_valid_cron_string(value.strip()):
+            raise _fail(f"{value!r} is not a cron expression like \"0 2 * * 1\" (minute hour day month weekday, UTC)")
+        return value.strip()
+
+    @field_validator("filter", mode="plain")
+    @classmethod
+    def _filter(cls, value: Any) -> Any:
+        return Subscription._filter(value)
+
+    @field_validator("destination", mode="plain")
+    @classmethod
+    def _destination(cls, value: Any, info: ValidationInfo) -> str:
+        if isinstance(value, str) and value.strip().startswith("s3://"):
+            if not value.strip()[5:].strip("/"):
+                raise _fail(f"{value!r} names no bucket")
+            return value.strip().rstrip("/") + "/"
+        return _local_path(value, info, must_exist=False) + "/"
+
+
+def _exports(value: Any) -> Any:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(f"must be a list of exports, not {_kind(value)}")
+    return value
+
+
 def _raw_section(value: Any) -> Any:
     if value is None or isinstance(value, (dict, list)):
         return value
@@ -560,7 +621,7 @@ class ActivityLogConfig(BaseModel):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     # Owned by later work: stored raw until typed.
     streams: RawSection = None
-    exports: RawSection = None
+    exports: Annotated[list[ExportSchedule], BeforeValidator(_exports)] = Field(default_factory=list)
     retention: RawSection = None
 
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
@@ -568,6 +629,15 @@ class ActivityLogConfig(BaseModel):
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str = PrivateAttr(default=DEFAULT_CONFIG)
+
+    @field_validator("exports", mode="after")
+    @classmethod
+    def _unique_exports(cls, value: list[ExportSchedule]) -> list[ExportSchedule]:
+        names = [e.name for e in value]
+        for position, name in enumerate(names):
+            if name in names[:position]:
+                raise _fail(f"[{position}].name: {name!r} is used twice")
+        return value
 
     @model_validator(mode="before")
     @classmethod

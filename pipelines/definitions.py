@@ -5,11 +5,18 @@ import dagster as dg
 from assets.enrich import activity_log, reference_assets
 from assets.ingest import activity_quarantine, activity_raw, activity_raw_unique_ids
 from assets.normalize import activity_changes, activity_events
+from pipelines.exports import export_job, export_schedules
 from pipelines.jobs import ingest_job, refresh_job
 from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
 from pipelines.settings import Settings
+
+
+def _configured_exports():
+    from pipelines.config import load_config
+
+    return load_config().exports
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -18,7 +25,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[activity_raw, activity_quarantine, activity_events, activity_changes, activity_log,
                 *reference_assets, deliveries],
         asset_checks=[activity_raw_unique_ids],
-        jobs=[ingest_job, refresh_job, notify_job],
+        jobs=[ingest_job, refresh_job, notify_job, export_job],
+        schedules=export_schedules(_configured_exports()),
         sensors=[landing_sensor, refresh_sensor, notify_sensor],
         resources=default_resources(settings),
     )

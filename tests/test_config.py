@@ -68,7 +68,7 @@ def test_defaults_when_no_file():
     ]
     assert config.reference.uris() == {}
     assert config.notifications.subscriptions == [] and config.streams is None
-    assert config.exports is None and config.retention is None
+    assert config.exports == [] and config.retention is None
 
 
 def test_implicit_default_file_in_working_directory_is_read():
@@ -310,7 +310,7 @@ def test_future_sections_load_raw(tmp_path, monkeypatch):
     assert config.notifications.destinations["ops"].webhook_url.env == "SLACK_URL"
     assert config.notifications.subscriptions[0].filter.scopes == ("FeatureFlag",)
     assert config.streams["siem"]["sink"]["type"] == "splunk_hec"
-    assert config.exports[0]["schedule"] == "0 6 * * 1"
+    assert config.exports[0].schedule == "0 6 * * 1" and config.exports[0].destination == "s3://b/exports/"
     assert config.retention["projects"] == {12: "7d"}
     assert config.masking.rules() == [(None, "password"), ("Integration", "config")]
     assert config.where("retention.default") == f"{tmp_path / 'activitylog.yaml'}: retention.default"

@@ -267,3 +267,26 @@ def test_cli_ingest_and_query_on_s3(s3_env, tmp_path):
         runs = dict(db.execute("select pipeline_name, count(*) from runs group by pipeline_name").fetchall())
     assert runs.get("ingest_job") == 1 and runs.get("refresh_job", 0) >= 1, runs
     assert_loopback_only(moto, requests_before)
+
+
+def test_export_to_s3_and_verify_it_there(s3_env, tmp_path):
+    from destinations.exports import run_export, verify_manifest
+    from transforms.filters import ActivityFilter
+    from transforms.refresh import refresh_all
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text("".join(json.dumps(event(d)) + "\n" for d in (3, 4, 5)))
+    lake = Lake.at(tmp_path / "lake")
+    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1), now=NOW))
+    refresh_all(lake, lake.days("activity_raw"))
+    before = s3_env.requests_logged()
+
+    result = run_export(lake, ActivityFilter(), "xlsx", f"s3://{BUCKET}/audit/", name="q1")
+    assert result.file == f"s3://{BUCKET}/audit/q1.xlsx" and result.manifest["rows"] == 3
+    keys = {o["Key"] for o in s3_env.client().list_objects_v2(Bucket=BUCKET, Prefix="audit/")["Contents"]}
+    assert keys == {"audit/q1.xlsx", "audit/q1.manifest.json"}
+    assert verify_manifest(result.manifest_uri)[1] == []
+    s3_env.client().put_object(Bucket=BUCKET, Key="audit/q1.xlsx", Body=b"changed")
+    assert "q1.xlsx: 7 bytes" in verify_manifest(result.manifest_uri)[1][0]
+    assert_loopback_only(s3_env, before)

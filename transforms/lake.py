@@ -50,6 +50,8 @@ class Lake:
 
     root: str
     storage_options: dict[str, str] = field(default_factory=dict)
+    #: Tables read at a fixed version (e.g. an export reads one snapshot): table name → version.
+    versions: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def at(cls, root: str | Path) -> "Lake":
@@ -68,6 +70,11 @@ class Lake:
         only the commits since), so repeated reads (a server, a notebook) skip re-reading the log.
         """
         uri = self.uri(name)
+        if name in self.versions:
+            try:
+                return DeltaTable(uri, version=self.versions[name], storage_options=self.storage_options or None)
+            except TableNotFoundError:
+                return None
         cached = _OPEN_TABLES.get(uri)
         if cached is not None:
             try:

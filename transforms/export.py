@@ -1,0 +1,108 @@
+"""What an export holds: its columns, its order, its day-by-day reading, and formula neutralisation.
+
+Columns are PostHog's export fields plus ours (:data:`EXPORT_COLUMNS`); rows come in a stable order
+(``created_at``, ``id``), one day partition at a time, so an export of any size never holds more than
+a day of rows in memory.
+
+Formula injection (OWASP "CSV Injection"): a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab,
+a carriage return or a line feed gets a leading ``'`` so that spreadsheet programs show it as text
+instead of evaluating it. This is applied to CSV and XLSX (JSONL is data, not a spreadsheet, and keeps
+values exact). Numbers and booleans are typed cells and need no escaping.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Iterator
+
+import polars as pl
+
+from transforms.durations import Duration
+from transforms.filters import ActivityFilter
+from transforms.lake import ACTIVITY_LOG, Lake
+
+# (output column, expression over activity_log)
+_COLUMNS: list[tuple[str, pl.Expr]] = [
+    ("id", pl.col("id")),
+    ("organization_id", pl.col("organization_id")),
+    ("project_id", pl.col("team_id")),
+    ("user_first_name", pl.col("actor_first_name")),
+    ("user_last_name", pl.col("actor_last_name")),
+    ("user_email", pl.col("actor_email")),
+    ("activity", pl.col("activity")),
+    ("scope", pl.col("scope")),
+    ("item_id", pl.col("item_id")),
+    ("detail", pl.col("detail")),
+    ("client", pl.col("client")),
+    ("ip_address", pl.col("ip_address")),
+    ("created_at", pl.col("created_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")),
+    ("summary", pl.col("summary")),
+    ("level", pl.col("level")),
+    ("was_impersonated", pl.col("was_impersonated")),
+    ("is_system", pl.col("is_system")),
+    ("user_uuid", pl.col("actor_uuid")),
+    ("user_name", pl.col("actor_name")),
+    ("project_name", pl.col("project_name")),
+    ("organization_name", pl.col("organization_name")),
+]
+EXPORT_COLUMNS = [name for name, _ in _COLUMNS]
+ORDER = ["created_at", "id"]
+FORMULA_START = r"^[=+\-@\t\r\n]"
+
+
+def neutralise_formulas(frame: pl.DataFrame | pl.LazyFrame):
+    """Prefix ``'`` to every text cell that a spreadsheet would read as a formula."""
+    text = [name for name, dtype in frame.collect_schema().items() if dtype == pl.String]
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name))
+        .alias(name) for name in text)
+
+
+def export_days(lake: Lake, activity_filter: ActivityFilter, *, read_window: Duration | None = None,
+                now: datetime | None = None) -> list[date]:
+    """The day partitions of ``activity_log`` inside the filter's bounds, oldest first."""
+    low, high = activity_filter.day_bounds(read_window=read_window, now=now)
+    return [d for d in lake.days(ACTIVITY_LOG) if (low is None or d >= low) and (high is None or d <= high)]
+
+
+def export_rows(lake: Lake, activity_filter: ActivityFilter, days: list[date], *,
+                read_window: Duration | None = None, now: datetime | None = None,
+                team_organizations=None) -> pl.DataFrame:
+    """The export rows of some days: matching rows, export columns, stable order."""
+    frame = lake.scan(ACTIVITY_LOG)
+    in_days = pl.col("day") == days[0] if len(days) == 1 else pl.col("day").is_in(days)
+    condition = in_days & activity_filter.expression(read_window=read_window, now=now,
+                                                     team_organizations=team_organizations)
+    return (frame.filter(condition).sort(ORDER)
+            .select(expression.alias(name) for name, expression in _COLUMNS).collect())
+
+
+BATCH_ROWS = 200_000  # rows (before filtering) read at once: one Delta scan per batch of days
+
+
+def iter_export(lake: Lake, activity_filter: ActivityFilter, *, read_window: Duration | None = None,
+                now: datetime | None = None, batch_rows: int = BATCH_ROWS,
+                ) -> Iterator[tuple[dict[date, int], pl.DataFrame]]:
+    """({day: rows}, rows) per batch of consecutive days (sized from Delta statistics), oldest first;
+    batches without matches are skipped."""
+    from transforms.query import team_organizations
+    from transforms.refresh import day_batches
+
+    organizations = None
+    if activity_filter.team_ids and activity_filter.include_organization:
+        organizations = team_organizations(lake, activity_filter.team_ids, lake.scan(ACTIVITY_LOG))
+    days = export_days(lake, activity_filter, read_window=read_window, now=now)
+    for batch in day_batches(lake, ACTIVITY_LOG, days, max_rows=batch_rows):
+        rows = export_rows(lake, activity_filter, batch, read_window=read_window, now=now,
+                           team_organizations=organizations)
+        if rows.height:
+            per_day = rows.group_by(pl.col("created_at").str.slice(0, 10).alias("day")).len().sort("day")
+            yield {date.fromisoformat(d): n for d, n in per_day.iter_rows()}, rows
+
+
+def count_rows(lake: Lake, activity_filter: ActivityFilter, *, read_window: Duration | None = None,
+               now: datetime | None = None) -> int:
+    from transforms.query import query
+
+    frame = query(lake, activity_filter, read_window=read_window, now=now)
+    return 0 if frame is None else frame.select(pl.len()).collect().item()
