@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     verify_export = command("verify-export", "recompute an export's checksums against its manifest")
     verify_export.add_argument("manifest", metavar="MANIFEST", help="the <name>.manifest.json (path or s3:// URI)")
 
+    stream = command("stream", "deliver SIEM streams (the streams: section) up to now")
+    stream.add_argument("name", nargs="?", metavar="NAME", help="one stream (default: every stream)")
+    stream.add_argument("--quiet", action="store_true", help="print only the summary")
+
     notify = command("notify", "evaluate subscriptions for days not yet evaluated and deliver (exactly once)")
     notify.add_argument("--day", action="append", default=[], metavar="YYYY-MM-DD",
                         help="evaluate this day (repeatable; default: every day written since its last evaluation)")
@@ -207,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "landing", None):
         os.environ["ACTIVITYLOG_LANDING"] = args.landing
     handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history,
-               "notify": _notify, "export": _export, "verify-export": _verify_export}[args.command]
+               "notify": _notify, "export": _export, "verify-export": _verify_export,
+               "stream": _stream}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -513,6 +518,31 @@ def _verify_export(args: argparse.Namespace) -> int:
     files = manifest["files"]
     print(f"OK: {len(files)} file(s) match the manifest ({manifest['rows']:,} rows, {manifest['format']}, "
           f"activity_log version {manifest['table_version']}, created {manifest['created_at']})")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# stream
+
+
+def _stream(args: argparse.Namespace) -> int:
+    config = _load_config()
+    if not config.streams:
+        print("No streams configured (the streams: section of the configuration file).")
+        return EXIT_OK
+    if args.name and args.name not in config.streams:
+        raise UsageError(f"no stream named {args.name!r} (streams: {', '.join(sorted(config.streams))})")
+    from pipelines.runner import run_stream
+
+    try:
+        report, _ = run_stream(_settings(), names=[args.name] if args.name else None,
+                               log_level="WARNING" if args.quiet else "INFO")
+    except Exception as exc:  # the run failed: a paused stream; its error is in the run's logs too
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandFailure(f"stream run failed: {first}") from exc
+    print(f"  {'stream':<24}{'days':>6}{'sent':>10}{'batches':>9}  status")
+    for row in report["streams"]:
+        print(f"  {row['stream']:<24}{row['days']:>6}{row['sent']:>10,}{row['batches']:>9}  {row['status']}")
     return EXIT_OK
 
 

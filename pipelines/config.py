@@ -543,6 +543,114 @@ class NotificationsConfig(BaseModel):
 
 
 # ----------------------------------------------------------------------------------------------
+# streams
+# ----------------------------------------------------------------------------------------------
+
+
+class S3Sink(BaseModel):
+    """Gzipped NDJSON objects under ``<uri>/YYYY/MM/DD/HH/<uuid>.json.gz`` (an s3:// URI or a local directory)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["s3"]
+    uri: str
+
+    @field_validator("uri", mode="plain")
+    @classmethod
+    def _uri(cls, value: Any, info: ValidationInfo) -> str:
+        return ExportSchedule._destination(value, info)
+
+
+class SplunkSink(BaseModel):
+    """Splunk HTTP Event Collector (``url`` is the collector endpoint, e.g. …/services/collector/event)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["splunk_hec"]
+    url: SecretRef
+    token: SecretRef
+    source: str = "activitylog"
+    sourcetype: str = "activitylog:json"
+    index: str | None = None
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class DatadogSink(BaseModel):
+    """Datadog logs intake v2 (``url``, e.g. https://http-intake.logs.datadoghq.eu/api/v2/logs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["datadog"]
+    url: SecretRef
+    api_key: SecretRef
+    service: str = "activitylog"
+    batch_size: int = Field(default=1000, ge=1, le=1000)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class SyslogSink(BaseModel):
+    """Syslog over TCP, RFC 6587 octet counting; messages RFC 5424 (JSON body) or CEF."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["syslog"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    format: Literal["rfc5424", "cef"] = "rfc5424"
+    tls: bool = False  # RFC 5425 (port 6514 is usually TLS)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout: float = Field(default=10.0, gt=0)
+
+
+Sink = Annotated[Union[S3Sink, SplunkSink, DatadogSink, SyslogSink], Field(discriminator="type")]
+SINK_TYPES = {"s3": S3Sink, "splunk_hec": SplunkSink, "datadog": DatadogSink, "syslog": SyslogSink}
+
+
+def _sink(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value
+    if not isinstance(value, dict):
+        raise _fail(f"must be a mapping with a type ({', '.join(SINK_TYPES)}), not {_kind(value)}")
+    if value.get("type") not in SINK_TYPES:
+        shown = "type is required" if "type" not in value else f"type {value['type']!r} is not one of"
+        raise _fail(f"{shown} {', '.join(SINK_TYPES)}" if "type" in value else f"{shown} ({', '.join(SINK_TYPES)})")
+    return value
+
+
+class StreamConfig(BaseModel):
+    """``{filter, schema, sink}``: matching events delivered incrementally to a SIEM sink."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    filter: Any = Field(default=None, validate_default=True)
+    schema_: Literal["native", "ocsf"] = Field(default="native", alias="schema")
+    sink: Annotated[Sink, BeforeValidator(_sink)]
+
+    @field_validator("filter", mode="plain")
+    @classmethod
+    def _filter(cls, value: Any) -> Any:
+        return Subscription._filter(value)
+
+    @property
+    def schema_name(self) -> str:
+        return self.schema_
+
+
+def _streams(value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(f"must be a mapping of stream name → stream, not {_kind(value)}")
+    for name in value:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise _fail(f"stream names are letters, digits, '-', '_' or '.', not {name!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
 # exports
 # ----------------------------------------------------------------------------------------------
 
@@ -620,7 +728,7 @@ class ActivityLogConfig(BaseModel):
 
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     # Owned by later work: stored raw until typed.
-    streams: RawSection = None
+    streams: Annotated[dict[str, StreamConfig], BeforeValidator(_streams)] = Field(default_factory=dict)
     exports: Annotated[list[ExportSchedule], BeforeValidator(_exports)] = Field(default_factory=list)
     retention: RawSection = None
 

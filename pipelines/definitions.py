@@ -11,6 +11,7 @@ from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
 from pipelines.settings import Settings
+from pipelines.streams import stream_job, stream_sensor
 
 
 def _configured_exports():
@@ -25,9 +26,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[activity_raw, activity_quarantine, activity_events, activity_changes, activity_log,
                 *reference_assets, deliveries],
         asset_checks=[activity_raw_unique_ids],
-        jobs=[ingest_job, refresh_job, notify_job, export_job],
+        jobs=[ingest_job, refresh_job, notify_job, export_job, stream_job],
         schedules=export_schedules(_configured_exports()),
-        sensors=[landing_sensor, refresh_sensor, notify_sensor],
+        sensors=[landing_sensor, refresh_sensor, notify_sensor, stream_sensor],
         resources=default_resources(settings),
     )
 

@@ -88,3 +88,16 @@ def run_notify(settings: Settings | None = None, *, days: list[date] | None = No
         tags={"activitylog/days": str(len(days or [])), "activitylog/notify": "true"},
     )
     return result.output_for_node("notify"), result.run_id
+
+
+def run_stream(settings: Settings | None = None, *, names: list[str] | None = None, log_level: str = "INFO",
+               dagster_instance: dg.DagsterInstance | None = None) -> tuple[dict, str]:
+    """One stream run (as the sensor starts them). Returns (the run's report, run id); raises on failure."""
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(settings or Settings.from_env())
+    run_config = _run_config(log_level)
+    run_config["ops"] = {"stream": {"config": {"streams": names or []}}}
+    result = defs.resolve_job_def("stream_job").execute_in_process(
+        run_config=run_config, instance=dagster_instance or instance(), raise_on_error=True)
+    return result.output_for_node("stream"), result.run_id

@@ -284,3 +284,13 @@ def test_notify_with_a_broken_config_exits_2(built_lake, capsys, monkeypatch, tm
     err = capsys.readouterr().err
     assert "notifications.destinations.ops.slack.webhook_url: must be {env: NAME}, not a literal" in err
     assert "hooks.slack.com" not in err
+
+
+def test_stream_command(built_lake, capsys, monkeypatch, tmp_path):
+    config = tmp_path / "activitylog.yaml"
+    config.write_text("streams:\n  archive: {sink: {type: s3, uri: archive}}\n")
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    assert main(["stream", "--quiet"]) == 0
+    assert capsys.readouterr().out.split("archive")[1].split()[:3] == ["3", "5", "3"]  # days, sent, batches
+    assert main(["stream", "nope"]) == 2
+    assert "no stream named 'nope' (streams: archive)" in capsys.readouterr().err

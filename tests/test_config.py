@@ -67,7 +67,7 @@ def test_defaults_when_no_file():
         ("Integration", "config"),
     ]
     assert config.reference.uris() == {}
-    assert config.notifications.subscriptions == [] and config.streams is None
+    assert config.notifications.subscriptions == [] and config.streams == {}
     assert config.exports == [] and config.retention is None
 
 
@@ -147,9 +147,10 @@ def test_duplicate_key_is_an_error_with_line(tmp_path):
 def test_yaml_merge_keys_still_work(tmp_path):
     path = write(
         tmp_path / "merge.yaml",
-        "streams:\n  base: &base {schema: native, filter: {}}\n  ops:\n    <<: *base\n    schema: ocsf\n",
+        "streams:\n  base: &base {schema: native, sink: {type: s3, uri: out}}\n  ops:\n    <<: *base\n    schema: ocsf\n",
     )
-    assert load_config(path).streams["ops"] == {"schema": "ocsf", "filter": {}}
+    streams = load_config(path).streams
+    assert streams["ops"].schema_name == "ocsf" and streams["ops"].sink.uri == streams["base"].sink.uri
 
 
 @pytest.mark.parametrize("text, kind", [("- masking\n", "a list"), ("just text\n", "a string")])
@@ -291,7 +292,7 @@ streams:
   siem:
     filter: {scope: [Person, User]}
     schema: ocsf
-    sink: {type: splunk_hec, url: "https://splunk:8088", token: {env: HEC_TOKEN}}
+    sink: {type: splunk_hec, url: {env: HEC_URL}, token: {env: HEC_TOKEN}}
 exports:
   - {name: weekly, schedule: "0 6 * * 1", format: csv, window: 7d, filter: {}, destination: "s3://b/exports"}
 retention:
@@ -306,10 +307,12 @@ masking:
 
 def test_future_sections_load_raw(tmp_path, monkeypatch):
     monkeypatch.setenv("SLACK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("HEC_URL", "http://127.0.0.1:9/services/collector/event")
+    monkeypatch.setenv("HEC_TOKEN", "t0k3n")
     config = load_config(write(tmp_path / "activitylog.yaml", FULL_PRODUCT))
     assert config.notifications.destinations["ops"].webhook_url.env == "SLACK_URL"
     assert config.notifications.subscriptions[0].filter.scopes == ("FeatureFlag",)
-    assert config.streams["siem"]["sink"]["type"] == "splunk_hec"
+    assert config.streams["siem"].sink.type == "splunk_hec" and config.streams["siem"].schema_name == "ocsf"
     assert config.exports[0].schedule == "0 6 * * 1" and config.exports[0].destination == "s3://b/exports/"
     assert config.retention["projects"] == {12: "7d"}
     assert config.masking.rules() == [(None, "password"), ("Integration", "config")]

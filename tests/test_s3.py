@@ -290,3 +290,30 @@ def test_export_to_s3_and_verify_it_there(s3_env, tmp_path):
     s3_env.client().put_object(Bucket=BUCKET, Key="audit/q1.xlsx", Body=b"changed")
     assert "q1.xlsx: 7 bytes" in verify_manifest(result.manifest_uri)[1][0]
     assert_loopback_only(s3_env, before)
+
+
+def test_stream_archive_to_s3(s3_env, tmp_path, monkeypatch):
+    from destinations.siem import run_streams
+    from pipelines.config import load_config
+    from transforms.refresh import refresh_all
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.jsonl").write_text("".join(json.dumps(event(d)) + "\n" for d in (3, 3, 4)))
+    lake = Lake.at(tmp_path / "lake")
+    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1), now=NOW))
+    refresh_all(lake, lake.days("activity_raw"))
+    config = tmp_path / "activitylog.yaml"
+    config.write_text(f"streams:\n  archive: {{schema: ocsf, sink: {{type: s3, uri: 's3://{BUCKET}/activity/'}}}}\n")
+    before = s3_env.requests_logged()
+
+    report = run_streams(lake, load_config(config).streams, log=lambda _: None)
+    assert report.streams["archive"]["sent"] == 3 and not report.errors
+    objects = s3_env.client().list_objects_v2(Bucket=BUCKET, Prefix="activity/")["Contents"]
+    assert len(objects) == 2 and all(re.fullmatch(r"activity/\d{4}/\d{2}/\d{2}/\d{2}/[0-9a-f]{32}\.json\.gz", o["Key"])
+                                     for o in objects)
+    lines = [json.loads(line) for o in objects for line in gzip.decompress(
+        s3_env.client().get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()).splitlines()]
+    assert len(lines) == 3 and all(line["class_uid"] == 6003 for line in lines)
+    assert run_streams(lake, load_config(config).streams, log=lambda _: None).streams["archive"]["sent"] == 0
+    assert_loopback_only(s3_env, before)

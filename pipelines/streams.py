@@ -1,0 +1,54 @@
+"""SIEM streams in Dagster: ``stream_job`` and the sensor that starts it when a stream has days to
+deliver. The work is :func:`destinations.siem.run_streams`."""
+
+import dagster as dg
+
+from pipelines.resources import LakeResource, PipelineConfigResource
+
+
+@dg.op(
+    config_schema={"streams": dg.Field([str], default_value=[], description="stream names (default: all)")},
+    required_resource_keys={"lake", "config"},
+    description="Deliver the configured SIEM streams up to now (at-least-once; the event id is the dedupe key).",
+)
+def stream(context: dg.OpExecutionContext) -> dg.Output[dict]:
+    from destinations.siem import run_streams
+
+    streams = context.resources.config.load().streams
+    names = context.op_config["streams"] or None
+    try:
+        report = run_streams(context.resources.lake.lake(), streams, names, log=context.log.info)
+    except KeyError as exc:
+        raise dg.Failure(str(exc.args[0])) from None
+    rows = report.as_rows()
+    table = "\n".join(["| stream | days | sent | batches | status |", "|---|---|---|---|---|"] +
+                      [f"| {r['stream']} | {r['days']} | {r['sent']} | {r['batches']} | {r['status']} |" for r in rows])
+    metadata = {"sent": sum(r["sent"] for r in rows), "streams": dg.MetadataValue.md(table)}
+    if report.errors:
+        raise dg.Failure(description="paused streams: " + "; ".join(f"{n}: {e}" for n, e in report.errors.items()),
+                         metadata=metadata)
+    return dg.Output({"streams": rows}, metadata=metadata)
+
+
+@dg.job(description="Deliver SIEM streams (configured in the streams: section) up to now.")
+def stream_job() -> None:
+    stream()
+
+
+@dg.sensor(job=stream_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Starts a stream run when a configured stream has days of activity_log to deliver.")
+def stream_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, config: PipelineConfigResource):
+    from transforms.lake import ACTIVITY_LOG
+    from transforms.streams import STREAM_PROGRESS, due_days
+
+    streams = config.load().streams
+    if not streams:
+        return dg.SkipReason("no streams configured")
+    store = lake.lake()
+    due = [name for name in sorted(streams) if due_days(store, name)]
+    if not due:
+        return dg.SkipReason("every stream is up to date")
+    version = f"{store.version(ACTIVITY_LOG)}-{store.version(STREAM_PROGRESS)}"
+    return dg.RunRequest(run_key=f"stream-{version}-{'-'.join(due)}",
+                         run_config={"ops": {"stream": {"config": {"streams": due}}}},
+                         tags={"activitylog/streams": ",".join(due)})

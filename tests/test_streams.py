@@ -1,0 +1,245 @@
+"""SIEM streams against real local servers: Splunk HEC and Datadog (HTTP on 127.0.0.1), syslog (TCP)."""
+
+import gzip
+import json
+import socket
+import threading
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from conftest import make_event, write_lines
+from destinations.delivery import RetryPolicy
+from destinations.siem import cef, run_streams
+from pipelines.config import ConfigError, load_config
+from receiver import Receiver
+from transforms.ingest import ingest
+from transforms.lake import ACTIVITY_LOG
+from transforms.refresh import refresh_all
+from transforms.streams import STREAM_LEDGER, ocsf_record
+from transforms.validate import ValidationSettings
+
+FAST = RetryPolicy(max_attempts=2, backoff_base=0.01)
+
+
+def add_events(lake, landing, events, name):
+    write_lines(landing / name, events)
+    report = ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
+    refresh_all(lake, report.days_changed)
+
+
+def streams_config(tmp_path, monkeypatch, body: str, **env):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    path = tmp_path / "activitylog.yaml"
+    path.write_text(body)
+    return load_config(path).streams
+
+
+def events_on(day: int, count: int, **overrides):
+    return [make_event(created_at=f"2024-01-{day:02d}T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                       item_id=f"{day}-{i}", **overrides) for i in range(count)]
+
+
+class SyslogListener:
+    """A TCP server on 127.0.0.1 that keeps every byte it receives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.data = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            with connection:
+                while chunk := connection.recv(65536):
+                    self.data += chunk
+
+    def frames(self) -> list[str]:
+        out, data = [], self.data
+        while data:
+            length, _, rest = data.partition(b" ")
+            out.append(rest[: int(length)].decode())
+            data = rest[int(length):]
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_splunk_hec_batches_with_the_token(lake, landing, tmp_path, monkeypatch):
+    add_events(lake, landing, events_on(10, 5), "a.jsonl")
+    with Receiver() as server:
+        streams = streams_config(tmp_path, monkeypatch, """\
+streams:
+  splunk:
+    filter: {scopes: [FeatureFlag]}
+    schema: ocsf
+    sink: {type: splunk_hec, url: {env: HEC_URL}, token: {env: HEC_TOKEN}, batch_size: 2, index: audit}
+""", HEC_URL=server.url("/services/collector/event"), HEC_TOKEN="t0k3n")
+        report = run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        requests = server.requests("/services/collector/event")
+    assert report.as_rows() == [{"stream": "splunk", "days": 1, "sent": 5, "batches": 3, "status": "up to date"}]
+    assert len(requests) == 3 and all(r.headers["authorization"] == "Splunk t0k3n" for r in requests)
+    events = [json.loads(line) for r in requests for line in r.body.decode().splitlines()]
+    assert [len(r.body.decode().splitlines()) for r in requests] == [2, 2, 1]
+    first = events[0]
+    assert set(first) == {"time", "host", "source", "sourcetype", "index", "event"}
+    assert first["sourcetype"] == "activitylog:json" and first["index"] == "audit"
+    assert first["event"]["class_uid"] == 6003 and first["time"] == first["event"]["time"] / 1000
+
+
+def test_datadog_gzipped_arrays_of_at_most_1000(lake, landing, tmp_path, monkeypatch):
+    add_events(lake, landing, events_on(10, 1500), "a.jsonl")
+    with Receiver() as server:
+        streams = streams_config(tmp_path, monkeypatch, """\
+streams:
+  dd: {sink: {type: datadog, url: {env: DD_LOGS_URL}, api_key: {env: DD_API_KEY}}}
+""", DD_LOGS_URL=server.url("/api/v2/logs"), DD_API_KEY="k3y")
+        run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        requests = server.requests("/api/v2/logs")
+    assert [r.headers["dd-api-key"] for r in requests] == ["k3y", "k3y"]
+    assert all(r.headers["content-encoding"] == "gzip" for r in requests)
+    arrays = [json.loads(gzip.decompress(r.body)) for r in requests]
+    assert [len(a) for a in arrays] == [1000, 500]
+    entry = arrays[0][0]
+    assert entry["ddsource"] == "activitylog" and entry["activity_log"]["scope"] == "FeatureFlag"
+    assert entry["message"] == entry["activity_log"]["summary"]
+
+
+@pytest.mark.parametrize("fmt", ["rfc5424", "cef"])
+def test_syslog_octet_counted_over_tcp(lake, landing, tmp_path, monkeypatch, fmt):
+    add_events(lake, landing, events_on(10, 3), "a.jsonl")
+    listener = SyslogListener()
+    try:
+        streams = streams_config(tmp_path, monkeypatch, f"""\
+streams:
+  syslog: {{schema: native, sink: {{type: syslog, host: 127.0.0.1, port: {listener.port}, format: {fmt}}}}}
+""")
+        run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        for _ in range(100):
+            if len(listener.frames()) == 3:
+                break
+            threading.Event().wait(0.02)
+        frames = listener.frames()
+    finally:
+        listener.close()
+    assert len(frames) == 3
+    header, _, body = frames[0].partition("] ")
+    assert header.startswith("<110>1 2024-01-10T00:00:00Z ") and " activitylog - FeatureFlag.updated " in header
+    assert '[activitylog@32473 id="' in header
+    if fmt == "rfc5424":
+        assert json.loads(body)["scope"] == "FeatureFlag"
+    else:
+        assert body.startswith("CEF:0|PostHog|activitylog|1.0|FeatureFlag.updated|Jane Doe changed feature flag")
+        assert "suser=jane@example.com" in body and "cs1Label=scope cs1=FeatureFlag" in body
+
+
+def test_local_archive_writes_dated_gzipped_ndjson(lake, landing, tmp_path, monkeypatch):
+    add_events(lake, landing, events_on(10, 3) + events_on(11, 2), "a.jsonl")
+    streams = streams_config(tmp_path, monkeypatch, "streams:\n  archive: {sink: {type: s3, uri: archive}}\n")
+    run_streams(lake, streams, log=lambda _: None)
+    files = sorted((tmp_path / "archive").rglob("*.json.gz"))
+    assert len(files) == 2  # one batch per day
+    relative = files[0].relative_to(tmp_path / "archive").parts
+    assert len(relative) == 5 and len(relative[0]) == 4 and relative[-1].endswith(".json.gz")  # YYYY/MM/DD/HH/x
+    ids = [json.loads(line)["id"] for f in files for line in gzip.decompress(f.read_bytes()).splitlines()]
+    assert len(ids) == len(set(ids)) == 5
+
+
+def test_a_failing_sink_pauses_and_resumes_without_loss_or_duplicates(lake, landing, tmp_path, monkeypatch):
+    add_events(lake, landing, events_on(10, 5) + events_on(11, 3), "a.jsonl")
+    with Receiver() as server:
+        streams = streams_config(tmp_path, monkeypatch, """\
+streams:
+  splunk: {sink: {type: splunk_hec, url: {env: HEC_URL}, token: {env: HEC_TOKEN}, batch_size: 2}}
+""", HEC_URL=server.url("/hec"), HEC_TOKEN="t")
+        server.respond("/hec", (200, {}, "{}"), (503, {}, "busy"), (503, {}, "busy"))  # 2nd batch fails twice
+        paused = run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        assert "splunk" in paused.errors and "503" in paused.errors["splunk"]
+        assert paused.streams["splunk"]["sent"] == 2
+        resumed = run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        assert resumed.streams["splunk"]["sent"] == 6 and not resumed.errors
+        delivered = [json.loads(line)["event"]["id"] for r in server.requests("/hec") if r.body
+                     for line in r.body.decode().splitlines()]
+        again = run_streams(lake, streams, log=lambda _: None, policy=FAST)  # nothing new: nothing sent
+        assert again.streams["splunk"]["sent"] == 0
+        late = make_event(created_at="2024-01-10T23:59:00Z", item_id="late")
+        add_events(lake, landing, [late], "late.jsonl")
+        run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        last = server.requests("/hec")[-1].body.decode().splitlines()
+    accepted = set(lake.scan(ACTIVITY_LOG).collect()["id"]) - {late["id"]}
+    # Every event exactly once among the accepted batches (the two failed attempts carried the same 2).
+    acked = lake.scan(STREAM_LEDGER).collect()["event_id"].to_list()
+    assert sorted(acked) == sorted(accepted | {late["id"]})
+    assert set(delivered) == accepted and [json.loads(line)["event"]["id"] for line in last] == [late["id"]]
+
+
+def test_ocsf_api_activity_shape():
+    from datetime import datetime, timezone
+
+    row = {"id": "e1", "activity": "deleted", "scope": "FeatureFlag", "item_id": "42", "detail": '{"name": "f"}',
+           "actor_uuid": "u1", "actor_email": "jane@example.com", "actor_name": "Jane Doe", "is_system": False,
+           "was_impersonated": True, "created_at": datetime(2024, 1, 10, tzinfo=timezone.utc), "ip_address": "203.0.113.7",
+           "resource_name": "f", "team_id": 1, "organization_id": "o1", "summary": "Jane Doe deleted feature flag"}
+    record = ocsf_record(row)
+    assert (record["class_uid"], record["category_uid"], record["activity_id"], record["type_uid"]) == (6003, 6, 4, 600304)
+    assert record["actor"]["user"] == {"uid": "u1", "email_addr": "jane@example.com", "name": "Jane Doe", "type": "User"}
+    assert record["actor"]["invoked_by"] == "impersonation"
+    assert record["api"]["operation"] == "FeatureFlag.deleted" and record["src_endpoint"] == {"ip": "203.0.113.7"}
+    assert record["resources"] == [{"uid": "42", "type": "FeatureFlag", "name": "f"}]
+    assert record["time"] == 1704844800000 and record["metadata"]["product"]["name"] == "activitylog"
+    assert record["unmapped"]["detail"] == {"name": "f"} and record["unmapped"]["project_id"] == 1
+    assert ocsf_record({**row, "activity": "created"})["activity_id"] == 1
+    assert ocsf_record({**row, "activity": "merged"})["activity_id"] == 99
+    assert cef({"scope": "A|B", "activity": "x", "summary": "a=b\nc"}).startswith("CEF:0|PostHog|activitylog|1.0|A\\|B.x|a=b c|3|")
+
+
+@pytest.mark.parametrize("body, env, message", [
+    ("streams:\n  x: {sink: {type: kafka}}\n", {}, "streams.x.sink: type 'kafka' is not one of s3, splunk_hec, datadog, syslog"),
+    ("streams:\n  x: {sink: {type: splunk_hec, url: {env: NOPE_URL}, token: {env: NOPE_T}}}\n", {},
+     "environment variable NOPE_URL is not set"),
+    ("streams:\n  x: {schema: cef, sink: {type: s3, uri: out}}\n", {}, "streams.x.schema"),
+    ("streams:\n  x: {sink: {type: syslog, host: h, port: 99999}}\n", {}, "streams.x.sink.syslog.port"),
+    ("streams:\n  x: {filter: {colour: red}, sink: {type: s3, uri: out}}\n", {}, "streams.x.filter: unknown field 'colour'"),
+])
+def test_stream_configuration_errors(tmp_path, monkeypatch, body, env, message):
+    monkeypatch.delenv("NOPE_URL", raising=False)
+    with pytest.raises(ConfigError) as info:
+        streams_config(tmp_path, monkeypatch, body, **env)
+    assert message in str(info.value)
+
+
+def test_stream_sensor_and_job(lake, landing, tmp_path, monkeypatch):
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import run_stream
+    from pipelines.settings import Settings
+    from pipelines.streams import stream_sensor
+
+    add_events(lake, landing, events_on(10, 2), "a.jsonl")
+    config = tmp_path / "activitylog.yaml"
+    config.write_text("streams:\n  archive: {sink: {type: s3, uri: archive}}\n")
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    settings = Settings.from_env(lake=lake.root)
+    resources = build_definitions(settings).resources
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            request = stream_sensor(context)
+        assert isinstance(request, dg.RunRequest) and request.tags["activitylog/streams"] == "archive"
+        report, _ = run_stream(settings, dagster_instance=instance, log_level="WARNING")
+        assert report["streams"][0]["sent"] == 2
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            assert isinstance(stream_sensor(context), dg.SkipReason)
+        config.write_text("streams:\n  broken: {sink: {type: syslog, host: 127.0.0.1, port: 9, max_attempts: 1}}\n")
+        with pytest.raises(dg.Failure, match="paused streams: broken"):
+            run_stream(settings, dagster_instance=instance, log_level="CRITICAL")
