@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     verify_export = command("verify-export", "recompute an export's checksums against its manifest")
     verify_export.add_argument("manifest", metavar="MANIFEST", help="the <name>.manifest.json (path or s3:// URI)")
 
+    retention = command("retention", "delete what the retention policy expires (then vacuum after the grace)")
+    retention.add_argument("--dry-run", action="store_true", help="print what would go, per table and policy; change nothing")
+    retention.add_argument("--quiet", action="store_true", help="print only the summary")
+
     stream = command("stream", "deliver SIEM streams (the streams: section) up to now")
     stream.add_argument("name", nargs="?", metavar="NAME", help="one stream (default: every stream)")
     stream.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ACTIVITYLOG_LANDING"] = args.landing
     handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history,
                "notify": _notify, "export": _export, "verify-export": _verify_export,
-               "stream": _stream}[args.command]
+               "stream": _stream, "retention": _retention}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -518,6 +522,38 @@ def _verify_export(args: argparse.Namespace) -> int:
     files = manifest["files"]
     print(f"OK: {len(files)} file(s) match the manifest ({manifest['rows']:,} rows, {manifest['format']}, "
           f"activity_log version {manifest['table_version']}, created {manifest['created_at']})")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# retention
+
+
+def _retention(args: argparse.Namespace) -> int:
+    config = _load_config()
+    if not config.retention.configured:
+        print("No retention policy configured (the retention: section of the configuration file): nothing expires.")
+        return EXIT_OK
+    from pipelines.runner import run_retention
+
+    try:
+        report, _ = run_retention(_settings(), dry_run=args.dry_run, log_level="WARNING" if args.quiet else "INFO")
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandFailure(f"retention run failed: {first}") from exc
+    verb = "Would delete" if args.dry_run else "Deleted"
+    whole = report["whole_days"]
+    print(f"{verb}: {whole['count']} whole day(s)" + (f" ({whole['first']} … {whole['last']})" if whole["count"] else "")
+          + f", expired rows in {report['partial_days']} more day(s)")
+    print("  cut-offs: " + ", ".join(f"{k} {v[:19] + 'Z' if v else 'forever'}" for k, v in report["cutoffs"].items()))
+    print(f"  {'table':<26}{'rows':>12}")
+    for table, rows in report["deleted"].items():
+        print(f"  {table:<26}{rows:>12,}")
+    if report["deleted_by_policy"]:
+        print("  activity_raw rows by policy: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report["deleted_by_policy"].items())))
+    if not args.dry_run:
+        print(f"  vacuum: files deleted more than {report['vacuum_grace']} ago removed "
+              f"({sum(report['vacuumed_files'].values()):,} files); recorded as a retention_deleted system event")
     return EXIT_OK
 
 

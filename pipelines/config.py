@@ -543,6 +543,45 @@ class NotificationsConfig(BaseModel):
 
 
 # ----------------------------------------------------------------------------------------------
+# retention
+# ----------------------------------------------------------------------------------------------
+
+
+class RetentionConfig(BaseModel):
+    """``{default, organizations: {ORG_ID: window}, projects: {TEAM_ID: window}, vacuum_grace, schedule}``.
+
+    Windows: ``7d``, ``2mo``, ``5y`` or ``forever``. A project's window wins over its organization's,
+    which wins over the default. Without a ``retention:`` section nothing is ever deleted.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: DurationValue = None
+    organizations: dict[str, DurationValue] = Field(default_factory=dict)
+    projects: dict[int, DurationValue] = Field(default_factory=dict)
+    #: How long deleted data files stay on storage (time-travel, concurrent readers) before vacuum removes them.
+    vacuum_grace: DurationValue = Duration(days=7)
+    #: When the retention job runs (cron, UTC).
+    schedule: str = "30 3 * * *"
+
+    @field_validator("vacuum_grace", mode="after")
+    @classmethod
+    def _fixed(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.is_calendar:
+            raise _fail(f"{value} has no fixed length: use hours, days or weeks")
+        return value
+
+    @field_validator("schedule", mode="plain")
+    @classmethod
+    def _cron(cls, value: Any) -> str:
+        return ExportSchedule._cron(value)
+
+    @property
+    def configured(self) -> bool:
+        return self.default is not None or bool(self.organizations) or bool(self.projects)
+
+
+# ----------------------------------------------------------------------------------------------
 # streams
 # ----------------------------------------------------------------------------------------------
 
@@ -730,7 +769,7 @@ class ActivityLogConfig(BaseModel):
     # Owned by later work: stored raw until typed.
     streams: Annotated[dict[str, StreamConfig], BeforeValidator(_streams)] = Field(default_factory=dict)
     exports: Annotated[list[ExportSchedule], BeforeValidator(_exports)] = Field(default_factory=list)
-    retention: RawSection = None
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
@@ -753,7 +792,7 @@ class ActivityLogConfig(BaseModel):
         # ``masking:`` with nothing under it means "defaults", like leaving it out.
         if isinstance(data, dict):
             return {k: v for k, v in data.items()
-                    if not (v is None and k in ("masking", "reference", "notifications"))}
+                    if not (v is None and k in ("masking", "reference", "notifications", "retention"))}
         return data
 
     @property

@@ -10,24 +10,22 @@ from pipelines.jobs import ingest_job, refresh_job
 from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
+from pipelines.retention import retention_job, retention_schedule
 from pipelines.settings import Settings
 from pipelines.streams import stream_job, stream_sensor
 
 
-def _configured_exports():
-    from pipelines.config import load_config
-
-    return load_config().exports
-
-
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions bound to a lake and landing area (default: from the environment)."""
+    from pipelines.config import load_config
+
+    config = load_config()  # schedules come from the configuration file
     return dg.Definitions(
         assets=[activity_raw, activity_quarantine, activity_events, activity_changes, activity_log,
                 *reference_assets, deliveries],
         asset_checks=[activity_raw_unique_ids],
-        jobs=[ingest_job, refresh_job, notify_job, export_job, stream_job],
-        schedules=export_schedules(_configured_exports()),
+        jobs=[ingest_job, refresh_job, notify_job, export_job, stream_job, retention_job],
+        schedules=[*export_schedules(config.exports), retention_schedule(config)],
         sensors=[landing_sensor, refresh_sensor, notify_sensor, stream_sensor],
         resources=default_resources(settings),
     )

@@ -101,3 +101,28 @@ def run_stream(settings: Settings | None = None, *, names: list[str] | None = No
     result = defs.resolve_job_def("stream_job").execute_in_process(
         run_config=run_config, instance=dagster_instance or instance(), raise_on_error=True)
     return result.output_for_node("stream"), result.run_id
+
+
+def run_retention(settings: Settings | None = None, *, dry_run: bool = False, log_level: str = "INFO",
+                  dagster_instance: dg.DagsterInstance | None = None) -> tuple[dict, list[str]]:
+    """A retention run, then a refresh of the day its system event landed in (as the sensors would).
+    Returns (the run's report, run ids)."""
+    from pipelines.definitions import build_definitions
+
+    settings = settings or Settings.from_env()
+    defs = build_definitions(settings)
+    dagster_instance = dagster_instance or instance()
+    run_config = _run_config(log_level)
+    run_config["ops"] = {"retention": {"config": {"dry_run": dry_run}}}
+    result = defs.resolve_job_def("retention_job").execute_in_process(
+        run_config=run_config, instance=dagster_instance, raise_on_error=True)
+    report = result.output_for_node("retention")
+    run_ids = [result.run_id]
+    days = [date.fromisoformat(d) for d in report.get("days_changed", [])]
+    for first, last in contiguous_ranges(days):
+        run = defs.resolve_job_def("refresh_job").execute_in_process(
+            run_config=_run_config(log_level), instance=dagster_instance, raise_on_error=True,
+            tags={"dagster/asset_partition_range_start": first.isoformat(),
+                  "dagster/asset_partition_range_end": last.isoformat()})
+        run_ids.append(run.run_id)
+    return report, run_ids

@@ -68,7 +68,7 @@ def test_defaults_when_no_file():
     ]
     assert config.reference.uris() == {}
     assert config.notifications.subscriptions == [] and config.streams == {}
-    assert config.exports == [] and config.retention is None
+    assert config.exports == [] and not config.retention.configured
 
 
 def test_implicit_default_file_in_working_directory_is_read():
@@ -314,14 +314,14 @@ def test_future_sections_load_raw(tmp_path, monkeypatch):
     assert config.notifications.subscriptions[0].filter.scopes == ("FeatureFlag",)
     assert config.streams["siem"].sink.type == "splunk_hec" and config.streams["siem"].schema_name == "ocsf"
     assert config.exports[0].schedule == "0 6 * * 1" and config.exports[0].destination == "s3://b/exports/"
-    assert config.retention["projects"] == {12: "7d"}
+    assert config.retention.projects == {12: Duration(days=7)} and config.retention.organizations["org-1"] == Duration(months=2)
     assert config.masking.rules() == [(None, "password"), ("Integration", "config")]
     assert config.where("retention.default") == f"{tmp_path / 'activitylog.yaml'}: retention.default"
 
 
-def test_future_section_must_be_mapping_or_list(tmp_path):
+def test_section_must_be_a_mapping(tmp_path):
     path = write(tmp_path / "c.yaml", "retention: 5y\n")
-    assert load_error(path) == f"{path}: retention: must be a mapping or a list, not a string"
+    assert load_error(path) == f"{path}: retention: must be a mapping, not a string"
 
 
 def test_several_problems_reported_on_one_line(tmp_path):

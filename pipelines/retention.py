@@ -1,0 +1,66 @@
+"""Retention in Dagster: ``retention_job`` (daily schedule, running by default). It deletes what the
+``retention:`` policy expires, vacuums after the grace period, and records itself as a system activity
+event through the normal ingest path. The work is :mod:`transforms.retention`."""
+
+import uuid
+from datetime import datetime, timezone
+
+import dagster as dg
+
+
+def policy_of(config):
+    from transforms.retention import RetentionPolicy
+
+    retention = config.retention
+    return RetentionPolicy(default=retention.default, organizations=dict(retention.organizations),
+                           projects=dict(retention.projects))
+
+
+@dg.op(
+    config_schema={"dry_run": dg.Field(bool, default_value=False, description="count what would go; change nothing")},
+    required_resource_keys={"lake", "landing", "config"},
+    description="Delete expired rows from every table holding event data, vacuum, and log the run as an event.",
+)
+def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
+    from transforms.ingest import ingest
+    from transforms.retention import apply_retention, system_event, vacuum, write_system_event
+
+    config = context.resources.config.load()
+    lake = context.resources.lake.lake()
+    dry_run = context.op_config["dry_run"]
+    if not config.retention.configured:
+        context.log.info("no retention policy configured (retention: in the configuration file): nothing expires")
+        return dg.Output({"configured": False, "dry_run": dry_run, "tables": {}, "days_changed": []})
+    policy = policy_of(config)
+    report = apply_retention(lake, policy, dry_run=dry_run, log=context.log.info)
+    detail = report.as_detail(policy)
+    days_changed: list[str] = []
+    if not dry_run:
+        grace = config.retention.vacuum_grace
+        detail["vacuumed_files"] = vacuum(lake, grace.to_timedelta() if grace is not None else None)
+        detail["vacuum_grace"] = str(grace) if grace is not None else "never"
+        event = system_event("retention_deleted", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
+        ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
+                          run_id=context.run_id)
+        for day in sorted(ingested.days_changed):
+            context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
+                                                      metadata={"system_event": "retention_deleted"}))
+        days_changed = [d.isoformat() for d in sorted(ingested.days_changed)]
+    metadata = {"dry_run": dry_run, "whole_days": len(report.whole_days), "partial_days": len(report.partial_days),
+                "deleted": dg.MetadataValue.json(dict(report.tables)),
+                "by_policy": dg.MetadataValue.json(dict(report.by_policy)), "seconds": round(report.seconds, 3)}
+    return dg.Output({"configured": True, "dry_run": dry_run, **detail, "days_changed": days_changed},
+                     metadata=metadata)
+
+
+@dg.job(description="Retention: delete expired rows everywhere, vacuum, and record the run as a system event.")
+def retention_job() -> None:
+    retention()
+
+
+def retention_schedule(config) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="retention_daily", cron_schedule=config.retention.schedule, execution_timezone="UTC",
+        job=retention_job, default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Daily retention run (the retention: section; nothing is deleted without a policy).",
+    )
