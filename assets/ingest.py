@@ -40,3 +40,27 @@ def activity_raw_unique_ids(lake: LakeResource) -> dg.AssetCheckResult:
         passed=repeated == 0,
         metadata={"rows": counts["rows"], "distinct_ids": counts["ids"], "repeated_ids": repeated},
     )
+
+
+activity_digests = dg.AssetSpec(
+    "activity_digests",
+    group_name="ingest",
+    deps=["activity_raw"],
+    kinds={"delta"},
+    description="Integrity chain: one SHA-256 digest per day over activity_raw, chained day to day, "
+                "optionally signed; a new version when a day changes. Written by the ingest job.",
+)
+
+
+@dg.asset_check(asset="activity_digests", name="integrity_chain", blocking=False,
+                description="Recompute every day's digest from activity_raw and check every link (activitylog verify).")
+def activity_digests_chain(lake: LakeResource) -> dg.AssetCheckResult:
+    from transforms.integrity import verify
+
+    report = verify(lake.lake())
+    first = report.first()
+    return dg.AssetCheckResult(
+        passed=report.ok,
+        metadata={"days": report.days, "events": report.events, "digest_rows": report.digest_rows,
+                  "problems": len(report.problems), "first_problem": str(first) if first else "none"},
+    )

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     verify_export = command("verify-export", "recompute an export's checksums against its manifest")
     verify_export.add_argument("manifest", metavar="MANIFEST", help="the <name>.manifest.json (path or s3:// URI)")
 
+    verify = command("verify", "recompute the integrity chain; exit 1 naming the first bad day")
+    verify.add_argument("--day", action="append", default=[], metavar="YYYY-MM-DD",
+                        help="check only these days' data (every digest and link is always checked)")
+
     retention = command("retention", "delete what the retention policy expires (then vacuum after the grace)")
     retention.add_argument("--dry-run", action="store_true", help="print what would go, per table and policy; change nothing")
     retention.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ACTIVITYLOG_LANDING"] = args.landing
     handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history,
                "notify": _notify, "export": _export, "verify-export": _verify_export,
-               "stream": _stream, "retention": _retention}[args.command]
+               "stream": _stream, "retention": _retention, "verify": _verify}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -523,6 +527,35 @@ def _verify_export(args: argparse.Namespace) -> int:
     print(f"OK: {len(files)} file(s) match the manifest ({manifest['rows']:,} rows, {manifest['format']}, "
           f"activity_log version {manifest['table_version']}, created {manifest['created_at']})")
     return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# verify: read-only, no Dagster
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from transforms.integrity import ACTIVITY_DIGESTS, verify
+    from transforms.lake import Lake
+
+    try:
+        days = [date.fromisoformat(d) for d in args.day] or None
+    except ValueError as exc:
+        raise UsageError(f"--day: {exc}") from None
+    lake = Lake.at(_settings().lake)
+    if not lake.exists(ACTIVITY_DIGESTS):
+        raise CommandFailure(f"no activity_digests table in {lake.root}: run `activitylog ingest` first")
+    started = time.monotonic()
+    report = verify(lake, days)
+    if report.ok:
+        print(f"OK: {report.days} days, {report.events:,} events and {report.digest_rows} digest rows verify "
+              f"({time.monotonic() - started:.1f}s)")
+        return EXIT_OK
+    for problem in sorted(report.problems, key=lambda p: (p.day or date.min, p.kind)):
+        print(f"TAMPERED {problem}")
+    first = report.first()
+    raise CommandFailure(f"integrity chain broken: first bad day {first.day}: {first.kind}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -32,6 +32,15 @@ def ingest_landing(context: dg.OpExecutionContext, config: IngestConfig, lake: L
             metadata={"quarantined": report.quarantined,
                       "reasons": dg.MetadataValue.md(reasons_markdown(report.quarantine_reasons))},
         ))
+    # The integrity chain covers every day whose raw rows changed (a new digest version per day).
+    from transforms.integrity import update_digests
+
+    chained = update_digests(store, report.days_changed)
+    if chained:
+        context.log_event(dg.AssetMaterialization(
+            asset_key="activity_digests",
+            metadata={"new_digest_versions": len(chained), "days": dg.MetadataValue.json(
+                [r["day"].isoformat() for r in chained])}))
     for changed in report.files_changed:
         context.log.warning(f"{changed} changed after it was ingested; it was not read again")
     if not report.balanced:  # a bug, never bad input: fail loudly rather than lose lines silently

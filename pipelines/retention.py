@@ -23,6 +23,7 @@ def policy_of(config):
 )
 def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from transforms.ingest import ingest
+    from transforms.integrity import update_digests
     from transforms.retention import apply_retention, system_event, vacuum, write_system_event
 
     config = context.resources.config.load()
@@ -42,6 +43,7 @@ def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
         event = system_event("retention_deleted", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
         ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
                           run_id=context.run_id)
+        update_digests(lake, ingested.days_changed)
         for day in sorted(ingested.days_changed):
             context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
                                                       metadata={"system_event": "retention_deleted"}))

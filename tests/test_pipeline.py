@@ -38,7 +38,7 @@ def test_definitions_load():
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
         "activity_raw", "activity_quarantine", "activity_events", "activity_changes", "activity_log",
-        "reference_users", "reference_projects", "reference_organizations", "deliveries"}
+        "reference_users", "reference_projects", "reference_organizations", "deliveries", "activity_digests"}
     assert {s.name for s in defs.sensors} == {"landing_sensor", "refresh_changed_days", "notify_sensor", "stream_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
     assert graph.get(dg.AssetKey("activity_log")).parent_keys >= {dg.AssetKey("activity_events"), dg.AssetKey("activity_changes")}

@@ -89,6 +89,11 @@ class Lake:
         _OPEN_TABLES[uri] = table
         return table
 
+    def forget(self, name: str) -> None:
+        """Drop the process's open handle of a table: the next read re-reads its whole log (``verify``
+        does, so that nothing cached can hide a change made behind this process's back)."""
+        _OPEN_TABLES.pop(self.uri(name), None)
+
     def exists(self, name: str) -> bool:
         return self.table(name) is not None
 

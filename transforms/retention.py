@@ -236,7 +236,12 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
     quarantine_cut = min(known) if whole_before is not None else None
     if quarantine_cut is not None and lake.exists(ACTIVITY_QUARANTINE):
         report.tables[ACTIVITY_QUARANTINE] += _delete(lake, ACTIVITY_QUARANTINE, f"ingested_at < {_ts(quarantine_cut)}")
-    report.seconds = time.perf_counter() - started
+    report.seconds = time.perf_counter() - started  # the deletes; the digests below are bookkeeping
+    # The integrity chain: deleted days keep their digest, marked expired; thinned days get a new version.
+    from transforms.integrity import ACTIVITY_DIGESTS, update_digests
+
+    if lake.exists(ACTIVITY_DIGESTS):
+        update_digests(lake, report.partial_days, reason="retention", expire=report.whole_days)
     return report
 
 
