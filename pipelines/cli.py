@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--day", action="append", default=[], metavar="YYYY-MM-DD",
                         help="check only these days' data (every digest and link is always checked)")
 
+    erase = command("erase-user", "erase one actor's email, names and IP from the lake (their events stay, pseudonymised)")
+    erase.add_argument("user", metavar="USER", help="the actor's uuid or email")
+    erase.add_argument("--quiet", action="store_true", help="print only the summary")
+
     retention = command("retention", "delete what the retention policy expires (then vacuum after the grace)")
     retention.add_argument("--dry-run", action="store_true", help="print what would go, per table and policy; change nothing")
     retention.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -220,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ACTIVITYLOG_LANDING"] = args.landing
     handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history,
                "notify": _notify, "export": _export, "verify-export": _verify_export,
-               "stream": _stream, "retention": _retention, "verify": _verify}[args.command]
+               "stream": _stream, "retention": _retention, "verify": _verify,
+               "erase-user": _erase_user}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -564,7 +569,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _retention(args: argparse.Namespace) -> int:
     config = _load_config()
-    if not config.retention.configured:
+    if not config.retention.configured and args.dry_run:
         print("No retention policy configured (the retention: section of the configuration file): nothing expires.")
         return EXIT_OK
     from pipelines.runner import run_retention
@@ -574,6 +579,10 @@ def _retention(args: argparse.Namespace) -> int:
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CommandFailure(f"retention run failed: {first}") from exc
+    if not report["configured"]:
+        print("No retention policy configured: nothing expires. Vacuum: files deleted more than "
+              f"{report['vacuum_grace']} ago removed ({sum(report['vacuumed_files'].values()):,} files)")
+        return EXIT_OK
     verb = "Would delete" if args.dry_run else "Deleted"
     whole = report["whole_days"]
     print(f"{verb}: {whole['count']} whole day(s)" + (f" ({whole['first']} … {whole['last']})" if whole["count"] else "")
@@ -587,6 +596,37 @@ def _retention(args: argparse.Namespace) -> int:
     if not args.dry_run:
         print(f"  vacuum: files deleted more than {report['vacuum_grace']} ago removed "
               f"({sum(report['vacuumed_files'].values()):,} files); recorded as a retention_deleted system event")
+    return EXIT_OK
+
+
+def _erase_user(args: argparse.Namespace) -> int:
+    from transforms.erasure import ErasureError
+    from transforms.lake import Lake
+
+    config = _load_config()
+    settings = _settings()
+    # Bad input is reported before a run starts.
+    from transforms.erasure import _identifiers
+
+    try:
+        rows, _ = _identifiers(Lake.at(settings.lake), args.user)
+    except ErasureError as exc:
+        raise UsageError(str(exc)) from None
+    if rows.height == 0:
+        raise UsageError(f"no events of {args.user!r} (matched against actor uuid and email)")
+    from pipelines.runner import run_erase_user
+
+    try:
+        report, _ = run_erase_user(args.user, settings, log_level="WARNING" if args.quiet else "INFO")
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandFailure(f"erasure run failed: {first}") from exc
+    grace = config.retention.vacuum_grace
+    print(f"Erased the personal data of {report['events']:,} events on {report['days']} day(s); "
+          f"they now belong to {report['pseudonym']}")
+    print(f"  quarantined lines redacted: {report['quarantine_lines']}, reference rows removed: {report['reference_rows']}")
+    print(f"  the old data files leave storage at the next vacuum after {grace or 'never (vacuum_grace: forever)'} "
+          f"(`activitylog retention` runs it); `activitylog verify` still passes")
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ from pipelines.jobs import ingest_job, refresh_job
 from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
-from pipelines.retention import retention_job, retention_schedule
+from pipelines.retention import erase_user_job, retention_job, retention_schedule
 from pipelines.settings import Settings
 from pipelines.streams import stream_job, stream_sensor
 
@@ -30,7 +30,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[activity_raw, activity_quarantine, activity_digests, activity_events, activity_changes, activity_log,
                 *reference_assets, deliveries],
         asset_checks=[activity_raw_unique_ids, activity_digests_chain],
-        jobs=[ingest_job, refresh_job, notify_job, export_job, stream_job, retention_job],
+        jobs=[ingest_job, refresh_job, notify_job, export_job, stream_job, retention_job, erase_user_job],
         schedules=[*export_schedules(config.exports), retention_schedule(config)],
         sensors=[landing_sensor, refresh_sensor, notify_sensor, stream_sensor],
         resources=default_resources(settings),

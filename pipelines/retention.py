@@ -31,7 +31,10 @@ def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
     dry_run = context.op_config["dry_run"]
     if not config.retention.configured:
         context.log.info("no retention policy configured (retention: in the configuration file): nothing expires")
-        return dg.Output({"configured": False, "dry_run": dry_run, "tables": {}, "days_changed": []})
+        grace = config.retention.vacuum_grace
+        vacuumed = {} if dry_run or grace is None else vacuum(lake, grace.to_timedelta())  # e.g. after an erasure
+        return dg.Output({"configured": False, "dry_run": dry_run, "deleted": {}, "vacuumed_files": vacuumed,
+                          "vacuum_grace": str(grace) if grace is not None else "never", "days_changed": []})
     policy = policy_of(config)
     report = apply_retention(lake, policy, dry_run=dry_run, log=context.log.info)
     detail = report.as_detail(policy)
@@ -66,3 +69,42 @@ def retention_schedule(config) -> dg.ScheduleDefinition:
         job=retention_job, default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Daily retention run (the retention: section; nothing is deleted without a policy).",
     )
+
+
+@dg.op(
+    config_schema={"user": dg.Field(str, description="the actor's uuid or email")},
+    required_resource_keys={"lake", "landing"},
+    description="Erase one actor's personal data (email, names, IP, identifiers) from the lake; their events "
+                "stay, under a pseudonym; the integrity chain gets a new version of each day.",
+)
+def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
+    from transforms.erasure import ErasureError, erase_user as erase
+    from transforms.ingest import ingest
+    from transforms.integrity import update_digests
+    from transforms.retention import system_event, write_system_event
+
+    lake = context.resources.lake.lake()
+    try:
+        report = erase(lake, context.op_config["user"])
+    except ErasureError as exc:
+        raise dg.Failure(str(exc)) from None
+    update_digests(lake, report.days, reason="erasure")
+    detail = {"pseudonym": report.pseudonym, "events": report.events, "days": len(report.days),
+              "quarantine_lines": report.quarantine_lines, "reference_rows": report.reference_rows,
+              "identifiers_found": report.identifiers}  # counts only: the erased values are not repeated here
+    event = system_event("user_erased", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
+    ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
+                      run_id=context.run_id)
+    update_digests(lake, ingested.days_changed)
+    days = sorted(set(report.days) | set(ingested.days_changed))
+    for day in days:
+        context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
+                                                  metadata={"erasure": report.pseudonym}))
+    context.log.info(f"erased {report.events} events' personal data (pseudonym {report.pseudonym}) on {len(report.days)} days")
+    return dg.Output({**detail, "days_changed": [d.isoformat() for d in days]},
+                     metadata={"events": report.events, "days": len(report.days), "pseudonym": report.pseudonym})
+
+
+@dg.job(description="GDPR erasure of one actor's personal data (run config: user).")
+def erase_user_job() -> None:
+    erase_user()

@@ -107,16 +107,28 @@ def run_retention(settings: Settings | None = None, *, dry_run: bool = False, lo
                   dagster_instance: dg.DagsterInstance | None = None) -> tuple[dict, list[str]]:
     """A retention run, then a refresh of the day its system event landed in (as the sensors would).
     Returns (the run's report, run ids)."""
+    return _run_then_refresh("retention_job", "retention", {"dry_run": dry_run}, settings, log_level,
+                             dagster_instance)
+
+
+def run_erase_user(user: str, settings: Settings | None = None, *, log_level: str = "INFO",
+                   dagster_instance: dg.DagsterInstance | None = None) -> tuple[dict, list[str]]:
+    """An erasure run, then a refresh of every day it rewrote (derived tables lose the data too)."""
+    return _run_then_refresh("erase_user_job", "erase_user", {"user": user}, settings, log_level, dagster_instance)
+
+
+def _run_then_refresh(job: str, op: str, op_config: dict, settings: Settings | None, log_level: str,
+                      dagster_instance: dg.DagsterInstance | None) -> tuple[dict, list[str]]:
     from pipelines.definitions import build_definitions
 
     settings = settings or Settings.from_env()
     defs = build_definitions(settings)
     dagster_instance = dagster_instance or instance()
     run_config = _run_config(log_level)
-    run_config["ops"] = {"retention": {"config": {"dry_run": dry_run}}}
-    result = defs.resolve_job_def("retention_job").execute_in_process(
+    run_config["ops"] = {op: {"config": op_config}}
+    result = defs.resolve_job_def(job).execute_in_process(
         run_config=run_config, instance=dagster_instance, raise_on_error=True)
-    report = result.output_for_node("retention")
+    report = result.output_for_node(op)
     run_ids = [result.run_id]
     days = [date.fromisoformat(d) for d in report.get("days_changed", [])]
     for first, last in contiguous_ranges(days):
