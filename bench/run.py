@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"data and results (default {DEFAULT_DIR})")
     parser.add_argument("--keep", action="store_true",
                         help="reuse the generated landing if it exists with the same parameters")
-    parser.add_argument("--only", choices=["ingest", "enrich", "query", "notify", "export"], action="append",
+    parser.add_argument("--only", choices=["ingest", "enrich", "query", "notify", "export", "retention"], action="append",
                         help="run only this suite (repeatable; default: every suite)")
     parser.add_argument("--keep-work", action="store_true",
                         help="leave the written lakes and tables under --dir/work after the run")
@@ -402,6 +402,25 @@ def query_suite(args: argparse.Namespace, landing: Path, work: Path, ran_enrich:
     return {"params": ours["params"], "ours": ours, "duckdb": duck, "cold": cold}
 
 
+def retention_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) -> dict[str, dict[str, Any]]:
+    lake = work / "enrich_lake"
+    if not ready or not (lake / "activity_log").is_dir():
+        say("- preparing the lake: ingest + normalize + enrich (not timed)")
+        shutil.rmtree(lake, ignore_errors=True)
+        prepared = run_child("prepare_query", {"name": "prepare_retention", "lake": str(lake), "landing": str(landing),
+                                               "reference": str(work / "reference")}, work)
+        if "error" in prepared:
+            return {"retention": prepared}
+    results = {}
+    for key, kind in (("retention", "retention_ours"), ("baseline", "retention_baseline"), ("verify", "verify_ours")):
+        say(f"- {key}")
+        results[key] = run_child(kind, {"name": f"{key}_retention", "lake": str(lake),
+                                        "copy": str(work / "retention_copy")}, work)
+        r = results[key]
+        say(f"  FAILED: {r['error']}" if "error" in r else f"  {r['seconds']:.2f} s")
+    return results
+
+
 def export_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) -> dict[str, dict[str, Any]]:
     lake = work / "enrich_lake"
     if not ready or not (lake / "activity_log").is_dir():
@@ -522,7 +541,7 @@ def print_profile(profile: list[dict[str, Any]], total: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suites = args.only or ["ingest", "enrich", "query", "notify", "export"]
+    suites = args.only or ["ingest", "enrich", "query", "notify", "export", "retention"]
     info = machine_info()
     say(f"bench: {info['cpu']}, {info['usable_cores']} cores, {info['ram_gib']} GiB RAM; "
         f"polars {info['polars']}, deltalake {info['deltalake']}")
@@ -554,12 +573,21 @@ def main(argv: list[str] | None = None) -> int:
     if "export" in suites:
         say("suite export: 90 days to CSV and XLSX, ours beside Polars' writers, each in a fresh process")
         export_results = export_suite(args, landing, work, ready="query" in suites or "enrich" in suites)
+    retention_results: dict[str, Any] = {}
+    if "retention" in suites:
+        say("suite retention: delete 60 whole days, verify the chain, each in a fresh process")
+        retention_results = retention_suite(args, landing, work,
+                                            ready=bool({"query", "enrich", "export"} & set(suites)))
     ratio_rows = ratios(results)
     print_report(info, stamp, results, ratio_rows)
     if export_results:
         from bench import export as export_bench
 
         export_bench.report(export_results, say)
+    if retention_results:
+        from bench import retention as retention_bench
+
+        retention_bench.report(retention_results, say)
     if notify_result and "error" not in notify_result:
         from bench import notify as notify_bench
 
@@ -584,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     failed_checks += [c for c in query_outcome.get("checks", []) if not c["ok"]]
     failed_checks += [c for c in notify_result.get("checks", []) if not c["ok"]]
     failed_checks += [c for r in export_results.values() for c in r.get("checks", []) if not c["ok"]]
+    failed_checks += [c for r in retention_results.values() for c in r.get("checks", []) if not c["ok"]]
     # A baseline that cannot run is reported, not a failure of ours: only our runs set the exit status.
     errors = [r["name"] for r in results if "error" in r and r["name"].startswith("ours")]
     errors += [k for k, r in export_results.items() if "error" in r and k.startswith("ours")]
@@ -599,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         "queries": {k: v for k, v in query_outcome.items() if k != "checks"},
         "notify": notify_result,
         "export": export_results,
+        "retention": retention_results,
         "failed_checks": failed_checks,
     }, indent=2, default=str))
     say()
@@ -964,6 +994,9 @@ def measure_query_duckdb(spec: dict[str, Any], profiler: Profiler) -> dict[str, 
 
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = {
     "prepare_query": prepare_query,
+    "retention_ours": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_retention(spec, profiler),
+    "retention_baseline": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_baseline(spec, profiler),
+    "verify_ours": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_verify(spec, profiler),
     "export_ours": lambda spec, profiler: __import__("bench.export", fromlist=["x"]).measure_ours(spec, profiler),
     "export_polars": lambda spec, profiler: __import__("bench.export", fromlist=["x"]).measure_baseline(spec, profiler),
     "notify": lambda spec, profiler: __import__("bench.notify", fromlist=["measure"]).measure(spec, profiler),

@@ -381,8 +381,7 @@ def run_export(lake: Lake, activity_filter: ActivityFilter, export_format: str, 
             "formula_neutralisation": NEUTRALISATION if export_format != "jsonl" else None,
             "files": [{"path": Path(file_uri).name, "sha256": digest, "bytes": size, "rows": rows, **extra}],
             "days": days,
-            # Per-day digests of the integrity chain are added here once activity_digests exists.
-            "integrity": None,
+            "integrity": _integrity(lake, [d["day"] for d in days]),
         }
         manifest_local = work / Path(manifest_uri).name
         manifest_local.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -391,6 +390,18 @@ def run_export(lake: Lake, activity_filter: ActivityFilter, export_format: str, 
         return ExportResult(file_uri, manifest_uri, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _integrity(lake: Lake, days: list[str]) -> dict | None:
+    """The integrity-chain digest of each day covered (``activitylog verify`` checks the chain)."""
+    from transforms.integrity import ACTIVITY_DIGESTS, digests, latest
+
+    if not lake.exists(ACTIVITY_DIGESTS) or not days:
+        return None
+    rows = latest(digests(lake)).filter(pl.col("day").is_in([date.fromisoformat(d) for d in days]))
+    return {"table": ACTIVITY_DIGESTS, "days": {row["day"].isoformat(): {
+        "digest": row["digest"], "version": row["version"], "events": row["events"],
+        "signature_kind": row["signature_kind"]} for row in rows.sort("day").iter_rows(named=True)}}
 
 
 def verify_manifest(manifest_uri: str) -> tuple[dict, list[str]]:

@@ -330,6 +330,12 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  {report['sent']:,} notifications sent to {', '.join(files) or 'the configured destinations'}; "
               f"{report['skipped']:,} skipped as older than {config.notifications.max_event_age} "
               f"(max_event_age in {config_path or 'the configuration file'})")
+    from transforms.integrity import verify
+    from transforms.lake import Lake
+
+    integrity = verify(Lake.at(settings.lake))
+    print(f"Integrity chain: {integrity.days} days, {integrity.events:,} events "
+          + ("verify (activitylog verify)" if integrity.ok else f"DO NOT verify: {integrity.first()}"))
     print(f"Dagster runs recorded in {os.environ.get('DAGSTER_HOME')}")
     print("Open the UI with `make ui`, then http://127.0.0.1:3000 (runs, asset lineage, partitions).")
     print("Try: .venv/bin/activitylog query --scope FeatureFlag --limit 5")

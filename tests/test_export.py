@@ -97,6 +97,7 @@ def test_manifest_describes_the_export_and_verification_detects_a_changed_byte(e
     assert manifest["time_bounds"] == {"start": "2024-01-11T00:00:00+00:00", "end": "2024-01-11T23:59:59.999999+00:00"}
     assert manifest["table_version"] == export_lake.version(ACTIVITY_LOG) and manifest["rows"] == 2
     assert manifest["days"] == [{"day": "2024-01-11", "rows": 2}] and manifest["columns"] == EXPORT_COLUMNS
+    assert manifest["integrity"] is None  # this lake has no activity_digests yet
     assert verify_manifest(result.manifest_uri)[1] == []
     data = bytearray((tmp_path / "audit" / "january.csv").read_bytes())
     data[100] ^= 1
@@ -189,3 +190,14 @@ def test_cli_export_and_verify(export_lake, tmp_path, monkeypatch, capsys):
     assert main(["export", "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 1  # never overwritten
     assert "x.csv already exists" in capsys.readouterr().err
     assert main(["export", "--format", "csv", "--out", str(tmp_path / "y.csv"), "--start", "soon"]) == 2
+
+
+def test_manifest_carries_the_integrity_digest_of_each_day(export_lake, tmp_path):
+    from transforms.integrity import digests, update_digests
+
+    update_digests(export_lake, export_lake.days(ACTIVITY_RAW))
+    result = run_export(export_lake, ActivityFilter(start="2024-01-11"), "jsonl", str(tmp_path / "d.jsonl"))
+    integrity = result.manifest["integrity"]
+    stored = {r["day"].isoformat(): r["digest"] for r in digests(export_lake).iter_rows(named=True)}
+    assert set(integrity["days"]) == {"2024-01-11", "2024-01-12"}
+    assert all(integrity["days"][d]["digest"] == stored[d] for d in integrity["days"])

@@ -193,9 +193,11 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
     if not known:
         report.seconds = time.perf_counter() - started
         return report
-    latest = max(known).date()
+    latest = max(known)
     report.whole_days = [d for d in days if whole_before is not None and d < whole_before]
-    report.partial_days = [d for d in days if d not in report.whole_days and d <= latest]
+    # A day can hold expired rows only if it starts before the latest cut-off.
+    report.partial_days = [d for d in days if d not in report.whole_days
+                           and datetime.combine(d, datetime.min.time(), tzinfo=timezone.utc) < latest]
     predicate = policy.sql(now)
 
     # What goes from the system of record, per policy (three columns of the affected days), and the
