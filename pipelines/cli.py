@@ -73,6 +73,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--day", action="append", default=[], metavar="YYYY-MM-DD",
                         help="check only these days' data (every digest and link is always checked)")
 
+    serve = command("serve", "serve PostHog's activity-log API over the lake (read-only, scoped keys)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    keys = command("keys", "scoped API keys for `serve`")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke")
+    create = key_commands.add_parser("create", help="create a key; prints it once, on the last line")
+    create.add_argument("--organization", required=True, help="the organization the key belongs to")
+    create.add_argument("--project", action="append", type=int, default=[], help="a project it may read (repeatable)")
+    create.add_argument("--admin", action="store_true", help="organization admin: every project, the organization endpoint")
+    create.add_argument("--scope", action="append", default=[], help="default activity_log:read")
+    create.add_argument("--label", help="a note to recognise the key by")
+    key_commands.add_parser("list", help="keys (ids, never secrets)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key (by id or the whole key)")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+
     erase = command("erase-user", "erase one actor's email, names and IP from the lake (their events stay, pseudonymised)")
     erase.add_argument("user", metavar="USER", help="the actor's uuid or email")
     erase.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -225,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history,
                "notify": _notify, "export": _export, "verify-export": _verify_export,
                "stream": _stream, "retention": _retention, "verify": _verify,
-               "erase-user": _erase_user}[args.command]
+               "erase-user": _erase_user, "serve": _serve, "keys": _keys}[args.command]
     try:
         return handler(args)
     except UsageError as exc:
@@ -633,6 +649,52 @@ def _erase_user(args: argparse.Namespace) -> int:
     print(f"  quarantined lines redacted: {report['quarantine_lines']}, reference rows removed: {report['reference_rows']}")
     print(f"  the old data files leave storage at the next vacuum after {grace or 'never (vacuum_grace: forever)'} "
           f"(`activitylog retention` runs it); `activitylog verify` still passes")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# serve and keys: no Dagster
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pipelines.api import create_app
+
+    settings = _settings()
+    print(f"Serving {settings.lake} on http://{args.host}:{args.port} (OpenAPI: /docs, /openapi.json)", file=sys.stderr)
+    uvicorn.run(create_app(settings.lake), host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from transforms.keys import create_key, list_keys, revoke_key
+    from transforms.lake import Lake
+
+    lake = Lake.at(_settings().lake)
+    if args.keys_command == "create":
+        try:
+            token, key = create_key(lake, args.organization, args.project, admin=args.admin,
+                                    scopes=args.scope or None, label=args.label)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"Key {key.key_id} for organization {key.organization_id}: "
+              f"{'admin (every project)' if key.admin else 'projects ' + ', '.join(map(str, key.projects))}; "
+              f"scopes {', '.join(key.scopes)}. Shown once; only its hash is stored:")
+        print(token)
+        return EXIT_OK
+    if args.keys_command == "list":
+        keys = list_keys(lake)
+        if not keys:
+            print("No keys (activitylog keys create --organization ORG --project ID).")
+        for key in keys:
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}Z" if key.revoked_at else "active"
+            print(f"{key.key_id}  {state:<24} org {key.organization_id}  "
+                  f"{'admin' if key.admin else 'projects ' + ','.join(map(str, key.projects))}  {key.label or ''}")
+        return EXIT_OK
+    if not revoke_key(lake, args.key_id):
+        raise UsageError(f"no active key {args.key_id!r} (activitylog keys list)")
+    print(f"Revoked {args.key_id}")
     return EXIT_OK
 
 

@@ -1,0 +1,425 @@
+"""The read API: PostHog's activity-log endpoints over the lake, with scoped keys (``activitylog serve``).
+
+    GET /api/projects/{project_id}/activity_log/                    user, scope, scopes, item_id, ordering, page, page_size
+    GET /api/projects/{project_id}/advanced_activity_logs/          the filter language + after, page_size, schema
+    GET /api/organizations/{org_id}/advanced_activity_logs/         organization-admin keys only
+    GET .../advanced_activity_logs/available_filters/               users, scopes, activities, clients, detail paths
+
+Keys (``Authorization: Bearer alk_…``, see :mod:`transforms.keys`) read their organization's projects they
+name (admin keys: all of them, and the organization endpoint). Anything else answers 404, so existence
+does not leak; a missing, wrong or revoked key answers 401. Bad input answers 400 naming the parameter.
+Each key may make ``ACTIVITYLOG_API_RATE`` requests per minute (default 600); beyond that, 429 with
+``Retry-After``. Non-admin keys do not see impersonated ``logged_in``/``logged_out`` events
+(``ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS=false`` shows them), as in PostHog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from typing import Any
+from urllib.parse import urlencode
+
+import polars as pl
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from transforms.filters import ActivityFilter, FilterError
+from transforms.keys import ApiKey, authenticate
+from transforms.lake import ACTIVITY_LOG, Lake
+from transforms.query import query, team_organizations
+from transforms.streams import ocsf_record
+
+MAX_PAGE = 1000
+MAX_DETAIL_FILTERS = 100
+MAX_PATH = 500
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str, attr: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.attr, self.headers = status, detail, attr, headers or {}
+
+
+class RateLimiter:
+    """A sliding one-minute window per key."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.calls: dict[str, deque] = defaultdict(deque)
+        self.lock = threading.Lock()
+
+    def check(self, key_id: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            window = self.calls[key_id]
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= self.per_minute:
+                raise ApiError(429, "rate limit exceeded", headers={"Retry-After": str(int(60 - (now - window[0])) + 1)})
+            window.append(now)
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        detail = json.loads(row["detail"]) if row.get("detail") else None
+    except ValueError:
+        detail = row.get("detail")
+    user = None
+    if row.get("actor_uuid") or row.get("actor_email"):
+        user = {"first_name": row.get("actor_first_name"), "last_name": row.get("actor_last_name"),
+                "email": row.get("actor_email"), "uuid": row.get("actor_uuid"), "id": row.get("actor_id")}
+    return {"id": row["id"], "user": user, "activity": row["activity"], "scope": row["scope"],
+            "item_id": row.get("item_id"), "detail": detail,
+            "created_at": row["created_at"].isoformat().replace("+00:00", "Z"), "is_system": row.get("is_system"),
+            "was_impersonated": row.get("was_impersonated"), "organization_id": row.get("organization_id"),
+            "project_id": row.get("team_id")}
+
+
+def _list(values: list[str] | None) -> list[str]:
+    """Repeated parameters and comma-separated ones alike (``scopes=A,B`` or ``scopes=A&scopes=B``)."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _bool(value: str | None, name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"must be true or false, not {value!r}", name)
+
+
+def create_app(lake_root: str | None = None) -> FastAPI:
+    app = FastAPI(title="activitylog", version="1.0",
+                  description="PostHog-compatible activity-log endpoints over the activity_log Delta table.")
+    limiter = RateLimiter(int(os.environ.get("ACTIVITYLOG_API_RATE", "600")))
+    hide_logins = os.environ.get("ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS", "true").lower() != "false"
+
+    def lake() -> Lake:
+        return Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        body = {"type": {400: "validation_error", 401: "authentication_error", 404: "invalid_request",
+                         429: "throttled_error"}.get(exc.status, "server_error"), "detail": exc.detail}
+        if exc.attr:
+            body["attr"] = exc.attr
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
+        attr = str(first["loc"][-1]) if first.get("loc") else None
+        return JSONResponse({"type": "validation_error", "attr": attr, "detail": first["msg"]}, status_code=400)
+
+    def key_for(request: Request) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        key = authenticate(lake(), token)
+        if key is None:
+            raise ApiError(401, "a valid API key is required (Authorization: Bearer alk_…)")
+        limiter.check(key.key_id)
+        return key
+
+    def project_or_404(key: ApiKey, project_id: int) -> set[str]:
+        store = lake()
+        frame = store.scan(ACTIVITY_LOG)
+        organizations = team_organizations(store, (project_id,), frame)[project_id] if frame is not None else set()
+        if not key.can_read_project(project_id, organizations):
+            raise ApiError(404, "not found")
+        return organizations
+
+    def visibility(key: ApiKey) -> pl.Expr:
+        if key.admin or not hide_logins:
+            return pl.lit(True)
+        return ~(pl.col("was_impersonated").fill_null(False) & pl.col("activity").is_in(["logged_in", "logged_out"]))
+
+    def advanced_filter(request: Request, **fixed: Any) -> ActivityFilter:
+        params = request.query_params
+        data: dict[str, Any] = {}
+        for name, field in (("start_date", "start"), ("end_date", "end"), ("search_text", "search")):
+            if params.get(name):
+                data[field] = params[name]
+        for name in ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses"):
+            values = _list(params.getlist(name))
+            if values:
+                data[name] = values
+        for name in ("was_impersonated", "is_system", "include_organization"):
+            value = _bool(params.get(name), name)
+            if value is not None:
+                data[name] = value
+        if params.get("detail_filters"):
+            try:
+                detail = json.loads(params["detail_filters"])
+            except ValueError:
+                raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters") from None
+            if not isinstance(detail, dict):
+                raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters")
+            if len(detail) > MAX_DETAIL_FILTERS:
+                raise ApiError(400, f"at most {MAX_DETAIL_FILTERS} detail filters", "detail_filters")
+            if any(len(str(path)) > MAX_PATH for path in detail):
+                raise ApiError(400, f"a path is at most {MAX_PATH} characters", "detail_filters")
+            data["detail_filters"] = detail
+        data.update(fixed)
+        try:
+            return ActivityFilter.from_dict(data, where="")
+        except FilterError as exc:
+            message = str(exc).lstrip(": ")
+            raise ApiError(400, message, message.split(":", 1)[0].split("[", 1)[0]) from None
+
+    def page_size(value: int) -> int:
+        if value < 1 or value > MAX_PAGE:
+            raise ApiError(400, f"must be between 1 and {MAX_PAGE}", "page_size")
+        return value
+
+    def cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
+                    extra: pl.Expr | None = None) -> dict:
+        if schema not in ("native", "ocsf"):
+            raise ApiError(400, "must be native or ocsf", "schema")
+        try:
+            condition = visibility(key) if extra is None else visibility(key) & extra
+            page = _page(lake(), activity_filter, size, request.query_params.get("after"), condition)
+        except FilterError as exc:
+            raise ApiError(400, str(exc).split(": ", 1)[-1], "after") from None
+        rows, cursor = page
+        results = [ocsf_record(r) if schema == "ocsf" else _row(r) for r in rows.iter_rows(named=True)]
+        next_url = None
+        if cursor:
+            params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"] + [("after", cursor)]
+            next_url = str(request.url.replace(query=urlencode(params)))
+        return {"results": results, "next": next_url, "previous": None}
+
+    @app.get("/api/projects/{project_id}/activity_log/")
+    def activity_log(request: Request, project_id: int, user: str | None = None, scope: str | None = None,
+                     scopes: list[str] | None = Query(default=None), item_id: str | None = None,
+                     ordering: str = "-created_at", page: int = 1, page_size_: int = Query(100, alias="page_size")):
+        key = key_for(request)
+        project_or_404(key, project_id)
+        if ordering not in ("-created_at", "created_at"):
+            raise ApiError(400, "must be -created_at or created_at", "ordering")
+        if page < 1:
+            raise ApiError(400, "must be 1 or more", "page")
+        size = page_size(page_size_)
+        data: dict[str, Any] = {"team_ids": [project_id]}
+        wanted_scopes = _list(scopes) + ([scope] if scope else [])
+        if wanted_scopes:
+            data["scopes"] = wanted_scopes
+        if user:
+            data["users"] = [user]
+        if item_id:
+            data["item_ids"] = [item_id]
+        activity_filter = ActivityFilter.from_dict(data)
+        frame = query(lake(), activity_filter)
+        if frame is None:
+            return {"results": [], "next": None, "previous": None, "count": 0}
+        frame = frame.filter(visibility(key))
+        if ordering == "created_at":
+            frame = frame.sort(["created_at", "id"])
+        rows = frame.slice((page - 1) * size, size + 1).collect()
+        more = rows.height > size
+
+        def page_url(number: int) -> str:
+            params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(number))]
+            return str(request.url.replace(query=urlencode(params)))
+
+        return {"results": [_row(r) for r in rows.head(size).iter_rows(named=True)],
+                "next": page_url(page + 1) if more else None, "previous": page_url(page - 1) if page > 1 else None}
+
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/")
+    def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
+                         schema: str = "native"):
+        key = key_for(request)
+        project_or_404(key, project_id)
+        activity_filter = advanced_filter(request, team_ids=[project_id])
+        return cursor_page(request, key, activity_filter, page_size(page_size_), schema)
+
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/")
+    def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
+                              schema: str = "native"):
+        key = key_for(request)
+        if not key.can_read_organization(org_id):
+            raise ApiError(404, "not found")
+        activity_filter = advanced_filter(request)
+        return cursor_page(request, key, activity_filter, page_size(page_size_), schema,
+                           extra=(pl.col("organization_id") == org_id).fill_null(False))
+
+    def available(request: Request, condition: pl.Expr, key: ApiKey) -> dict:
+        frame = lake().scan(ACTIVITY_LOG)
+        if frame is None:
+            return {"users": [], "scopes": [], "activities": [], "clients": [], "detail_paths": []}
+        rows = frame.filter(condition & visibility(key))
+        users = (rows.filter(pl.col("actor_uuid").is_not_null()).group_by("actor_uuid").agg(
+            pl.col("actor_email").last(), pl.col("actor_first_name").last(), pl.col("actor_last_name").last())
+            .sort("actor_email").collect())
+        distinct = lambda column: sorted(v for v in rows.select(pl.col(column).unique()).collect()[column].to_list() if v)
+        fields = rows.select(pl.col("changed_fields").explode().unique()).collect()["changed_fields"].drop_nulls().to_list()
+        paths = sorted({"name", "short_id", "type", "trigger.job_type", "changes[].field", "changes[].before",
+                        "changes[].after", "changes[].action"})
+        return {"users": [{"uuid": u, "email": e, "first_name": f, "last_name": l} for u, e, f, l in users.iter_rows()],
+                "scopes": distinct("scope"), "activities": distinct("activity"), "clients": distinct("client"),
+                "detail_paths": paths, "changed_fields": sorted(fields)}
+
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/")
+    def project_filters(request: Request, project_id: int):
+        key = key_for(request)
+        project_or_404(key, project_id)
+        return available(request, (pl.col("team_id") == project_id).fill_null(False), key)
+
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/available_filters/")
+    def organization_filters(request: Request, org_id: str):
+        key = key_for(request)
+        if not key.can_read_organization(org_id):
+            raise ApiError(404, "not found")
+        return available(request, (pl.col("organization_id") == org_id).fill_null(False), key)
+
+    # -- exports: a Dagster run of export_job per request (visible in the UI) ----------------------
+
+    def export_scope(key: ApiKey, project_id: int | None, org_id: str | None) -> dict[str, Any]:
+        if project_id is not None:
+            project_or_404(key, project_id)
+            return {"team_ids": [project_id]}
+        if not key.can_read_organization(org_id):
+            raise ApiError(404, "not found")
+        return {}
+
+    async def start_export(request: Request, key: ApiKey, forced: dict[str, Any], scope_tag: str) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "the body must be JSON: {format: csv|xlsx, filters: {...}}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object: {format: csv|xlsx, filters: {...}}")
+        export_format = body.get("format", "csv")
+        if export_format not in ("csv", "xlsx", "jsonl"):
+            raise ApiError(400, "must be csv, xlsx or jsonl", "format")
+        filters = body.get("filters") or {}
+        if not isinstance(filters, dict):
+            raise ApiError(400, "must be an object in the filter language", "filters")
+        filters = {k: v for k, v in filters.items() if k not in ("team_ids", "include_organization")}
+        if not key.admin and hide_logins:
+            filters["was_impersonated"] = False  # the rows this key may not see never reach its file
+        try:
+            activity_filter = ActivityFilter.from_dict({**filters, **forced}, where="")
+        except FilterError as exc:
+            message = str(exc).lstrip(": ")
+            raise ApiError(400, message, "filters") from None
+        export_id = uuid.uuid4().hex
+        out = f"{lake().root}/exports/api/{export_id}/"
+        start_export_run(export_id, activity_filter, export_format, out, {"activitylog/export_id": export_id,
+                                                                          "activitylog/export_scope": scope_tag})
+        return JSONResponse({"id": export_id, "status": "queued", "format": export_format}, status_code=202)
+
+    def export_status(key: ApiKey, export_id: str, scope_tag: str, request: Request) -> dict:
+        run = find_export_run(export_id)
+        if run is None or run.tags.get("activitylog/export_scope") != scope_tag:
+            raise ApiError(404, "not found")
+        status = {"QUEUED": "queued", "NOT_STARTED": "queued", "STARTING": "running", "STARTED": "running",
+                  "SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "failed"}.get(run.status.value, "running")
+        body: dict[str, Any] = {"id": export_id, "status": status, "run_id": run.run_id}
+        if status == "succeeded":
+            manifest = _manifest(f"{lake().root}/exports/api/{export_id}/")
+            body["manifest"] = manifest
+            body["file"] = str(request.url).rstrip("/") + "/file"
+        return body
+
+    @app.post("/api/projects/{project_id}/advanced_activity_logs/export", status_code=202)
+    async def project_export(request: Request, project_id: int):
+        key = key_for(request)
+        return await start_export(request, key, export_scope(key, project_id, None), f"project:{project_id}")
+
+    @app.post("/api/organizations/{org_id}/advanced_activity_logs/export", status_code=202)
+    async def organization_export(request: Request, org_id: str):
+        key = key_for(request)
+        export_scope(key, None, org_id)
+        return await start_export(request, key, {}, f"organization:{org_id}")
+
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}")
+    def project_export_status(request: Request, project_id: int, export_id: str):
+        key = key_for(request)
+        export_scope(key, project_id, None)
+        return export_status(key, export_id, f"project:{project_id}", request)
+
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}/file")
+    def project_export_file(request: Request, project_id: int, export_id: str):
+        key = key_for(request)
+        export_scope(key, project_id, None)
+        if export_status(key, export_id, f"project:{project_id}", request)["status"] != "succeeded":
+            raise ApiError(404, "not found (the export is not finished)")
+        return _file_response(f"{lake().root}/exports/api/{export_id}/")
+
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}")
+    def organization_export_status(request: Request, org_id: str, export_id: str):
+        key = key_for(request)
+        export_scope(key, None, org_id)
+        return export_status(key, export_id, f"organization:{org_id}", request)
+
+    return app
+
+
+def start_export_run(export_id: str, activity_filter: ActivityFilter, export_format: str, out: str,
+                     tags: dict[str, str]) -> None:
+    """Run export_job in a background thread, recorded in DAGSTER_HOME like every other run."""
+    def run() -> None:
+        from pipelines.definitions import build_definitions
+        from pipelines.runner import instance
+
+        defs = build_definitions()
+        defs.resolve_job_def("export_job").execute_in_process(
+            run_config={"ops": {"export": {"config": {"format": export_format, "out": out, "name": "export",
+                                                      "filter": activity_filter.to_dict()}}}},
+            instance=instance(), tags=tags, raise_on_error=False)
+
+    threading.Thread(target=run, name=f"export-{export_id}", daemon=True).start()
+
+
+def find_export_run(export_id: str):
+    import dagster as dg
+
+    from pipelines.runner import instance
+
+    runs = instance().get_runs(filters=dg.RunsFilter(tags={"activitylog/export_id": export_id}), limit=1)
+    return runs[0] if runs else None
+
+
+def _manifest(directory: str) -> dict | None:
+    from destinations.exports import _read_bytes
+
+    try:
+        return json.loads(b"".join(_read_bytes(directory + "export.manifest.json")))
+    except Exception:  # noqa: BLE001 - not written yet
+        return None
+
+
+def _file_response(directory: str):
+    from fastapi.responses import Response
+
+    from destinations.exports import _read_bytes
+
+    manifest = _manifest(directory)
+    name = manifest["files"][0]["path"]
+    media = {"csv": "text/csv", "jsonl": "application/x-ndjson",
+             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[manifest["format"]]
+    return Response(b"".join(_read_bytes(directory + name)), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _page(lake: Lake, activity_filter: ActivityFilter, size: int, after: str | None, condition: pl.Expr):
+    """(rows, next cursor) of one page, newest first, with an extra row condition (visibility)."""
+    from transforms.filters import encode_cursor
+
+    frame = query(lake, activity_filter, after=after or None)
+    if frame is None:
+        return pl.DataFrame(), None
+    rows = frame.filter(condition).head(size + 1).collect()
+    if rows.height <= size:
+        return rows, None
+    rows = rows.head(size)
+    last = rows.row(size - 1, named=True)
+    return rows, encode_cursor(last["created_at"], last["id"])
