@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"data and results (default {DEFAULT_DIR})")
     parser.add_argument("--keep", action="store_true",
                         help="reuse the generated landing if it exists with the same parameters")
-    parser.add_argument("--only", choices=["ingest", "enrich", "query", "notify", "export", "retention"], action="append",
+    parser.add_argument("--only", choices=["ingest", "enrich", "query", "notify", "export", "retention", "api"], action="append",
                         help="run only this suite (repeatable; default: every suite)")
     parser.add_argument("--keep-work", action="store_true",
                         help="leave the written lakes and tables under --dir/work after the run")
@@ -402,6 +402,23 @@ def query_suite(args: argparse.Namespace, landing: Path, work: Path, ran_enrich:
     return {"params": ours["params"], "ours": ours, "duckdb": duck, "cold": cold}
 
 
+def api_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) -> dict[str, Any]:
+    from bench import api_load
+
+    lake = work / "enrich_lake"
+    if not ready or not (lake / "activity_log").is_dir():
+        say("- preparing the lake: ingest + normalize + enrich (not timed)")
+        shutil.rmtree(lake, ignore_errors=True)
+        prepared = run_child("prepare_query", {"name": "prepare_api", "lake": str(lake), "landing": str(landing),
+                                               "reference": str(work / "reference")}, work)
+        if "error" in prepared:
+            return {"error": prepared["error"]}
+    try:
+        return api_load.run(str(lake), work, say=say)
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal to the other suites
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def retention_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) -> dict[str, dict[str, Any]]:
     lake = work / "enrich_lake"
     if not ready or not (lake / "activity_log").is_dir():
@@ -541,7 +558,7 @@ def print_profile(profile: list[dict[str, Any]], total: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    suites = args.only or ["ingest", "enrich", "query", "notify", "export", "retention"]
+    suites = args.only or ["ingest", "enrich", "query", "notify", "export", "retention", "api"]
     info = machine_info()
     say(f"bench: {info['cpu']}, {info['usable_cores']} cores, {info['ram_gib']} GiB RAM; "
         f"polars {info['polars']}, deltalake {info['deltalake']}")
@@ -578,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
         say("suite retention: delete 60 whole days, verify the chain, each in a fresh process")
         retention_results = retention_suite(args, landing, work,
                                             ready=bool({"query", "enrich", "export"} & set(suites)))
+    api_result: dict[str, Any] = {}
+    if "api" in suites:
+        say("suite api: the read API under load from a second process")
+        api_result = api_suite(args, landing, work, ready=bool({"query", "enrich", "export", "retention"} & set(suites)))
     ratio_rows = ratios(results)
     print_report(info, stamp, results, ratio_rows)
     if export_results:
@@ -588,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import retention as retention_bench
 
         retention_bench.report(retention_results, say)
+    if api_result:
+        from bench import api_load
+
+        api_load.report(api_result, say)
     if notify_result and "error" not in notify_result:
         from bench import notify as notify_bench
 
@@ -629,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         "notify": notify_result,
         "export": export_results,
         "retention": retention_results,
+        "api": api_result,
         "failed_checks": failed_checks,
     }, indent=2, default=str))
     say()

@@ -20,14 +20,14 @@ import os
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from typing import Any
 from urllib.parse import urlencode
 
 import polars as pl
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from transforms.filters import ActivityFilter, FilterError
 from transforms.keys import ApiKey, authenticate
@@ -128,10 +128,26 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         limiter.check(key.key_id)
         return key
 
-    def project_or_404(key: ApiKey, project_id: int) -> set[str]:
+    project_organizations: dict[tuple[int | None, int], set[str]] = {}  # (log version, project) → orgs
+
+    def organizations_of(project_id: int) -> set[str]:
+        """The organizations a project belongs to (reference data + its events), once per table version."""
         store = lake()
-        frame = store.scan(ACTIVITY_LOG)
-        organizations = team_organizations(store, (project_id,), frame)[project_id] if frame is not None else set()
+        version = store.version(ACTIVITY_LOG)
+        cache_key = (version, project_id)
+        if cache_key not in project_organizations:
+            if len(project_organizations) > 10_000:
+                project_organizations.clear()
+            frame = store.scan(ACTIVITY_LOG)
+            project_organizations[cache_key] = (team_organizations(store, (project_id,), frame)[project_id]
+                                                if frame is not None else set())
+        return project_organizations[cache_key]
+
+    def project_or_404(key: ApiKey, project_id: int) -> set[str]:
+        # A key that names the project needs no lookup; an admin key's organization must own it.
+        if project_id in key.projects and "activity_log:read" in key.scopes:
+            return set()
+        organizations = organizations_of(project_id) if key.admin else set()
         if not key.can_read_project(project_id, organizations):
             raise ApiError(404, "not found")
         return organizations
@@ -179,8 +195,33 @@ def create_app(lake_root: str | None = None) -> FastAPI:
             raise ApiError(400, f"must be between 1 and {MAX_PAGE}", "page_size")
         return value
 
+    # Pages of one snapshot never change: cache them per activity_log version (dashboards and SIEM
+    # pollers repeat the same queries). The key decides nothing here beyond what the URL and the
+    # key's visibility class say, and access was checked before the lookup.
+    page_cache: OrderedDict[tuple, bytes] = OrderedDict()
+    cache_lock = threading.Lock()
+
+    def cached(request: Request, key: ApiKey, compute) -> Response:
+        """The page as JSON bytes (serialised once, with the standard library, not per request)."""
+        cache_key = (str(request.url), key.admin or not hide_logins, lake().version(ACTIVITY_LOG))
+        with cache_lock:
+            body = page_cache.get(cache_key)
+            if body is not None:
+                page_cache.move_to_end(cache_key)
+        if body is None:
+            body = json.dumps(compute(), ensure_ascii=False, default=str).encode()
+            with cache_lock:
+                page_cache[cache_key] = body
+                while len(page_cache) > 512:
+                    page_cache.popitem(last=False)
+        return Response(body, media_type="application/json")
+
     def cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
                     extra: pl.Expr | None = None) -> dict:
+        return cached(request, key, lambda: _cursor_page(request, key, activity_filter, size, schema, extra))
+
+    def _cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
+                     extra: pl.Expr | None = None) -> dict:
         if schema not in ("native", "ocsf"):
             raise ApiError(400, "must be native or ocsf", "schema")
         try:

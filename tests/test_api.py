@@ -220,3 +220,27 @@ def test_export_round_trip_runs_in_dagster(served):
     bad = httpx.post(served["url"] + "/api/projects/1/advanced_activity_logs/export", headers=headers,
                      json={"format": "pdf"})
     assert bad.status_code == 400 and bad.json()["attr"] == "format"
+
+
+@pytest.mark.slow
+def test_fuzzed_requests_never_get_a_server_error(served):
+    """schemathesis generates requests (valid and invalid parameters) for every operation of the OpenAPI
+    document: none may answer 5xx. Bounded: 30 examples per operation."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(served["url"] + "/openapi.json")
+    headers = {"Authorization": f"Bearer {served['keys']['admin1']}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 9
+    failures = []
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case):
+            response = case.call(headers=headers, timeout=30)
+            if response.status_code >= 500:
+                failures.append((case.method, case.formatted_path, case.query, response.text[:200]))
+
+        check()
+    assert failures == []

@@ -55,12 +55,19 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+_LATEST: dict[tuple[str, int], pl.DataFrame] = {}  # (table uri, version) → latest rows: one read per version
+
+
 def _latest(lake: Lake) -> pl.DataFrame:
-    frame = lake.scan(API_KEYS)
-    if frame is None:
+    table = lake.table(API_KEYS)  # brought up to date on every call: a revocation is seen at once
+    if table is None:
         return pl.DataFrame(schema=KEY_SCHEMA)
-    return frame.collect().sort("created_at").with_row_index("_n").sort("_n").group_by(
-        "key_id", maintain_order=True).last().drop("_n")
+    cache_key = (lake.uri(API_KEYS), table.version())
+    if cache_key not in _LATEST:
+        _LATEST.clear()
+        _LATEST[cache_key] = (pl.scan_delta(table).collect().sort("created_at")
+                              .group_by("key_id", maintain_order=True).last())
+    return _LATEST[cache_key]
 
 
 def _key(row: dict) -> ApiKey:
