@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import polars as pl
 from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -102,8 +103,18 @@ def create_app(lake_root: str | None = None) -> FastAPI:
     limiter = RateLimiter(int(os.environ.get("ACTIVITYLOG_API_RATE", "600")))
     hide_logins = os.environ.get("ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS", "true").lower() != "false"
 
+    store = Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
+    seen_version = {"at": 0.0, "version": None}
+
     def lake() -> Lake:
-        return Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
+        return store
+
+    def log_version() -> int | None:
+        """activity_log's version, looked up at most twice a second (a new version shows within 0.5 s)."""
+        now = time.monotonic()
+        if now - seen_version["at"] > 0.5:
+            seen_version.update(at=now, version=store.version(ACTIVITY_LOG))
+        return seen_version["version"]
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -201,24 +212,25 @@ def create_app(lake_root: str | None = None) -> FastAPI:
     page_cache: OrderedDict[tuple, bytes] = OrderedDict()
     cache_lock = threading.Lock()
 
-    def cached(request: Request, key: ApiKey, compute) -> Response:
-        """The page as JSON bytes (serialised once, with the standard library, not per request)."""
-        cache_key = (str(request.url), key.admin or not hide_logins, lake().version(ACTIVITY_LOG))
+    async def cached(request: Request, key: ApiKey, compute) -> Response:
+        """The page as JSON bytes (serialised once, with the standard library, not per request). A hit is
+        answered on the event loop; a miss computes in the thread pool."""
+        cache_key = (str(request.url), key.admin or not hide_logins, log_version())
         with cache_lock:
             body = page_cache.get(cache_key)
             if body is not None:
                 page_cache.move_to_end(cache_key)
         if body is None:
-            body = json.dumps(compute(), ensure_ascii=False, default=str).encode()
+            body = await run_in_threadpool(lambda: json.dumps(compute(), ensure_ascii=False, default=str).encode())
             with cache_lock:
                 page_cache[cache_key] = body
                 while len(page_cache) > 512:
                     page_cache.popitem(last=False)
         return Response(body, media_type="application/json")
 
-    def cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
-                    extra: pl.Expr | None = None) -> dict:
-        return cached(request, key, lambda: _cursor_page(request, key, activity_filter, size, schema, extra))
+    async def cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
+                          extra: pl.Expr | None = None) -> Response:
+        return await cached(request, key, lambda: _cursor_page(request, key, activity_filter, size, schema, extra))
 
     def _cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
                      extra: pl.Expr | None = None) -> dict:
@@ -274,22 +286,23 @@ def create_app(lake_root: str | None = None) -> FastAPI:
                 "next": page_url(page + 1) if more else None, "previous": page_url(page - 1) if page > 1 else None}
 
     @app.get("/api/projects/{project_id}/advanced_activity_logs/")
-    def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
-                         schema: str = "native"):
+    async def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
+                               schema: str = "native"):
         key = key_for(request)
-        project_or_404(key, project_id)
+        if project_id not in key.projects:  # an admin key's project lookup may read the table: not on the loop
+            await run_in_threadpool(project_or_404, key, project_id)
         activity_filter = advanced_filter(request, team_ids=[project_id])
-        return cursor_page(request, key, activity_filter, page_size(page_size_), schema)
+        return await cursor_page(request, key, activity_filter, page_size(page_size_), schema)
 
     @app.get("/api/organizations/{org_id}/advanced_activity_logs/")
-    def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
-                              schema: str = "native"):
+    async def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
+                                    schema: str = "native"):
         key = key_for(request)
         if not key.can_read_organization(org_id):
             raise ApiError(404, "not found")
         activity_filter = advanced_filter(request)
-        return cursor_page(request, key, activity_filter, page_size(page_size_), schema,
-                           extra=(pl.col("organization_id") == org_id).fill_null(False))
+        return await cursor_page(request, key, activity_filter, page_size(page_size_), schema,
+                                 extra=(pl.col("organization_id") == org_id).fill_null(False))
 
     def available(request: Request, condition: pl.Expr, key: ApiKey) -> dict:
         frame = lake().scan(ACTIVITY_LOG)

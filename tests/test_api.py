@@ -53,8 +53,11 @@ def served(tmp_path_factory):
 
     def start(rate: int):
         port = free_port()
+        home = root / f"dagster-{port}"  # each server its own instance: two fresh ones would race to migrate
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         env = child_env({"ACTIVITYLOG_LAKE": lake.root, "ACTIVITYLOG_API_RATE": str(rate),
-                         "ACTIVITYLOG_CONFIG": os.devnull})
+                         "ACTIVITYLOG_CONFIG": os.devnull, "DAGSTER_HOME": str(home)})
         server = start_server("activitylog-serve", [script("activitylog"), "serve", "--host", LOOPBACK, "--port",
                                                     str(port)], url=f"http://{LOOPBACK}:{port}/openapi.json",
                               env=env, timeout=60)
