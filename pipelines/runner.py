@@ -1,6 +1,7 @@
 """Run the pipeline's Dagster jobs from the CLI, recorded in DAGSTER_HOME so the UI shows them."""
 
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -13,15 +14,24 @@ from transforms.refresh import contiguous_ranges
 DEFAULT_DAGSTER_HOME = "./data/dagster"
 
 
+_INSTANCES: dict[str, dg.DagsterInstance] = {}
+_INSTANCE_LOCK = threading.Lock()
+
+
 def instance() -> dg.DagsterInstance:
-    """The persistent instance of DAGSTER_HOME (default ./data/dagster, created if missing)."""
+    """The persistent instance of DAGSTER_HOME (default ./data/dagster, created if missing). One per
+    process: two threads opening a fresh instance at once would both migrate its storage."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text((Path(__file__).parent / "dagster_instance.yaml").read_text())
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
-    return dg.DagsterInstance.get()
+    with _INSTANCE_LOCK:
+        key = str(home.resolve())
+        if key not in _INSTANCES:
+            home.mkdir(parents=True, exist_ok=True)
+            config = home / "dagster.yaml"
+            if not config.exists():
+                config.write_text((Path(__file__).parent / "dagster_instance.yaml").read_text())
+            os.environ["DAGSTER_HOME"] = key
+            _INSTANCES[key] = dg.DagsterInstance.get()
+        return _INSTANCES[key]
 
 
 @dataclass
