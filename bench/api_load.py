@@ -1,6 +1,6 @@
 """Suite ``api`` of ``make bench``: a load test of ``activitylog serve`` from a second process.
 
-The server runs over the enriched 1M-event lake (its own process, one uvicorn worker). The load
+The server runs over the enriched 1M-event lake (``activitylog serve --workers 2``: a process per core). The load
 generator (this module's ``load`` in another process) runs ``CLIENTS`` concurrent clients for
 ``SECONDS`` seconds, each sending 100-row pages of 30-day filtered queries (scopes, a detail filter, a
 text search, one user) to the project endpoint with a valid key, and records every latency. The
@@ -23,6 +23,7 @@ from typing import Any
 
 CLIENTS = 50
 SECONDS = 60
+WORKERS = 2  # one per core
 
 
 def prepare(lake_root: str) -> dict[str, Any]:
@@ -94,11 +95,13 @@ def load(spec_json: str) -> None:
                       "mean": statistics.mean(ordered) if ordered else None}))
 
 
-def run(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIENTS, say=print) -> dict[str, Any]:
+def run(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIENTS, say=print,
+        cache: bool = True) -> dict[str, Any]:
     import psutil
 
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "ACTIVITYLOG_LAKE": lake_root, "ACTIVITYLOG_API_RATE": "1000000"}
+    env = {**os.environ, "PYTHONPATH": str(root), "ACTIVITYLOG_LAKE": lake_root, "ACTIVITYLOG_API_RATE": "1000000",
+           "ACTIVITYLOG_API_CACHE": "1" if cache else "0"}
     params = json.loads(subprocess.run([sys.executable, "-c", "import sys, json, bench.api_load as a; "
                                         "print(json.dumps(a.prepare(sys.argv[1])))", lake_root],
                                        capture_output=True, text=True, check=True, cwd=root, env=env).stdout)
@@ -107,7 +110,8 @@ def run(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIEN
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / "activitylog"), "serve", "--port", str(port)],
+    server = subprocess.Popen([str(Path(sys.executable).parent / "activitylog"), "serve", "--port", str(port),
+                               "--workers", str(WORKERS)],
                               cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         import httpx
@@ -125,7 +129,8 @@ def run(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIEN
                                       json.dumps(spec)], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
         rss = []
         while generator.poll() is None:
-            rss.append(process.memory_info().rss)
+            rss.append(process.memory_info().rss + sum(child.memory_info().rss
+                                                       for child in process.children(recursive=True)))
             time.sleep(1)
         result = json.loads(generator.stdout.read())
     finally:
@@ -134,14 +139,15 @@ def run(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIEN
     third = max(1, len(rss) // 3)
     result.update({"rss_first_third_mib": max(rss[:third]) / 2**20 if rss else None,
                    "rss_last_third_mib": max(rss[-third:]) / 2**20 if rss else None,
-                   "clients": clients, "seconds": seconds})
+                   "clients": clients, "seconds": seconds, "cache": cache})
     return result
 
 
 def report(result: dict[str, Any], say) -> None:
     say()
     say(f"read API under load: {result['clients']} clients for {result['seconds']} s from a second process, "
-        f"100-row pages of 30-day filtered queries")
+        f"100-row pages of 30-day filtered queries ({WORKERS} workers, page cache "
+        f"{'on' if result.get('cache', True) else 'OFF: every request queries the lake'})")
     if "p50" not in result or result["p50"] is None:
         say(f"  FAILED: {result}")
         return
@@ -149,5 +155,5 @@ def report(result: dict[str, Any], say) -> None:
     say(f"  requests {result['requests']:,} ({result['requests'] / result['seconds']:.0f}/s), errors {result['errors']}")
     say(f"  p50 {p50:.0f} ms (target <= 50) {'PASS' if p50 <= 50 else 'MISS'}; "
         f"p99 {p99:.0f} ms (target <= 250) {'PASS' if p99 <= 250 else 'MISS'}")
-    say(f"  server RSS: first third of the run {result['rss_first_third_mib']:.0f} MiB, last third "
+    say(f"  server RSS (all workers): first third of the run {result['rss_first_third_mib']:.0f} MiB, last third "
         f"{result['rss_last_third_mib']:.0f} MiB")

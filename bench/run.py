@@ -414,7 +414,9 @@ def api_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) 
         if "error" in prepared:
             return {"error": prepared["error"]}
     try:
-        return api_load.run(str(lake), work, say=say)
+        result = api_load.run(str(lake), work, say=say)
+        result["uncached"] = api_load.run(str(lake), work, seconds=20, say=say, cache=False)
+        return result
     except Exception as exc:  # noqa: BLE001 - reported, not fatal to the other suites
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -613,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench import api_load
 
         api_load.report(api_result, say)
+        if api_result.get("uncached"):
+            api_load.report(api_result["uncached"], say)
     if notify_result and "error" not in notify_result:
         from bench import notify as notify_bench
 

@@ -102,6 +102,8 @@ def create_app(lake_root: str | None = None) -> FastAPI:
                   description="PostHog-compatible activity-log endpoints over the activity_log Delta table.")
     limiter = RateLimiter(int(os.environ.get("ACTIVITYLOG_API_RATE", "600")))
     hide_logins = os.environ.get("ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS", "true").lower() != "false"
+    use_cache = os.environ.get("ACTIVITYLOG_API_CACHE", "1") != "0"
+    query_slots = threading.BoundedSemaphore(int(os.environ.get("ACTIVITYLOG_API_QUERY_SLOTS", "2")))
 
     store = Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
     seen_version = {"at": 0.0, "version": None}
@@ -214,23 +216,23 @@ def create_app(lake_root: str | None = None) -> FastAPI:
 
     async def cached(request: Request, key: ApiKey, compute) -> Response:
         """The page as JSON bytes (serialised once, with the standard library, not per request). A hit is
-        answered on the event loop; a miss computes in the thread pool."""
+        answered on the event loop; a miss parses the filter and computes in the thread pool."""
         cache_key = (str(request.url), key.admin or not hide_logins, log_version())
         with cache_lock:
-            body = page_cache.get(cache_key)
+            body = page_cache.get(cache_key) if use_cache else None
             if body is not None:
                 page_cache.move_to_end(cache_key)
         if body is None:
-            body = await run_in_threadpool(lambda: json.dumps(compute(), ensure_ascii=False, default=str).encode())
+            def run() -> bytes:
+                with query_slots:  # a few queries at a time: Polars already uses every core for each
+                    return json.dumps(compute(), ensure_ascii=False, default=str).encode()
+
+            body = await run_in_threadpool(run)
             with cache_lock:
                 page_cache[cache_key] = body
                 while len(page_cache) > 512:
                     page_cache.popitem(last=False)
         return Response(body, media_type="application/json")
-
-    async def cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
-                          extra: pl.Expr | None = None) -> Response:
-        return await cached(request, key, lambda: _cursor_page(request, key, activity_filter, size, schema, extra))
 
     def _cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
                      extra: pl.Expr | None = None) -> dict:
@@ -291,8 +293,9 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         key = key_for(request)
         if project_id not in key.projects:  # an admin key's project lookup may read the table: not on the loop
             await run_in_threadpool(project_or_404, key, project_id)
-        activity_filter = advanced_filter(request, team_ids=[project_id])
-        return await cursor_page(request, key, activity_filter, page_size(page_size_), schema)
+        size = page_size(page_size_)
+        return await cached(request, key, lambda: _cursor_page(
+            request, key, advanced_filter(request, team_ids=[project_id]), size, schema))
 
     @app.get("/api/organizations/{org_id}/advanced_activity_logs/")
     async def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
@@ -300,9 +303,10 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         key = key_for(request)
         if not key.can_read_organization(org_id):
             raise ApiError(404, "not found")
-        activity_filter = advanced_filter(request)
-        return await cursor_page(request, key, activity_filter, page_size(page_size_), schema,
-                                 extra=(pl.col("organization_id") == org_id).fill_null(False))
+        size = page_size(page_size_)
+        return await cached(request, key, lambda: _cursor_page(
+            request, key, advanced_filter(request), size, schema,
+            extra=(pl.col("organization_id") == org_id).fill_null(False)))
 
     def available(request: Request, condition: pl.Expr, key: ApiKey) -> dict:
         frame = lake().scan(ACTIVITY_LOG)

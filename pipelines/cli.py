@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = command("serve", "serve PostHog's activity-log API over the lake (read-only, scoped keys)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes (default 1; rate limits and page caches are per process)")
 
     keys = command("keys", "scoped API keys for `serve`")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke")
@@ -662,8 +664,15 @@ def _serve(args: argparse.Namespace) -> int:
     from pipelines.api import create_app
 
     settings = _settings()
+    if args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
     print(f"Serving {settings.lake} on http://{args.host}:{args.port} (OpenAPI: /docs, /openapi.json)", file=sys.stderr)
-    uvicorn.run(create_app(settings.lake), host=args.host, port=args.port, log_level="info")
+    if args.workers == 1:
+        uvicorn.run(create_app(settings.lake), host=args.host, port=args.port, log_level="info")
+    else:  # each worker process builds its app from the environment
+        os.environ["ACTIVITYLOG_LAKE"] = settings.lake
+        uvicorn.run("pipelines.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level="info")
     return EXIT_OK
 
 

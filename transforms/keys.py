@@ -110,6 +110,21 @@ def revoke_key(lake: Lake, key_id: str) -> bool:
     return True
 
 
+_BY_ID: dict[tuple[str, int], dict[str, tuple[str, ApiKey]]] = {}  # per table version: key id → (hash, key)
+
+
+def _by_id(lake: Lake) -> dict[str, tuple[str, ApiKey]]:
+    table = lake.table(API_KEYS)
+    if table is None:
+        return {}
+    cache_key = (lake.uri(API_KEYS), table.version())
+    if cache_key not in _BY_ID:
+        _BY_ID.clear()
+        _BY_ID[cache_key] = {row["key_id"]: (row["secret_sha256"], _key(row))
+                             for row in _latest(lake).iter_rows(named=True)}
+    return _BY_ID[cache_key]
+
+
 def authenticate(lake: Lake, token: str | None) -> ApiKey | None:
     """The active key for a token, or None (unknown, malformed, wrong secret, revoked)."""
     if not token:
@@ -119,9 +134,8 @@ def authenticate(lake: Lake, token: str | None) -> ApiKey | None:
         hmac.compare_digest("0" * 64, _hash(token))  # the same work as a real comparison
         return None
     _, key_id, secret = parts
-    rows = _latest(lake).filter(pl.col("key_id") == key_id)
-    stored = rows["secret_sha256"][0] if rows.height else "0" * 64
+    stored, key = _by_id(lake).get(key_id, ("0" * 64, None))
     matches = hmac.compare_digest(stored, _hash(secret))
-    if not rows.height or not matches or rows["revoked_at"][0] is not None:
+    if key is None or not matches or key.revoked_at is not None:
         return None
-    return _key(rows.row(0, named=True))
+    return key
