@@ -225,3 +225,20 @@ def test_notify_run_fails_visibly_when_a_delivery_fails(pipeline_settings, insta
     assert run.job_name == "notify_job" and run.status == dg.DagsterRunStatus.FAILURE
     (event,) = instance.fetch_materializations(dg.AssetKey("deliveries"), limit=1).records
     assert event.asset_materialization.metadata["failed"].value == 1
+
+
+def test_production_instance_configuration_is_valid(tmp_path, monkeypatch):
+    """deploy/dagster.yaml loads (its PostgreSQL storage set aside: that needs dagster-postgres and a
+    server) and carries the run limits the pipeline relies on."""
+    text = (Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml").read_text()
+    assert "postgres_db:" in text and "{env: DAGSTER_PG_PASSWORD}" in text
+    without_storage = text[:text.index("storage:")] + text[text.index("concurrency:"):]
+    (tmp_path / "dagster.yaml").write_text(without_storage)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    instance = dg.DagsterInstance.get()
+    try:
+        config = instance.get_concurrency_config()
+        limits = {item["key"]: item["limit"] for item in config.run_queue_config.tag_concurrency_limits}
+        assert limits["activitylog/notify"] == 1 and config.pool_config.default_pool_limit == 1
+    finally:
+        instance.dispose()
