@@ -75,7 +75,8 @@ INFORMATIVE = [
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="events in the bench landing (default 1,000,000)")
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "1000000")),
+                        help="events in the bench landing (default 1,000,000, or $BENCH_EVENTS)")
     parser.add_argument("--days", type=int, default=365, help="days the events spread over (default 365)")
     parser.add_argument("--files", type=int, default=20, help="NDJSON files (default 20)")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"data and results (default {DEFAULT_DIR})")
