@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Iterable
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 # Table names are part of the public contract (DESIGN.md "Data flow").
 ACTIVITY_RAW = "activity_raw"
@@ -146,13 +147,24 @@ class Lake:
                 write_deltalake(self.uri(name), frame.to_arrow(), mode="append", partition_by=["day"],
                                 storage_options=self.storage_options or None)
             return
-        # Polars' writer: faster than handing Arrow to delta-rs (see append); same atomic commit.
-        frame.write_delta(
-            self.uri(name),
-            mode="overwrite" if table is not None else "append",
-            storage_options=self.storage_options or None,
-            delta_write_options={"partition_by": ["day"], **({"predicate": predicate} if table is not None else {})},
-        )
+        # Polars' writer: faster than handing Arrow to delta-rs (see append); same atomic commit. A
+        # concurrent writer on the same days makes the commit fail; the replacement is then redone
+        # on the new version (it is idempotent: the same days get the same rows).
+        for attempt in range(5):
+            try:
+                frame.write_delta(
+                    self.uri(name),
+                    mode="overwrite" if table is not None else "append",
+                    storage_options=self.storage_options or None,
+                    delta_write_options={"partition_by": ["day"],
+                                         **({"predicate": predicate} if table is not None else {})},
+                )
+                return
+            except CommitFailedError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                table = self.table(name)
 
     def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:
         self.replace_days(name, [day], frame)
