@@ -317,3 +317,49 @@ def test_stream_archive_to_s3(s3_env, tmp_path, monkeypatch):
     assert len(lines) == 3 and all(line["class_uid"] == 6003 for line in lines)
     assert run_streams(lake, load_config(config).streams, log=lambda _: None).streams["archive"]["sent"] == 0
     assert_loopback_only(s3_env, before)
+
+
+def test_every_job_on_an_s3_lake(s3_env, tmp_path):
+    """The whole product on an s3:// lake, from the shell: ingest, verify, history, notify, export and
+    verify-export, a stream, erase-user, retention (dry and real, with vacuum), verify again."""
+    moto = s3_env
+    before = moto.requests_logged()
+    upload_landing(moto, "landing4")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    config = tmp_path / "activitylog.yaml"
+    config.write_text(
+        "notifications:\n  max_event_age: none\n  destinations: {out: {type: file, path: out.jsonl}}\n"
+        "  subscriptions: [{name: all, destinations: [out]}]\n"
+        f"streams:\n  archive: {{sink: {{type: s3, uri: 's3://{BUCKET}/stream4/'}}}}\n"
+        "retention:\n  default: 900d\n  vacuum_grace: 0d\n")
+    env = child_env({**moto.env(), "DAGSTER_HOME": str(home), "ACTIVITYLOG_LAKE": f"s3://{BUCKET}/lake4",
+                     "ACTIVITYLOG_LANDING": f"s3://{BUCKET}/landing4", "ACTIVITYLOG_CONFIG": str(config),
+                     "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
+
+    def ok(*args: str) -> str:
+        result = run_cli(list(args), env)
+        assert result.returncode == 0, f"{args}:\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        return result.stdout
+
+    ok("ingest", "--quiet")
+    assert "OK: 3 days, 5 events" in ok("verify")
+    assert "active: false → true" in ok("history", "FeatureFlag", "12345")
+    notified = ok("notify", "--quiet")
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5, notified
+    exported = ok("export", "--format", "xlsx", "--out", f"s3://{BUCKET}/exports4/", "--name", "all", "--quiet")
+    assert "Exported 5 rows" in exported
+    assert "OK: 1 file(s)" in ok("verify-export", f"s3://{BUCKET}/exports4/all.manifest.json")
+    assert "archive" in ok("stream", "--quiet")
+    streamed = moto.client().list_objects_v2(Bucket=BUCKET, Prefix="stream4/")["Contents"]
+    assert len(streamed) == 3  # one object per day
+    assert "Erased the personal data of 5 events" in ok("erase-user", "jane@example.com", "--quiet")
+    assert "OK:" in ok("verify")
+    assert "Would delete: 3 whole day(s)" in ok("retention", "--dry-run", "--quiet")
+    assert "Deleted: 3 whole day(s)" in ok("retention", "--quiet")
+    assert "OK:" in ok("verify")  # the expired days keep their digests
+    lake = Lake.at(f"s3://{BUCKET}/lake4")
+    remaining = lake.scan(ACTIVITY_RAW).collect()
+    assert set(remaining["scope"]) == {"ActivityLog"}  # only the system events of erasure and retention
+    assert_loopback_only(moto, before)
