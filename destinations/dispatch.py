@@ -117,24 +117,11 @@ def _short(text: str | None) -> str:
 
 
 def event_record(row: dict[str, Any]) -> dict[str, Any]:
-    """The enriched event as JSON-ready data (the webhook body's ``data``, the file line's ``event``)."""
-    try:
-        detail = json.loads(row["detail"]) if row.get("detail") else None
-    except ValueError:
-        detail = row.get("detail")
-    return {
-        "id": row["id"], "activity": row["activity"], "scope": row["scope"], "item_id": row["item_id"],
-        "detail": detail,
-        "user": None if row.get("actor_uuid") is None and row.get("actor_email") is None else {
-            "uuid": row.get("actor_uuid"), "email": row.get("actor_email"), "first_name": row.get("actor_first_name"),
-            "last_name": row.get("actor_last_name"), "name": row.get("actor_name"), "role": row.get("actor_role")},
-        "created_at": row["created_at"].isoformat().replace("+00:00", "Z") if row.get("created_at") else None,
-        "is_system": row.get("is_system"), "was_impersonated": row.get("was_impersonated"),
-        "level": row.get("level"), "organization_id": row.get("organization_id"), "project_id": row.get("team_id"),
-        "project_name": row.get("project_name"), "organization_name": row.get("organization_name"),
-        "resource_name": row.get("resource_name"), "changed_fields": row.get("changed_fields"),
-        "client": row.get("client"), "ip_address": row.get("ip_address"), "summary": row.get("summary"),
-    }
+    """The enriched event as JSON-ready data (the webhook body's ``data``, the file line's ``event``):
+    the same shape as a SIEM stream's native schema."""
+    from transforms.streams import native_record
+
+    return native_record(row)
 
 
 def template_context(row: dict[str, Any], subscription: str, link_template: str | None) -> dict[str, Any]:
