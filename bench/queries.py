@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 

@@ -579,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"suite ingest: each measurement in a fresh process ({sys.executable})")
         results += ingest_suite(args, landing, stamp, work)
     if "enrich" in suites:
-        say(f"suite enrich: normalize + enrich, each measurement in a fresh process")
+        say("suite enrich: normalize + enrich, each measurement in a fresh process")
         results += enrich_suite(args, landing, stamp, work)
     query_outcome: dict[str, Any] = {}
     if "query" in suites:

@@ -464,8 +464,6 @@ def _json_column(name: str, dtype):
 
 
 def _history(args: argparse.Namespace) -> int:
-    import polars as pl
-
     from transforms.filters import FilterError
     from transforms.history import item_history
     from transforms.lake import ACTIVITY_LOG, Lake

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -77,7 +76,6 @@ from pydantic_core import PydanticCustomError
 
 from transforms.changes import DEFAULT_MASKED_FIELDS as _TRANSFORM_DEFAULT_MASKED_FIELDS
 from transforms.durations import (  # re-exported: part of this module's API
-    _DURATION_HINT,
     Duration,
     DurationError,
     duration_or_problem,

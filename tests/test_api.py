@@ -4,7 +4,6 @@ projects and organizations, keys, pagination, OCSF, bad input, rate limits."""
 import json
 import os
 from datetime import date
-from pathlib import Path
 
 import httpx
 import pytest

@@ -2,7 +2,7 @@
 no Delta log entry in the lake holds the user's email, names or IP; their events remain; verify passes."""
 
 import json
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import polars as pl

@@ -3,7 +3,6 @@
 import json
 from datetime import date, datetime, timezone
 
-import polars as pl
 import pytest
 
 from conftest import make_event, write_lines

@@ -2,7 +2,7 @@
 
 import json
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import polars as pl
 import pytest

@@ -7,7 +7,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from transforms.ingest import ingest

@@ -14,7 +14,7 @@ import pytest
 from conftest import make_event, write_lines
 from transforms.durations import Duration
 from transforms.ingest import ingest
-from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW, Lake
+from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
 from transforms.refresh import refresh_all
 from transforms.retention import ALL_TABLES, RetentionPolicy, apply_retention, vacuum
 from transforms.validate import ValidationSettings

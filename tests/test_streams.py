@@ -5,7 +5,6 @@ import json
 import socket
 import threading
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import pytest
