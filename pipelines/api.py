@@ -252,11 +252,13 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         return {"results": results, "next": next_url, "previous": None}
 
     @app.get("/api/projects/{project_id}/activity_log/")
-    def activity_log(request: Request, project_id: int, user: str | None = None, scope: str | None = None,
-                     scopes: list[str] | None = Query(default=None), item_id: str | None = None,
-                     ordering: str = "-created_at", page: int = 1, page_size_: int = Query(100, alias="page_size")):
+    async def activity_log(request: Request, project_id: int, user: str | None = None, scope: str | None = None,
+                           scopes: list[str] | None = Query(default=None), item_id: str | None = None,
+                           ordering: str = "-created_at", page: int = 1,
+                           page_size_: int = Query(100, alias="page_size")):
         key = key_for(request)
-        project_or_404(key, project_id)
+        if project_id not in key.projects:
+            await run_in_threadpool(project_or_404, key, project_id)
         if ordering not in ("-created_at", "created_at"):
             raise ApiError(400, "must be -created_at or created_at", "ordering")
         if page < 1:
@@ -271,21 +273,26 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         if item_id:
             data["item_ids"] = [item_id]
         activity_filter = ActivityFilter.from_dict(data)
-        frame = query(lake(), activity_filter)
-        if frame is None:
-            return {"results": [], "next": None, "previous": None, "count": 0}
-        frame = frame.filter(visibility(key))
-        if ordering == "created_at":
-            frame = frame.sort(["created_at", "id"])
-        rows = frame.slice((page - 1) * size, size + 1).collect()
-        more = rows.height > size
 
-        def page_url(number: int) -> str:
-            params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(number))]
-            return str(request.url.replace(query=urlencode(params)))
+        def compute() -> dict:
+            frame = query(lake(), activity_filter)
+            if frame is None:
+                return {"results": [], "next": None, "previous": None}
+            frame = frame.filter(visibility(key))
+            if ordering == "created_at":
+                frame = frame.sort(["created_at", "id"])
+            rows = frame.slice((page - 1) * size, size + 1).collect()
+            more = rows.height > size
 
-        return {"results": [_row(r) for r in rows.head(size).iter_rows(named=True)],
-                "next": page_url(page + 1) if more else None, "previous": page_url(page - 1) if page > 1 else None}
+            def page_url(number: int) -> str:
+                params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(number))]
+                return str(request.url.replace(query=urlencode(params)))
+
+            return {"results": [_row(r) for r in rows.head(size).iter_rows(named=True)],
+                    "next": page_url(page + 1) if more else None,
+                    "previous": page_url(page - 1) if page > 1 else None}
+
+        return await cached(request, key, compute)
 
     @app.get("/api/projects/{project_id}/advanced_activity_logs/")
     async def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
