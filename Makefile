@@ -9,7 +9,7 @@ export ACTIVITYLOG_LANDING ?= $(CURDIR)/data/landing
 # The demo writes data/activitylog.yaml; use it unless ./activitylog.yaml or ACTIVITYLOG_CONFIG says otherwise.
 export ACTIVITYLOG_CONFIG ?= $(if $(wildcard $(CURDIR)/activitylog.yaml),,$(wildcard $(CURDIR)/data/activitylog.yaml))
 
-.PHONY: install demo ui test test-fast bench clean
+.PHONY: install demo ui test test-fast bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -38,6 +38,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf data .pytest_cache

@@ -1025,6 +1025,8 @@ def measure_query_duckdb(spec: dict[str, Any], profiler: Profiler) -> dict[str, 
 
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = {
     "prepare_query": prepare_query,
+    "scale_ingest": lambda spec, profiler: __import__("bench.scale", fromlist=["x"]).scale_ingest(spec, profiler),
+    "scale_refresh": lambda spec, profiler: __import__("bench.scale", fromlist=["x"]).scale_refresh(spec, profiler),
     "retention_ours": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_retention(spec, profiler),
     "retention_baseline": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_baseline(spec, profiler),
     "verify_ours": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_verify(spec, profiler),
