@@ -378,19 +378,27 @@ def enrich_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
     return results
 
 
+def enriched_lake(lake: Path, landing: Path, work: Path, ready: bool, name: str) -> dict[str, Any] | None:
+    """Ingest + normalize + enrich ``landing`` into ``lake`` (not timed) unless an earlier suite built it
+    (``ready``). Returns the failed child's result, or None."""
+    if ready and (lake / "activity_item_history").is_dir():
+        return None
+    say(f"- preparing the lake for {name}: ingest + normalize + enrich (not timed)")
+    shutil.rmtree(lake, ignore_errors=True)
+    prepared = run_child("prepare_query", {"name": f"prepare_{name}", "lake": str(lake), "landing": str(landing),
+                                           "reference": str(work / "reference")}, work)
+    return prepared if "error" in prepared else None
+
+
 def query_suite(args: argparse.Namespace, landing: Path, work: Path, ran_enrich: bool) -> dict[str, Any]:
     """Our queries and DuckDB's on the enriched bench lake (built here when the enrich suite did not)."""
     from bench import queries
 
     lake = work / "enrich_lake"
-    if not ran_enrich or not (lake / "activity_item_history").is_dir():
-        say("- preparing the query lake: ingest + normalize + enrich (not timed)")
-        shutil.rmtree(lake, ignore_errors=True)
-        prepared = run_child("prepare_query", {"name": "prepare_query", "lake": str(lake), "landing": str(landing),
-                                               "reference": str(work / "reference")}, work)
-        if "error" in prepared:
-            say(f"  FAILED: {prepared['error']}")
-            return {"ours": {**prepared, "name": "ours_query", "label": "query suite: prepare"}}
+    failed = enriched_lake(lake, landing, work, ran_enrich, "query")
+    if failed:
+        say(f"  FAILED: {failed['error']}")
+        return {"ours": {**failed, "name": "ours_query", "label": "query suite: prepare"}}
     say("- ours: filter language + resource history")
     ours = run_child("query_ours", {"name": "ours_query", "label": "query suite: ours", "lake": str(lake)}, work)
     if "error" in ours:
@@ -407,13 +415,9 @@ def api_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) 
     from bench import api_load
 
     lake = work / "enrich_lake"
-    if not ready or not (lake / "activity_log").is_dir():
-        say("- preparing the lake: ingest + normalize + enrich (not timed)")
-        shutil.rmtree(lake, ignore_errors=True)
-        prepared = run_child("prepare_query", {"name": "prepare_api", "lake": str(lake), "landing": str(landing),
-                                               "reference": str(work / "reference")}, work)
-        if "error" in prepared:
-            return {"error": prepared["error"]}
+    failed = enriched_lake(lake, landing, work, ready, "api")
+    if failed:
+        return {"error": failed["error"]}
     try:
         result = api_load.run(str(lake), work, say=say)
         result["uncached"] = api_load.run(str(lake), work, seconds=20, say=say, cache=False)
@@ -424,13 +428,9 @@ def api_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) 
 
 def retention_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) -> dict[str, dict[str, Any]]:
     lake = work / "enrich_lake"
-    if not ready or not (lake / "activity_log").is_dir():
-        say("- preparing the lake: ingest + normalize + enrich (not timed)")
-        shutil.rmtree(lake, ignore_errors=True)
-        prepared = run_child("prepare_query", {"name": "prepare_retention", "lake": str(lake), "landing": str(landing),
-                                               "reference": str(work / "reference")}, work)
-        if "error" in prepared:
-            return {"retention": prepared}
+    failed = enriched_lake(lake, landing, work, ready, "retention")
+    if failed:
+        return {"retention": failed}
     results = {}
     for key, kind in (("retention", "retention_ours"), ("baseline", "retention_baseline"), ("verify", "verify_ours")):
         say(f"- {key}")
@@ -443,13 +443,9 @@ def retention_suite(args: argparse.Namespace, landing: Path, work: Path, ready: 
 
 def export_suite(args: argparse.Namespace, landing: Path, work: Path, ready: bool) -> dict[str, dict[str, Any]]:
     lake = work / "enrich_lake"
-    if not ready or not (lake / "activity_log").is_dir():
-        say("- preparing the export lake: ingest + normalize + enrich (not timed)")
-        shutil.rmtree(lake, ignore_errors=True)
-        prepared = run_child("prepare_query", {"name": "prepare_export", "lake": str(lake), "landing": str(landing),
-                                               "reference": str(work / "reference")}, work)
-        if "error" in prepared:
-            return {"ours_csv": prepared}
+    failed = enriched_lake(lake, landing, work, ready, "export")
+    if failed:
+        return {"ours_csv": failed}
     results = {}
     for fmt in ("csv", "xlsx"):
         for who in ("ours", "polars"):
@@ -466,17 +462,14 @@ def notify_suite(args: argparse.Namespace, work: Path, ran_enrich: bool) -> dict
     from transforms.sample import write_bench_landing
 
     lake = work / "enrich_day_lake"
-    if not ran_enrich or not (lake / "activity_log").is_dir():
-        day_landing = args.dir / f"landing-day-{DAY_EVENTS}"
-        if not (args.keep and day_landing.is_dir() and landing_files(day_landing)):
-            shutil.rmtree(day_landing, ignore_errors=True)
-            write_bench_landing(day_landing, events=DAY_EVENTS, days=1, files=2, seed=1)
-        say("- preparing the notify lake: ingest + normalize + enrich of one day (not timed)")
-        shutil.rmtree(lake, ignore_errors=True)
-        prepared = run_child("prepare_query", {"name": "prepare_notify", "lake": str(lake), "landing": str(day_landing),
-                                               "reference": str(work / "reference")}, work)
-        if "error" in prepared:
-            return {**prepared, "name": "ours_notify", "label": "notify suite: prepare"}
+    day_landing = args.dir / f"landing-day-{DAY_EVENTS}"
+    if not (ran_enrich and (lake / "activity_item_history").is_dir()) and not (
+            args.keep and day_landing.is_dir() and landing_files(day_landing)):
+        shutil.rmtree(day_landing, ignore_errors=True)
+        write_bench_landing(day_landing, events=DAY_EVENTS, days=1, files=2, seed=1)
+    failed = enriched_lake(lake, day_landing, work, ran_enrich, "notify")
+    if failed:
+        return {**failed, "name": "ours_notify", "label": "notify suite: prepare"}
     say("- ours and the per-subscription baseline")
     return run_child("notify", {"name": "ours_notify", "label": "notify suite", "lake": str(lake)}, work)
 

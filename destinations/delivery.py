@@ -77,3 +77,36 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+
+
+def post(client, policy: RetryPolicy, what: str, request, permanent: frozenset[int] = frozenset({410})) -> int:
+    """POST with retries through an ``httpx.Client``; ``request()`` gives the keyword arguments of each
+    attempt (built again per attempt: a signature may carry a timestamp). Returns the attempts made;
+    raises :class:`DeliveryFailed` (``permanent`` for the statuses that mean the destination is gone)."""
+    import httpx
+
+    attempts = 0
+
+    def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            response = client.post(**request())
+        except httpx.TimeoutException as exc:
+            raise DeliveryFailed(f"{what} timed out ({type(exc).__name__})", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise DeliveryFailed(f"{what} unreachable ({type(exc).__name__}: {exc})", retryable=True) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        text = response.text[:200].strip()
+        label = "410 Gone" if status == 410 else str(status)
+        if status in permanent:
+            raise DeliveryFailed(f"{what} answered {label}: {text}", permanent=True)
+        if status == 429 or status >= 500:
+            raise DeliveryFailed(f"{what} answered {label}: {text}", retryable=True,
+                                 retry_after=retry_after_seconds(response.headers.get("retry-after")))
+        raise DeliveryFailed(f"{what} answered {label}: {text}")
+
+    policy.call(attempt, what)
+    return attempts

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import httpx
 
-from destinations.delivery import DeliveryFailed, RetryPolicy, retry_after_seconds
+from destinations.delivery import DeliveryFailed, RetryPolicy, post
 from transforms.lake import Lake
 from transforms.streams import acknowledged, due_days, record_acks, record_progress, records, stream_rows
 
@@ -36,23 +36,7 @@ def _dumps(record: Any) -> str:
 
 
 def _http_call(client: httpx.Client, policy: RetryPolicy, what: str, **request) -> None:
-    def attempt() -> None:
-        try:
-            response = client.post(**request)
-        except httpx.TimeoutException as exc:
-            raise DeliveryFailed(f"{what} timed out ({type(exc).__name__})", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryFailed(f"{what} unreachable ({type(exc).__name__}: {exc})", retryable=True) from None
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        text = response.text[:200].strip()
-        if status == 429 or status >= 500:
-            raise DeliveryFailed(f"{what} answered {status}: {text}", retryable=True,
-                                 retry_after=retry_after_seconds(response.headers.get("retry-after")))
-        raise DeliveryFailed(f"{what} answered {status}: {text}", permanent=status in (401, 403, 404, 410))
-
-    policy.call(attempt, what)
+    post(client, policy, what, lambda: request, permanent=frozenset({401, 403, 404, 410}))
 
 
 class S3Sink:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from destinations.delivery import DeliveryFailed, RetryPolicy, retry_after_seconds
+from destinations.delivery import RetryPolicy, post
 
 
 def signature_headers(secret: str | None, webhook_id: str, body: str, moment: datetime | None = None) -> dict[str, str]:
@@ -40,32 +40,9 @@ class WebhookClient:
         """POST the payload; returns the number of attempts. Raises :class:`DeliveryFailed`."""
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
 
-        def attempt() -> None:
+        def request() -> dict:
             # A fresh timestamp (and signature) per attempt: receivers reject stale timestamps.
             headers = {"content-type": "application/json", **signature_headers(self.secret, webhook_id, body)}
-            try:
-                response = self._http.post(self.url, content=body.encode(), headers=headers)
-            except httpx.TimeoutException as exc:
-                raise DeliveryFailed(f"webhook timed out ({type(exc).__name__})", retryable=True) from None
-            except httpx.TransportError as exc:
-                raise DeliveryFailed(f"webhook unreachable ({type(exc).__name__}: {exc})", retryable=True) from None
-            status = response.status_code
-            if 200 <= status < 300:
-                return
-            text = response.text[:200].strip()
-            if status == 410:
-                raise DeliveryFailed(f"webhook answered 410 Gone: {text}", permanent=True)
-            if status == 429 or status >= 500:
-                raise DeliveryFailed(f"webhook answered {status}: {text}", retryable=True,
-                                     retry_after=retry_after_seconds(response.headers.get("retry-after")))
-            raise DeliveryFailed(f"webhook answered {status}: {text}")
+            return {"url": self.url, "content": body.encode(), "headers": headers}
 
-        attempts = 0
-
-        def counted() -> None:
-            nonlocal attempts
-            attempts += 1
-            attempt()
-
-        self.policy.call(counted, "webhook")
-        return attempts
+        return post(self._http, self.policy, "webhook", request)

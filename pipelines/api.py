@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from transforms.filters import ActivityFilter, FilterError
 from transforms.keys import ApiKey, authenticate
 from transforms.lake import ACTIVITY_LOG, Lake
-from transforms.query import query, team_organizations
+from transforms.query import available_filters, query, query_page, team_organizations
 from transforms.streams import ocsf_record
 
 MAX_PAGE = 1000
@@ -240,10 +240,11 @@ def create_app(lake_root: str | None = None) -> FastAPI:
             raise ApiError(400, "must be native or ocsf", "schema")
         try:
             condition = visibility(key) if extra is None else visibility(key) & extra
-            page = _page(lake(), activity_filter, size, request.query_params.get("after"), condition)
+            page = query_page(lake(), activity_filter, limit=size, after=request.query_params.get("after") or None,
+                              where=condition)
         except FilterError as exc:
             raise ApiError(400, str(exc).split(": ", 1)[-1], "after") from None
-        rows, cursor = page
+        rows, cursor = (page.rows, page.next_cursor) if page is not None else (pl.DataFrame(), None)
         results = [ocsf_record(r) if schema == "ocsf" else _row(r) for r in rows.iter_rows(named=True)]
         next_url = None
         if cursor:
@@ -275,10 +276,9 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         activity_filter = ActivityFilter.from_dict(data)
 
         def compute() -> dict:
-            frame = query(lake(), activity_filter)
+            frame = query(lake(), activity_filter, where=visibility(key))
             if frame is None:
                 return {"results": [], "next": None, "previous": None}
-            frame = frame.filter(visibility(key))
             if ordering == "created_at":
                 frame = frame.sort(["created_at", "id"])
             rows = frame.slice((page - 1) * size, size + 1).collect()
@@ -316,20 +316,7 @@ def create_app(lake_root: str | None = None) -> FastAPI:
             extra=(pl.col("organization_id") == org_id).fill_null(False)))
 
     def available(request: Request, condition: pl.Expr, key: ApiKey) -> dict:
-        frame = lake().scan(ACTIVITY_LOG)
-        if frame is None:
-            return {"users": [], "scopes": [], "activities": [], "clients": [], "detail_paths": []}
-        rows = frame.filter(condition & visibility(key))
-        users = (rows.filter(pl.col("actor_uuid").is_not_null()).group_by("actor_uuid").agg(
-            pl.col("actor_email").last(), pl.col("actor_first_name").last(), pl.col("actor_last_name").last())
-            .sort("actor_email").collect())
-        distinct = lambda column: sorted(v for v in rows.select(pl.col(column).unique()).collect()[column].to_list() if v)
-        fields = rows.select(pl.col("changed_fields").explode().unique()).collect()["changed_fields"].drop_nulls().to_list()
-        paths = sorted({"name", "short_id", "type", "trigger.job_type", "changes[].field", "changes[].before",
-                        "changes[].after", "changes[].action"})
-        return {"users": [{"uuid": u, "email": e, "first_name": f, "last_name": l} for u, e, f, l in users.iter_rows()],
-                "scopes": distinct("scope"), "activities": distinct("activity"), "clients": distinct("client"),
-                "detail_paths": paths, "changed_fields": sorted(fields)}
+        return available_filters(lake(), condition & visibility(key))
 
     @app.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/")
     def project_filters(request: Request, project_id: int):
@@ -473,18 +460,3 @@ def _file_response(directory: str):
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[manifest["format"]]
     return Response(b"".join(_read_bytes(directory + name)), media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _page(lake: Lake, activity_filter: ActivityFilter, size: int, after: str | None, condition: pl.Expr):
-    """(rows, next cursor) of one page, newest first, with an extra row condition (visibility)."""
-    from transforms.filters import encode_cursor
-
-    frame = query(lake, activity_filter, after=after or None)
-    if frame is None:
-        return pl.DataFrame(), None
-    rows = frame.filter(condition).head(size + 1).collect()
-    if rows.height <= size:
-        return rows, None
-    rows = rows.head(size)
-    last = rows.row(size - 1, named=True)
-    return rows, encode_cursor(last["created_at"], last["id"])

@@ -622,16 +622,13 @@ def _retention(args: argparse.Namespace) -> int:
 
 
 def _erase_user(args: argparse.Namespace) -> int:
-    from transforms.erasure import ErasureError
+    from transforms.erasure import ErasureError, find_user_events
     from transforms.lake import Lake
 
     config = _load_config()
     settings = _settings()
-    # Bad input is reported before a run starts.
-    from transforms.erasure import _identifiers
-
-    try:
-        rows, _ = _identifiers(Lake.at(settings.lake), args.user)
+    try:  # bad input is reported before a run starts
+        rows, _ = find_user_events(Lake.at(settings.lake), args.user)
     except ErasureError as exc:
         raise UsageError(str(exc)) from None
     if rows.height == 0:

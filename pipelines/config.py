@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -75,6 +74,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from transforms.changes import DEFAULT_MASKED_FIELDS as _TRANSFORM_DEFAULT_MASKED_FIELDS
+from transforms.values import kind_of as _kind  # one wording everywhere
 from transforms.durations import (  # re-exported: part of this module's API
     Duration,
     DurationError,
@@ -121,25 +121,6 @@ class ConfigError(ValueError):
 # ----------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------
-
-
-def _kind(value: Any) -> str:
-    """How a YAML value reads in an error message (never the value itself: it may be a secret)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, (date, datetime)):
-        return "a date"
-    return type(value).__name__
 
 
 def _fail(message: str) -> PydanticCustomError:

@@ -11,23 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from transforms.values import kind_of
+
 
 class DurationError(ValueError):
     """A duration cannot be used where it was given; the message says where and why."""
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w|mo|y)\s*$", re.IGNORECASE)
@@ -100,7 +88,7 @@ def _add_months(moment: datetime, months: int) -> datetime:
 
 def duration_or_problem(text: Any) -> tuple[Duration | None, str | None]:
     if not isinstance(text, str):
-        return None, f"must be {_DURATION_HINT}, not {_kind(text)}"
+        return None, f"must be {_DURATION_HINT}, not {kind_of(text)}"
     if text.strip().lower() in _FOREVER:
         return None, None
     match = _DURATION.match(text)

@@ -50,7 +50,7 @@ class ErasureReport:
     identifiers: dict[str, int] = field(default_factory=dict)  # kinds of values found (counts, never values)
 
 
-def _identifiers(lake: Lake, user: str) -> tuple[pl.DataFrame, set[str]]:
+def find_user_events(lake: Lake, user: str) -> tuple[pl.DataFrame, set[str]]:
     """(the user's events: id, day; every email/uuid/name/IP value that belongs to them)."""
     events = lake.scan(ACTIVITY_EVENTS)
     if events is None:
@@ -86,7 +86,7 @@ def erase_user(lake: Lake, user: str) -> ErasureReport:
     """Rewrite the raw rows of ``user``'s events, and of other events that name their email, without
     their personal data (see the module docs). The caller then refreshes ``report.days`` downstream
     and updates their digests."""
-    rows, values = _identifiers(lake, user)
+    rows, values = find_user_events(lake, user)
     if rows.height == 0:
         raise ErasureError(f"no events of {user!r} (matched against actor uuid and email)")
     emails = {v for v in values if "@" in v}
@@ -105,12 +105,13 @@ def erase_user(lake: Lake, user: str) -> ErasureReport:
     days = sorted(set(rows["day"].to_list()) | set(mentions["day"].to_list()))
     mentioned = set(mentions["id"].to_list())
     raw = lake.read_days(ACTIVITY_RAW, days)
-    scrubbed = raw.with_columns(
-        pl.when(pl.col("id").is_in(list(own)))
-        .then(pl.col("payload").map_elements(lambda t: _scrub_payload(t, pseudonym, emails), return_dtype=pl.String))
-        .when(pl.col("id").is_in(list(mentioned)))
-        .then(pl.col("payload").map_elements(lambda t: _replace_emails(t, pseudonym, emails), return_dtype=pl.String))
-        .otherwise(pl.col("payload")).alias("payload"))
+    # Only the affected payloads go through Python (a when/then would run the UDF on every row).
+    affected = raw.filter(pl.col("id").is_in(list(own | mentioned))).select("id", "payload")
+    rewritten = pl.DataFrame({"id": affected["id"], "_scrubbed": [
+        _scrub_payload(text, pseudonym, emails) if event_id in own else _replace_emails(text, pseudonym, emails)
+        for event_id, text in affected.iter_rows()]}, schema={"id": pl.String, "_scrubbed": pl.String})
+    scrubbed = (raw.join(rewritten, on="id", how="left", maintain_order="left")
+                .with_columns(pl.coalesce("_scrubbed", "payload").alias("payload")).drop("_scrubbed"))
     lake.replace_days(ACTIVITY_RAW, days, scrubbed)
     report.days = days
     report.quarantine_lines = _scrub_quarantine(lake, emails | (values - emails), pseudonym)

@@ -49,6 +49,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import polars as pl
 
 from transforms.durations import Duration
+from transforms.values import kind_of
 
 
 class FilterError(ValueError):
@@ -87,7 +88,7 @@ def parse_moment(value: Any, field_name: str) -> date | datetime:
     if isinstance(value, (date, datetime)):
         return value
     if not isinstance(value, str):
-        raise FilterError(f"{field_name}: must be a date (2024-01-15) or ISO-8601 timestamp, not {_kind(value)}")
+        raise FilterError(f"{field_name}: must be a date (2024-01-15) or ISO-8601 timestamp, not {kind_of(value)}")
     text = value.strip()
     try:
         if len(text) == 10:
@@ -115,22 +116,6 @@ def _as_end(value: date | datetime | None) -> datetime | None:
     if isinstance(value, datetime):
         return _utc(value)
     return datetime.combine(value, time.max, tzinfo=timezone.utc)  # an end date includes its whole day
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,7 +159,7 @@ ANY = "[]"
 def parse_path(path: Any, where: str = "detail_filters") -> tuple[str | int, ...]:
     """``changes[].field`` → ("changes", ANY, "field"); ``items[2].id`` → ("items", 2, "id")."""
     if not isinstance(path, str) or not path.strip():
-        raise FilterError(f"{where}: a path must be a non-empty string like changes[].field, not {_kind(path)}")
+        raise FilterError(f"{where}: a path must be a non-empty string like changes[].field, not {kind_of(path)}")
     steps: list[str | int] = []
     for segment in path.strip().split("."):
         match = _SEGMENT.match(segment)
@@ -230,12 +215,12 @@ class DetailFilter:
         if self.operation not in OPERATIONS:
             raise FilterError(f"{where}.operation: {self.operation!r} is not one of {', '.join(OPERATIONS)}")
         if self.operation == "in" and not isinstance(self.value, (list, tuple)):
-            raise FilterError(f"{where}.value: operation 'in' takes a list, not {_kind(self.value)}")
+            raise FilterError(f"{where}.value: operation 'in' takes a list, not {kind_of(self.value)}")
         if self.operation == "in":
             object.__setattr__(self, "value", list(self.value))
         if self.operation == "contains":
             if isinstance(self.value, (list, dict)) or self.value is None:
-                raise FilterError(f"{where}.value: operation 'contains' takes text, not {_kind(self.value)}")
+                raise FilterError(f"{where}.value: operation 'contains' takes text, not {kind_of(self.value)}")
             if not isinstance(self.value, str):
                 object.__setattr__(self, "value", text_form(self.value))
             if self.value == "":
@@ -351,11 +336,11 @@ class ActivityFilter:
         for name in ("include_organization", "was_impersonated", "is_system"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
-                raise FilterError(f"{name}: must be true or false, not {_kind(value)}")
+                raise FilterError(f"{name}: must be true or false, not {kind_of(value)}")
         if self.include_organization is None:
             object.__setattr__(self, "include_organization", False)
         if self.search is not None and not isinstance(self.search, str):
-            raise FilterError(f"search: must be text, not {_kind(self.search)}")
+            raise FilterError(f"search: must be text, not {kind_of(self.search)}")
         if self.search is not None and not self.search.strip():
             object.__setattr__(self, "search", None)
         detail = self.detail_filters
@@ -374,7 +359,7 @@ class ActivityFilter:
         if data is None:
             return cls()
         if not isinstance(data, Mapping):
-            raise FilterError(f"{where}: must be a mapping of filter fields, not {_kind(data)}")
+            raise FilterError(f"{where}: must be a mapping of filter fields, not {kind_of(data)}")
         allowed = [f.name for f in fields(cls)]
         values: dict[str, Any] = {}
         for key, value in data.items():
@@ -491,11 +476,11 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise FilterError(f"{name}: must be a list of text values, not {_kind(value)}")
+        raise FilterError(f"{name}: must be a list of text values, not {kind_of(value)}")
     out = []
     for position, item in enumerate(value):
         if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise FilterError(f"{name}[{position}]: must be text, not {_kind(item)}")
+            raise FilterError(f"{name}[{position}]: must be text, not {kind_of(item)}")
         text = str(item).strip()
         if not text:
             raise FilterError(f"{name}[{position}]: must not be empty")
@@ -509,7 +494,7 @@ def _team_ids(value: Any) -> tuple[int, ...]:
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise FilterError(f"team_ids: must be a list of project ids, not {_kind(value)}")
+        raise FilterError(f"team_ids: must be a list of project ids, not {kind_of(value)}")
     out = []
     for position, item in enumerate(value):
         if isinstance(item, bool):

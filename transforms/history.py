@@ -131,8 +131,7 @@ def compact_item_history(lake: Lake, max_files: int = COMPACT_AFTER_FILES) -> bo
     table = lake.table(ACTIVITY_ITEM_HISTORY)
     if table is None:
         return False
-    actions = pl.from_arrow(table.get_add_actions(flatten=True))
-    actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
+    actions = lake.add_actions(ACTIVITY_ITEM_HISTORY)
     if actions.height == 0 or actions.group_by("partition.bucket").len()["len"].max() <= max_files:
         return False
     try:

@@ -169,13 +169,32 @@ class Lake:
     def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:
         self.replace_days(name, [day], frame)
 
-    def day_row_counts(self, name: str) -> dict[date, int]:
-        """Rows per day partition, from the Delta log's file statistics (no data read)."""
+    def add_actions(self, name: str) -> pl.DataFrame:
+        """The table's live files as rows (path, size, modification_time, num_records, partition.*);
+        empty when the table does not exist."""
         table = self.table(name)
         if table is None:
-            return {}
+            return pl.DataFrame()
         actions = pl.from_arrow(table.get_add_actions(flatten=True))
-        actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
+        return actions.struct.unnest() if isinstance(actions, pl.Series) else actions
+
+    def days_written_after(self, name: str, checked: pl.DataFrame | None) -> list[date]:
+        """Day partitions whose newest file is younger than their ``checked_at`` in ``checked``
+        (``day, checked_at``), or that ``checked`` does not list: the days with something new."""
+        actions = self.add_actions(name)
+        if actions.height == 0 or "partition.day" not in actions.columns:
+            return []
+        written = actions.group_by(pl.col("partition.day").alias("day")).agg(
+            pl.col("modification_time").max().cast(pl.Datetime("ms", "UTC")).alias("written_at"))
+        if checked is not None and checked.height:
+            last = checked.group_by("day").agg(pl.col("checked_at").max())
+            written = written.join(last, on="day", how="left").filter(
+                pl.col("checked_at").is_null() | (pl.col("written_at") > pl.col("checked_at")))
+        return sorted(written["day"].to_list())
+
+    def day_row_counts(self, name: str) -> dict[date, int]:
+        """Rows per day partition, from the Delta log's file statistics (no data read)."""
+        actions = self.add_actions(name)
         if actions.height == 0 or "partition.day" not in actions.columns:
             return {}
         counts = actions.group_by("partition.day").agg(pl.col("num_records").sum())

@@ -176,11 +176,8 @@ def failed_deliveries(lake: Lake) -> pl.DataFrame:
 def compact_ledger(lake: Lake, days: Iterable[date], max_files: int = 16) -> None:
     """One ledger commit per message leaves small files; compact the days that gathered many."""
     table = lake.table(DELIVERIES)
-    if table is None:
-        return
-    actions = pl.from_arrow(table.get_add_actions(flatten=True))
-    actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
-    if "partition.day" not in actions.columns:
+    actions = lake.add_actions(DELIVERIES)
+    if table is None or "partition.day" not in actions.columns:
         return
     busy = (actions.filter(pl.col("partition.day").is_in(sorted(set(days))))
             .group_by("partition.day").len().filter(pl.col("len") > max_files)["partition.day"].to_list())
@@ -210,22 +207,10 @@ def days_to_evaluate(lake: Lake) -> list[date]:
     """Days of ``activity_log`` written after their last evaluation (or never evaluated)."""
     from transforms.lake import ACTIVITY_LOG
 
-    table = lake.table(ACTIVITY_LOG)
-    if table is None:
-        return []
-    actions = pl.from_arrow(table.get_add_actions(flatten=True))
-    actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
-    if actions.height == 0:
-        return []
-    written = actions.group_by(pl.col("partition.day").alias("day")).agg(
-        pl.col("modification_time").max().cast(pl.Datetime("ms", "UTC")).alias("written_at"))
     evaluations = lake.scan(NOTIFY_EVALUATIONS)
-    if evaluations is None:
-        return sorted(written["day"].to_list())
-    last = evaluations.group_by("day").agg(pl.col("evaluated_at").max()).collect()
-    due = written.join(last, on="day", how="left").filter(
-        pl.col("evaluated_at").is_null() | (pl.col("written_at") > pl.col("evaluated_at")))
-    return sorted(due["day"].to_list())
+    checked = None if evaluations is None else evaluations.select(
+        "day", pl.col("evaluated_at").alias("checked_at")).collect()
+    return lake.days_written_after(ACTIVITY_LOG, checked)
 
 
 def url_fingerprint(url: str) -> str:

@@ -50,11 +50,13 @@ def team_organizations(lake: Lake, team_ids: tuple[int, ...], frame: pl.LazyFram
 
 
 def query(lake: Lake, activity_filter: ActivityFilter, *, limit: int | None = None, after: str | None = None,
-          read_window: Duration | None = None, now: datetime | None = None) -> pl.LazyFrame | None:
+          read_window: Duration | None = None, now: datetime | None = None,
+          where: pl.Expr | None = None) -> pl.LazyFrame | None:
     """Matching rows of ``activity_log``, newest first; None when the table does not exist yet.
 
     ``after``: a cursor from :func:`query_page` (rows strictly after that row). ``read_window``: the
     look-back applied to every read (e.g. ``Duration(months=2)``), on top of the filter's own bounds.
+    ``where``: one more row condition (e.g. the read API's visibility rules).
     """
     frame = lake.scan(ACTIVITY_LOG)
     if frame is None:
@@ -71,6 +73,8 @@ def query(lake: Lake, activity_filter: ActivityFilter, *, limit: int | None = No
     condition = activity_filter.expression(read_window=read_window, now=now, team_organizations=organizations)
     if after:
         condition = condition & after_cursor(after)
+    if where is not None:
+        condition = condition & where
     frame = frame.filter(condition).sort(ORDER, descending=True)
     return frame.head(limit) if limit else frame
 
@@ -82,11 +86,12 @@ class QueryPage:
 
 
 def query_page(lake: Lake, activity_filter: ActivityFilter, *, limit: int = 100, after: str | None = None,
-               read_window: Duration | None = None, now: datetime | None = None) -> QueryPage | None:
+               read_window: Duration | None = None, now: datetime | None = None,
+               where: pl.Expr | None = None) -> QueryPage | None:
     """One page of at most ``limit`` rows and the cursor of the next page (None on the last page)."""
     if limit <= 0:
         raise FilterError("limit: must be a positive number of rows")
-    frame = query(lake, activity_filter, limit=limit + 1, after=after, read_window=read_window, now=now)
+    frame = query(lake, activity_filter, limit=limit + 1, after=after, read_window=read_window, now=now, where=where)
     if frame is None:
         return None
     rows = frame.collect()
@@ -95,3 +100,33 @@ def query_page(lake: Lake, activity_filter: ActivityFilter, *, limit: int = 100,
     rows = rows.head(limit)
     last = rows.row(limit - 1, named=True)
     return QueryPage(rows, encode_cursor(last["created_at"], last["id"]))
+
+
+# Detail paths a filter can use, and the activity_log column that shows an event has one.
+_DETAIL_PATHS = {"name": "detail_name", "short_id": "detail_short_id", "type": "detail_type",
+                 "trigger.job_type": "trigger_job_type"}
+_CHANGE_PATHS = ["changes[].field", "changes[].action", "changes[].before", "changes[].after"]
+
+
+def available_filters(lake: Lake, where: pl.Expr) -> dict:
+    """What the rows matching ``where`` hold, for filter pickers: users, scopes, activities, clients,
+    the detail paths seen in them and the changed fields, in two queries collected together."""
+    frame = lake.scan(ACTIVITY_LOG)
+    if frame is None:
+        return {"users": [], "scopes": [], "activities": [], "clients": [], "detail_paths": [], "changed_fields": []}
+    rows = frame.filter(where)
+    users, seen = pl.collect_all([
+        rows.filter(pl.col("actor_uuid").is_not_null()).group_by("actor_uuid").agg(
+            pl.col("actor_email").last(), pl.col("actor_first_name").last(), pl.col("actor_last_name").last())
+        .sort("actor_email"),
+        rows.select(
+            *(pl.col(c).drop_nulls().unique().sort().implode() for c in ("scope", "activity", "client")),
+            pl.col("changed_fields").explode().drop_nulls().unique().sort().implode(),
+            *(pl.col(column).is_not_null().any().alias(path) for path, column in _DETAIL_PATHS.items()),
+        ),
+    ])
+    row = seen.row(0, named=True)
+    paths = [path for path in _DETAIL_PATHS if row[path]] + (_CHANGE_PATHS if row["changed_fields"] else [])
+    return {"users": [{"uuid": u, "email": e, "first_name": f, "last_name": l} for u, e, f, l in users.iter_rows()],
+            "scopes": row["scope"], "activities": row["activity"], "clients": row["client"],
+            "detail_paths": paths, "changed_fields": row["changed_fields"]}

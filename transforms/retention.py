@@ -29,15 +29,12 @@ import polars as pl
 from deltalake.exceptions import CommitFailedError
 
 from transforms.durations import Duration
+from transforms.history import ACTIVITY_ITEM_HISTORY
 from transforms.lake import (
     ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_QUARANTINE, ACTIVITY_RAW, Lake,
 )
-
-ACTIVITY_ITEM_HISTORY = "activity_item_history"
-DELIVERIES = "deliveries"
-STREAM_LEDGER = "stream_ledger"
-NOTIFY_EVALUATIONS = "notify_evaluations"
-STREAM_PROGRESS = "stream_progress"
+from transforms.notify import DELIVERIES, NOTIFY_EVALUATIONS
+from transforms.streams import STREAM_LEDGER, STREAM_PROGRESS
 
 EVENT_TABLES = [ACTIVITY_LOG, ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_RAW]  # derived first, raw last
 LEDGERS = [DELIVERIES, STREAM_LEDGER]

@@ -37,23 +37,10 @@ def _now() -> datetime:
 
 def due_days(lake: Lake, stream: str) -> list[date]:
     """Days of ``activity_log`` written after this stream last went through them (or never)."""
-    table = lake.table(ACTIVITY_LOG)
-    if table is None:
-        return []
-    actions = pl.from_arrow(table.get_add_actions(flatten=True))
-    actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
-    if actions.height == 0:
-        return []
-    written = actions.group_by(pl.col("partition.day").alias("day")).agg(
-        pl.col("modification_time").max().cast(pl.Datetime("ms", "UTC")).alias("written_at"))
     progress = lake.scan(STREAM_PROGRESS)
-    if progress is None:
-        return sorted(written["day"].to_list())
-    checked = (progress.filter(pl.col("stream") == stream).group_by("day")
-               .agg(pl.col("checked_at").max()).collect())
-    due = written.join(checked, on="day", how="left").filter(
-        pl.col("checked_at").is_null() | (pl.col("written_at") > pl.col("checked_at")))
-    return sorted(due["day"].to_list())
+    checked = None if progress is None else progress.filter(pl.col("stream") == stream).select(
+        "day", "checked_at").collect()
+    return lake.days_written_after(ACTIVITY_LOG, checked)
 
 
 def acknowledged(lake: Lake, stream: str, day: date) -> pl.Series:
