@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.normalize import activity_changes, activity_events, day_asset, run_in_batches
+from pipelines.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.checks import history_matches_log, raw_events_once_in_log, unmasked_secrets
 from transforms.history import ACTIVITY_ITEM_HISTORY
@@ -20,6 +21,7 @@ reference_assets = [
 @day_asset(
     deps=[activity_events, activity_changes, *reference_assets],
     group_name="enrich",
+    pool=table_pool(ACTIVITY_LOG),
     check_specs=[
         dg.AssetCheckSpec("raw_events_exactly_once", asset="activity_log", blocking=True,
                           description="Every raw event of the day appears exactly once in activity_log."),

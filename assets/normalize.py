@@ -6,10 +6,11 @@ import dagster as dg
 import polars as pl
 
 from pipelines.partitions import daily_partitions
+from pipelines.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.checks import expected_change_rows
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_RAW
-from transforms.refresh import day_batches, day_keys, markdown_preview, refresh_changes, refresh_events
+from transforms.refresh import BACKFILL_DAYS_PER_RUN, day_batches, day_keys, markdown_preview, refresh_changes, refresh_events
 
 # Late events change old days: refresh any day whose upstream changed, not only the latest one.
 refresh_when_upstream_changes = dg.AutomationCondition.eager().without(
@@ -32,9 +33,12 @@ def run_in_batches(context: dg.AssetExecutionContext, store, refresh, argument, 
 
 
 def day_asset(**kwargs):
+    """A day-partitioned asset. A backfill runs it in ranges of up to 31 days, each range a run of its
+    own, so the run queue can work on several ranges at once (``max_concurrent_runs``); its op is in
+    the pool named after the Delta table it writes."""
     return dg.asset(
         partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=BACKFILL_DAYS_PER_RUN),
         automation_condition=refresh_when_upstream_changes,
         kinds={"delta", "polars"},
         **kwargs,
@@ -44,6 +48,7 @@ def day_asset(**kwargs):
 @day_asset(
     deps=["activity_raw"],
     group_name="normalize",
+    pool=table_pool(ACTIVITY_EVENTS),
     check_specs=[
         dg.AssetCheckSpec("reconciles_with_raw", asset="activity_events", blocking=True,
                           description="Each day holds exactly as many events as activity_raw."),
@@ -72,6 +77,7 @@ def activity_events(context: dg.AssetExecutionContext, lake: LakeResource,
 @day_asset(
     deps=[activity_events],
     group_name="normalize",
+    pool=table_pool(ACTIVITY_CHANGES),
     check_specs=[
         dg.AssetCheckSpec("rows_match_detail_changes", asset="activity_changes", blocking=True,
                           description="Change rows = sum of len(detail.changes) over the day's raw events."),

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -42,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     ingest = command("ingest", "ingest new landing files and refresh the days they changed")
     ingest.add_argument("--landing", help="a directory or s3:// prefix (default: $ACTIVITYLOG_LANDING or ./data/landing)")
     ingest.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    backfill = command("backfill", "refresh (normalize + enrich) many days, several runs at once")
+    backfill.add_argument("--start", metavar="YYYY-MM-DD", help="first day (default: the first day of activity_raw)")
+    backfill.add_argument("--end", metavar="YYYY-MM-DD", help="last day (default: the last day of activity_raw)")
+    backfill.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                          help="runs at once, each in its own process (default: the cores, at most 4)")
+    backfill.add_argument("--days-per-run", type=int, default=None, metavar="N",
+                          help="days per run (default 31, as the assets' backfill policy)")
+    backfill.add_argument("--quiet", action="store_true", help="print only the summary")
 
     query = command("query", "find events in activity_log, newest first")
     _add_filter_flags(query)
@@ -240,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ACTIVITYLOG_LAKE"] = args.lake
     if getattr(args, "landing", None):
         os.environ["ACTIVITYLOG_LANDING"] = args.landing
-    handler = {"demo": _demo, "ingest": _ingest, "query": _query, "history": _history,
+    handler = {"demo": _demo, "ingest": _ingest, "backfill": _backfill, "query": _query, "history": _history,
                "notify": _notify, "export": _export, "verify-export": _verify_export,
                "stream": _stream, "retention": _retention, "verify": _verify,
                "erase-user": _erase_user, "serve": _serve, "keys": _keys}[args.command]
@@ -315,6 +325,46 @@ def _ingest(args: argparse.Namespace) -> int:
     started = time.monotonic()
     summary = _run_pipeline(args.quiet)
     _print_summary(summary, _settings().lake, time.monotonic() - started)
+    return EXIT_OK
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from transforms.lake import ACTIVITY_RAW, Lake
+    from transforms.refresh import BACKFILL_DAYS_PER_RUN
+
+    settings = _settings()
+    bounds = {}
+    for name in ("start", "end"):
+        text = getattr(args, name)
+        try:
+            bounds[name] = date.fromisoformat(text) if text else None
+        except ValueError:
+            raise UsageError(f"--{name} {text!r} is not a date like 2024-01-31") from None
+    if bounds["start"] and bounds["end"] and bounds["start"] > bounds["end"]:
+        raise UsageError(f"--start {bounds['start']} is after --end {bounds['end']}")
+    days_per_run = args.days_per_run or BACKFILL_DAYS_PER_RUN
+    if args.workers < 1 or days_per_run < 1:
+        raise UsageError("--workers and --days-per-run must be at least 1")
+    days = [d for d in Lake.at(settings.lake).days(ACTIVITY_RAW)
+            if (bounds["start"] is None or d >= bounds["start"]) and (bounds["end"] is None or d <= bounds["end"])]
+    if not days:
+        print(f"No days of activity_raw in that range (lake: {settings.lake}); nothing to refresh.")
+        return EXIT_OK
+    from pipelines.runner import run_backfill
+
+    started = time.monotonic()
+    print(f"Refreshing {len(days)} days ({days[0]} … {days[-1]}), up to {days_per_run} days per run, "
+          f"{args.workers} at once")
+    result = run_backfill(days, settings, workers=args.workers, days_per_run=days_per_run,
+                          log_level="ERROR", progress=None if args.quiet else print)
+    elapsed = time.monotonic() - started
+    print(f"Backfill: {len(result.run_ids)} of {len(result.ranges)} runs succeeded in {elapsed:.1f}s "
+          f"({len(days) / elapsed:.1f} days/s)")
+    if result.failed:
+        for first, last, error in result.failed:
+            print(f"  failed: {first} … {last}: {error}", file=sys.stderr)
+        raise CommandFailure(f"{len(result.failed)} runs failed; run the command again for those days "
+                             "(refreshing a day is idempotent)")
     return EXIT_OK
 
 

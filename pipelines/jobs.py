@@ -6,6 +6,7 @@ import dagster as dg
 from assets.enrich import activity_log
 from assets.normalize import activity_changes, activity_events
 from pipelines.partitions import daily_partitions
+from pipelines.pools import RAW_POOL
 from pipelines.resources import LakeResource, LandingResource
 from transforms.ingest import ingest
 
@@ -14,7 +15,8 @@ class IngestConfig(dg.Config):
     landing: str | None = None  # defaults to the landing resource (ACTIVITYLOG_LANDING)
 
 
-@dg.op(description="Validate and deduplicate new landing files into activity_raw and activity_quarantine.")
+@dg.op(description="Validate and deduplicate new landing files into activity_raw and activity_quarantine.",
+       pool=RAW_POOL)
 def ingest_landing(context: dg.OpExecutionContext, config: IngestConfig, lake: LakeResource,
                    landing: LandingResource) -> dg.Output[dict]:
     store = lake.lake()

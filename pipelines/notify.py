@@ -5,7 +5,9 @@ from datetime import date
 
 import dagster as dg
 
+from pipelines.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
+from transforms.notify import DELIVERIES
 
 # The ledger, shown in the asset graph downstream of activity_log; the notify job records its
 # per-subscription counts as materializations of it.
@@ -24,6 +26,7 @@ deliveries = dg.AssetSpec(
     description="Evaluate every subscription over the given days of activity_log and deliver what is new, "
                 "exactly once per (subscription, event, destination).",
     required_resource_keys={"lake", "config"},  # "config" (the configuration file) clashes with run config
+    pool=table_pool(DELIVERIES),
 )
 def notify(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from destinations.dispatch import notify_days, retry_failed

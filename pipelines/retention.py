@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from pipelines.pools import RAW_POOL
+
 
 def policy_of(config):
     from transforms.retention import RetentionPolicy
@@ -20,6 +22,7 @@ def policy_of(config):
     config_schema={"dry_run": dg.Field(bool, default_value=False, description="count what would go; change nothing")},
     required_resource_keys={"lake", "landing", "config"},
     description="Delete expired rows from every table holding event data, vacuum, and log the run as an event.",
+    pool=RAW_POOL,
 )
 def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from transforms.ingest import ingest
@@ -76,6 +79,7 @@ def retention_schedule(config) -> dg.ScheduleDefinition:
     required_resource_keys={"lake", "landing"},
     description="Erase one actor's personal data (email, names, IP, identifiers) from the lake; their events "
                 "stay, under a pseudonym; the integrity chain gets a new version of each day.",
+    pool=RAW_POOL,
 )
 def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from transforms.erasure import ErasureError, erase_user as erase

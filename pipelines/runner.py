@@ -1,15 +1,19 @@
 """Run the pipeline's Dagster jobs from the CLI, recorded in DAGSTER_HOME so the UI shows them."""
 
+import multiprocessing
 import os
 import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 import dagster as dg
 
 from pipelines.settings import Settings
-from transforms.refresh import contiguous_ranges
+from transforms.refresh import BACKFILL_DAYS_PER_RUN, contiguous_ranges
 
 DEFAULT_DAGSTER_HOME = "./data/dagster"
 
@@ -32,6 +36,13 @@ def instance() -> dg.DagsterInstance:
             os.environ["DAGSTER_HOME"] = key
             _INSTANCES[key] = dg.DagsterInstance.get()
         return _INSTANCES[key]
+
+
+def dispose_instances() -> None:
+    """Close the instances this process opened (their storage connections)."""
+    with _INSTANCE_LOCK:
+        while _INSTANCES:
+            _INSTANCES.popitem()[1].dispose()
 
 
 @dataclass
@@ -62,18 +73,8 @@ def run_ingest(settings: Settings | None = None, *, log_level: str = "INFO",
     result.run_ids.append(ingest.run_id)
     result.ingest = ingest.output_for_node("ingest_landing")
     days = [date.fromisoformat(d) for d in result.ingest["days_changed"]]
-    refresh = defs.resolve_job_def("refresh_job")
     for first, last in contiguous_ranges(days):
-        run = refresh.execute_in_process(
-            run_config=_run_config(log_level),
-            instance=dagster_instance,
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-            },
-            raise_on_error=True,
-        )
-        result.run_ids.append(run.run_id)
+        result.run_ids.append(_refresh_run(defs, dagster_instance, first, last, log_level))
     result.refreshed_days = days
     return result
 
@@ -142,9 +143,92 @@ def _run_then_refresh(job: str, op: str, op_config: dict, settings: Settings | N
     run_ids = [result.run_id]
     days = [date.fromisoformat(d) for d in report.get("days_changed", [])]
     for first, last in contiguous_ranges(days):
-        run = defs.resolve_job_def("refresh_job").execute_in_process(
-            run_config=_run_config(log_level), instance=dagster_instance, raise_on_error=True,
-            tags={"dagster/asset_partition_range_start": first.isoformat(),
-                  "dagster/asset_partition_range_end": last.isoformat()})
-        run_ids.append(run.run_id)
+        run_ids.append(_refresh_run(defs, dagster_instance, first, last, log_level))
     return report, run_ids
+
+
+def _refresh_run(defs: dg.Definitions, dagster_instance: dg.DagsterInstance, first: date, last: date,
+                 log_level: str) -> str:
+    """One refresh_job run over the partition range first … last (what a backfill's run covers)."""
+    run = defs.resolve_job_def("refresh_job").execute_in_process(
+        run_config=_run_config(log_level), instance=dagster_instance, raise_on_error=True,
+        tags={"dagster/asset_partition_range_start": first.isoformat(),
+              "dagster/asset_partition_range_end": last.isoformat()})
+    return run.run_id
+
+
+@dataclass
+class BackfillResult:
+    ranges: list[tuple[date, date]] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    failed: list[tuple[date, date, str]] = field(default_factory=list)  # (first, last, error)
+
+
+def _backfill_range(settings: Settings, first: date, last: date, log_level: str) -> str:
+    """A backfill worker process: one refresh run, recorded in this process's DAGSTER_HOME instance."""
+    from pipelines.definitions import build_definitions
+
+    return _refresh_run(build_definitions(settings), instance(), first, last, log_level)
+
+
+def run_backfill(days: list[date], settings: Settings | None = None, *, workers: int = 2,
+                 days_per_run: int = BACKFILL_DAYS_PER_RUN, log_level: str = "WARNING",
+                 progress: Callable[[str], None] | None = None) -> BackfillResult:
+    """Refresh ``days`` (normalize + enrich) as a backfill: ranges of at most ``days_per_run`` days,
+    one refresh_job run each, ``workers`` runs at once in separate processes (as the run queue of a
+    deployment would). Refreshing a day is idempotent, so a failed range can simply be run again."""
+    from pipelines.definitions import build_definitions
+
+    settings = settings or Settings.from_env()
+    result = BackfillResult(ranges=contiguous_ranges(days, days_per_run))
+    say = progress or (lambda _message: None)
+    total = len(result.ranges)
+
+    def finished(index: int, first: date, last: date, started: float, run_id: str | None, error: str | None):
+        label = f"[{index}/{total}] {first} … {last} ({(last - first).days + 1} days)"
+        if error is None:
+            result.run_ids.append(run_id)
+            say(f"{label} refreshed ({time.monotonic() - started:.1f}s), run {run_id}")
+        else:
+            result.failed.append((first, last, error))
+            say(f"{label} FAILED: {error}")
+
+    if workers <= 1 or total <= 1:
+        defs, dagster_instance = build_definitions(settings), instance()
+        for index, (first, last) in enumerate(result.ranges, 1):
+            started = time.monotonic()
+            try:
+                finished(index, first, last, started, _refresh_run(defs, dagster_instance, first, last, log_level), None)
+            except Exception as exc:  # noqa: BLE001 - reported per range; the other ranges go on
+                finished(index, first, last, started, None, _first_line(exc))
+        return result
+    _initialize_pools(build_definitions(settings).resolve_job_def("refresh_job"), instance())
+    # spawn, not fork: a forked child would share this process's Dagster storage connections
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        started = time.monotonic()
+        futures = {pool.submit(_backfill_range, settings, first, last, log_level): (first, last)
+                   for first, last in result.ranges}
+        for index, future in enumerate(as_completed(futures), 1):
+            first, last = futures[future]
+            try:
+                finished(index, first, last, started, future.result(), None)
+            except Exception as exc:  # noqa: BLE001
+                finished(index, first, last, started, None, _first_line(exc))
+    result.ranges.sort()
+    return result
+
+
+def _initialize_pools(job: dg.JobDefinition, dagster_instance: dg.DagsterInstance) -> None:
+    """Create the job's pool limits now, one at a time. Dagster creates a pool's limit row when a run
+    first claims it; runs starting together would each insert it, and the losers' runs fail on the
+    unique key (seen with PostgreSQL storage)."""
+    storage = dagster_instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    for pool in sorted({node.pool for node in job.graph.node_defs if getattr(node, "pool", None)}):
+        storage.initialize_concurrency_limit_to_default(pool)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

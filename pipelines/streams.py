@@ -3,13 +3,16 @@ deliver. The work is :func:`destinations.siem.run_streams`."""
 
 import dagster as dg
 
+from pipelines.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
+from transforms.streams import STREAM_LEDGER
 
 
 @dg.op(
     config_schema={"streams": dg.Field([str], default_value=[], description="stream names (default: all)")},
     required_resource_keys={"lake", "config"},
     description="Deliver the configured SIEM streams up to now (at-least-once; the event id is the dedupe key).",
+    pool=table_pool(STREAM_LEDGER),
 )
 def stream(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from destinations.siem import run_streams

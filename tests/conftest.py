@@ -17,6 +17,22 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="activitylog-tests-"))
 os.environ["DAGSTER_HOME"] = str(_SESSION_DIR / "dagster")
 (_SESSION_DIR / "dagster").mkdir()
 (_SESSION_DIR / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+# ACTIVITYLOG_TEST_POSTGRES=postgresql://user:password@127.0.0.1:5432/postgres runs the Dagster tests on
+# that server with the production instance file (deploy/dagster.yaml): a database for the session's
+# DAGSTER_HOME and a fresh one for every `instance` fixture (`make test-postgres`).
+import pgtest  # noqa: E402
+
+_SESSION_DATABASE = pgtest.create_database() if pgtest.URL else None
+if _SESSION_DATABASE:
+    pgtest.use_for_dagster_home(_SESSION_DIR / "dagster", _SESSION_DATABASE)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SESSION_DATABASE:
+        from pipelines.runner import dispose_instances
+
+        dispose_instances()
+        pgtest.drop_database(_SESSION_DATABASE)
 os.environ.setdefault("ACTIVITYLOG_LAKE", str(_SESSION_DIR / "lake"))
 os.environ.setdefault("ACTIVITYLOG_LANDING", str(_SESSION_DIR / "landing"))
 # An empty configuration file: tests never pick up the demo's (the Makefile exports it) or ./activitylog.yaml.
@@ -78,8 +94,57 @@ def landing(tmp_path) -> Path:
     return path
 
 
+# ACTIVITYLOG_TEST_LAKE=s3 gives every test's `lake` a fresh s3:// prefix on a moto_server subprocess
+# (`make test-s3`): the same tests, the lake on S3.
+TEST_LAKE = os.environ.get("ACTIVITYLOG_TEST_LAKE", "local")
+if TEST_LAKE not in ("local", "s3"):
+    raise pytest.UsageError(f"ACTIVITYLOG_TEST_LAKE must be 'local' or 's3', not {TEST_LAKE!r}")
+
+
+@pytest.fixture(scope="session")
+def s3_lake_server():
+    """moto_server for the S3 pass, with this process's AWS settings pointed at it (and nowhere else)."""
+    from s3test import MotoServer
+
+    with MotoServer.start() as server:
+        saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        for name in saved:
+            del os.environ[name]
+        os.environ.update(server.env())
+        try:
+            yield server
+        finally:
+            for name in [k for k in os.environ if k.startswith("AWS_")]:
+                del os.environ[name]
+            os.environ.update(saved)
+
+
 @pytest.fixture
-def lake(tmp_path):
+def lake(request, tmp_path):
     from transforms.lake import Lake
 
+    if TEST_LAKE == "s3":
+        server = request.getfixturevalue("s3_lake_server")
+        return Lake.at(f"s3://{server.bucket}/{uuid.uuid4().hex}")
     return Lake.at(tmp_path / "lake")
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    """A Dagster instance of its own: ephemeral, or on PostgreSQL with deploy/dagster.yaml in the
+    PostgreSQL pass."""
+    import dagster as dg
+
+    if not pgtest.URL:
+        with dg.instance_for_test() as test_instance:
+            yield test_instance
+        return
+    database = pgtest.create_database()
+    home = tmp_path / "dagster_home"
+    pgtest.use_for_dagster_home(home, database, setenv=monkeypatch.setenv)
+    test_instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        yield test_instance
+    finally:
+        test_instance.dispose()
+        pgtest.drop_database(database)

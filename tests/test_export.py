@@ -132,7 +132,7 @@ def test_xlsx_continues_on_a_second_sheet_beyond_1048575_rows(tmp_path):
     assert first.height == XLSX_MAX_DATA_ROWS and first["n"][-1] == XLSX_MAX_DATA_ROWS - 1
 
 
-def test_export_job_and_the_configured_schedule(export_lake, tmp_path, monkeypatch):
+def test_export_job_and_the_configured_schedule(export_lake, tmp_path, monkeypatch, instance):
     from pipelines.definitions import build_definitions
     from pipelines.settings import Settings
 
@@ -150,8 +150,7 @@ def test_export_job_and_the_configured_schedule(export_lake, tmp_path, monkeypat
     assert settings["filter"] == {"start": "2024-01-08T02:00:00+00:00", "end": "2024-01-15T01:59:59.999999+00:00",
                                   "scopes": ["FeatureFlag"]}
     assert settings["out"] == str(tmp_path / "audit") + "/" and settings["name"] == "weekly-membership_20240115T020000Z"
-    with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def("export_job").execute_in_process(run_config=request.run_config, instance=instance)
+    result = defs.resolve_job_def("export_job").execute_in_process(run_config=request.run_config, instance=instance)
     output = result.output_for_node("export")
     assert output["rows"] == 14 and output["file"] == str(tmp_path / "audit" / "weekly-membership_20240115T020000Z.xlsx")
     assert verify_manifest(output["manifest"])[1] == []

@@ -22,12 +22,6 @@ def pipeline_settings(tmp_path) -> Settings:
                     validation=ValidationSettings(default_team_id=1))
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
-
-
 def materialized_days(instance, asset: str) -> list[str]:
     return sorted(instance.get_materialized_partitions(dg.AssetKey(asset)))
 

@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import sys
 import time
 import uuid
 from datetime import date, datetime, timezone
@@ -24,7 +25,8 @@ import boto3
 import polars as pl
 import pytest
 
-from servers import LOOPBACK, child_env, free_port, script, start_server
+from s3test import BUCKET, MotoServer
+from servers import child_env, script
 from transforms.ingest import ingest
 from transforms.lake import (
     ACTIVITY_EVENTS,
@@ -39,52 +41,17 @@ from transforms.validate import ValidationSettings
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-BUCKET = "activitylog-test"
 NOW = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
-KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
 # ------------------------------------------------------------------------------------------------
 # moto_server and the environment
 
 
-class Moto:
-    def __init__(self, server, endpoint: str) -> None:
-        self.server = server
-        self.endpoint = endpoint
-
-    def env(self) -> dict[str, str]:
-        return {**KEYS, "AWS_ENDPOINT_URL": self.endpoint, "AWS_ALLOW_HTTP": "true",
-                "AWS_EC2_METADATA_DISABLED": "true"}
-
-    def client(self):
-        return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )
-
-    def requests_logged(self) -> int:
-        """HTTP requests moto has served so far (werkzeug logs one line per request)."""
-        return len(re.findall(r'"(?:GET|PUT|POST|HEAD|DELETE) /', self.server.stderr()))
-
-
 @pytest.fixture(scope="module")
 def moto():
-    port = free_port()
-    endpoint = f"http://{LOOPBACK}:{port}"
-    server = start_server(
-        "moto_server", [script("moto_server"), "-H", LOOPBACK, "-p", str(port)],
-        url=f"{endpoint}/moto-api/", env=child_env({"PYTHONUNBUFFERED": "1"}), timeout=30,
-    )
-    try:
-        handle = Moto(server, endpoint)
-        handle.client().create_bucket(Bucket=BUCKET)
-        yield handle
-    except BaseException:
-        print(server.output())
-        raise
-    finally:
-        server.stop()
+    with MotoServer.start(BUCKET) as server:
+        yield server
 
 
 @pytest.fixture
@@ -95,13 +62,10 @@ def s3_env(moto, monkeypatch):
             monkeypatch.delenv(name)
     for name, value in moto.env().items():
         monkeypatch.setenv(name, value)
-    # Shared config/credential files could name a profile with another endpoint: ignore them.
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     return moto
 
 
-def assert_loopback_only(moto: Moto, requests_before: int) -> None:
+def assert_loopback_only(moto: MotoServer, requests_before: int) -> None:
     """Every S3 client is configured for the loopback endpoint, and the traffic did reach moto."""
     host = urlparse(moto.endpoint).hostname
     assert ipaddress.ip_address(host).is_loopback, moto.endpoint
@@ -141,7 +105,7 @@ def event(day: int, hour: int = 8, **overrides) -> dict:
 MALFORMED = '{"id": "broken", "activity": "updated", "scope": '
 
 
-def upload_landing(moto: Moto, prefix: str) -> dict:
+def upload_landing(moto: MotoServer, prefix: str) -> dict:
     """Three files in three formats; one duplicate across files and one malformed line.
 
     Returns what ingest must make of them.
@@ -363,3 +327,72 @@ def test_every_job_on_an_s3_lake(s3_env, tmp_path):
     remaining = lake.scan(ACTIVITY_RAW).collect()
     assert set(remaining["scope"]) == {"ActivityLog"}  # only the system events of erasure and retention
     assert_loopback_only(moto, before)
+
+
+# ------------------------------------------------------------------------------------------------
+# Two writers on one table at once: S3 conditional writes decide, the loser redoes its commit
+
+WRITER = """
+import json, sys, time
+from datetime import date, datetime, timezone
+from pathlib import Path
+from transforms.durations import parse_duration
+from transforms.ingest import ingest
+from transforms.lake import Lake
+from transforms.retention import RetentionPolicy, apply_retention
+from transforms.validate import ValidationSettings
+role, lake_uri, landing, barrier = sys.argv[1:5]
+lake = Lake.at(lake_uri)
+now = datetime(2024, 2, 1, 12, tzinfo=timezone.utc)
+# Start together: both processes have imported everything before either writes.
+Path(barrier, role).touch()
+while len(list(Path(barrier).iterdir())) < 2:
+    time.sleep(0.005)
+started = time.time()
+if role == "ingest":
+    report = ingest(lake, landing, ValidationSettings(start_date=date(2020, 1, 1), now=now))
+    result = {"accepted": report.accepted}
+else:
+    report = apply_retention(lake, RetentionPolicy(default=parse_duration("20d", "default")), now=now)
+    result = {"deleted": report.deleted}
+print(json.dumps({**result, "span": [started, time.time()]}))
+"""
+
+
+def writer(role: str, lake: Lake, landing: str, barrier: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WRITER, role, lake.root, landing, str(barrier)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_ingest_and_retention_at_once_lose_nothing(s3_env, tmp_path):
+    """Ingest of recent days while retention deletes old ones, both on activity_raw, three rounds:
+    every new event is there, every expired one gone, and the accounting of each side adds up."""
+    lake, client = Lake.at(f"s3://{BUCKET}/lake-concurrent"), s3_env.client()
+    settings = ValidationSettings(start_date=date(2020, 1, 1), now=NOW)
+    kept: set[str] = set()
+    for round_ in range(3):
+        old = [event(day, hour) for day in range(1, 9) for hour in range(8, 14)]  # expire: cut-off Jan 12
+        new = [event(day, hour) for day in range(25, 32) for hour in range(8, 14)]
+        client.put_object(Bucket=BUCKET, Key=f"old-{round_}/old.jsonl",
+                          Body="\n".join(json.dumps(e) for e in old).encode())
+        assert ingest(lake, f"s3://{BUCKET}/old-{round_}", settings).accepted == len(old)
+        client.put_object(Bucket=BUCKET, Key=f"new-{round_}/new.jsonl",
+                          Body="\n".join(json.dumps(e) for e in new).encode())
+        barrier = tmp_path / f"barrier-{round_}"
+        barrier.mkdir()
+        ingesting = writer("ingest", lake, f"s3://{BUCKET}/new-{round_}", barrier)
+        deleting = writer("retention", lake, "", barrier)
+        outputs = {}
+        for name, process in (("ingest", ingesting), ("retention", deleting)):
+            stdout, stderr = process.communicate(timeout=300)
+            assert process.returncode == 0, f"{name}: {stderr}"
+            outputs[name] = json.loads(stdout.strip().splitlines()[-1])
+        assert outputs["ingest"]["accepted"] == len(new)
+        (a_start, a_end), (b_start, b_end) = outputs["ingest"]["span"], outputs["retention"]["span"]
+        assert a_start < b_end and b_start < a_end, "the two writers did not overlap"
+        # retention deletes the round's old events (and nothing it must keep)
+        assert outputs["retention"]["deleted"] == len(old)
+        kept |= {e["id"] for e in new}
+        lake.forget(ACTIVITY_RAW)
+        ids = set(lake.scan(ACTIVITY_RAW).select("id").collect()["id"])
+        assert ids == kept, f"round {round_}: {len(kept - ids)} lost, {len(ids - kept)} not deleted"

@@ -219,7 +219,7 @@ def test_stream_configuration_errors(tmp_path, monkeypatch, body, env, message):
     assert message in str(info.value)
 
 
-def test_stream_sensor_and_job(lake, landing, tmp_path, monkeypatch):
+def test_stream_sensor_and_job(lake, landing, tmp_path, monkeypatch, instance):
     from pipelines.definitions import build_definitions
     from pipelines.runner import run_stream
     from pipelines.settings import Settings
@@ -231,14 +231,13 @@ def test_stream_sensor_and_job(lake, landing, tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
     settings = Settings.from_env(lake=lake.root)
     resources = build_definitions(settings).resources
-    with dg.instance_for_test() as instance:
-        with dg.build_sensor_context(instance=instance, resources=resources) as context:
-            request = stream_sensor(context)
-        assert isinstance(request, dg.RunRequest) and request.tags["activitylog/streams"] == "archive"
-        report, _ = run_stream(settings, dagster_instance=instance, log_level="WARNING")
-        assert report["streams"][0]["sent"] == 2
-        with dg.build_sensor_context(instance=instance, resources=resources) as context:
-            assert isinstance(stream_sensor(context), dg.SkipReason)
-        config.write_text("streams:\n  broken: {sink: {type: syslog, host: 127.0.0.1, port: 9, max_attempts: 1}}\n")
-        with pytest.raises(dg.Failure, match="paused streams: broken"):
-            run_stream(settings, dagster_instance=instance, log_level="CRITICAL")
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        request = stream_sensor(context)
+    assert isinstance(request, dg.RunRequest) and request.tags["activitylog/streams"] == "archive"
+    report, _ = run_stream(settings, dagster_instance=instance, log_level="WARNING")
+    assert report["streams"][0]["sent"] == 2
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:
+        assert isinstance(stream_sensor(context), dg.SkipReason)
+    config.write_text("streams:\n  broken: {sink: {type: syslog, host: 127.0.0.1, port: 9, max_attempts: 1}}\n")
+    with pytest.raises(dg.Failure, match="paused streams: broken"):
+        run_stream(settings, dagster_instance=instance, log_level="CRITICAL")

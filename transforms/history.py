@@ -104,6 +104,8 @@ def _replace_days(lake: Lake, day_list: list[date], log: pl.DataFrame, changes: 
                   attempts: int = 5) -> int:
     rows = history_rows(log, changes) if log.height else pl.DataFrame()
     predicate = "day IN (" + ", ".join(f"'{d.isoformat()}'" for d in day_list) + ")"
+    if rows.height:
+        lake.create_if_missing(ACTIVITY_ITEM_HISTORY, rows, ["bucket"])
     for attempt in range(attempts):
         table = lake.table(ACTIVITY_ITEM_HISTORY)
         try:
@@ -112,10 +114,8 @@ def _replace_days(lake: Lake, day_list: list[date], log: pl.DataFrame, changes: 
                     table.delete(predicate)
                 return 0
             rows.write_delta(
-                lake.uri(ACTIVITY_ITEM_HISTORY), mode="overwrite" if table is not None else "append",
-                storage_options=lake.storage_options or None,
-                delta_write_options={"partition_by": ["bucket"],
-                                     **({"predicate": predicate} if table is not None else {})},
+                lake.uri(ACTIVITY_ITEM_HISTORY), mode="overwrite", storage_options=lake.storage_options or None,
+                delta_write_options={"partition_by": ["bucket"], "predicate": predicate},
             )
             return rows.height
         except CommitFailedError:

@@ -11,9 +11,12 @@ from typing import Iterable
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 # Table names are part of the public contract (DESIGN.md "Data flow").
+# A commit that loses to a concurrent writer is made again on the new version, this many times at most.
+COMMIT_ATTEMPTS = 8
+
 ACTIVITY_RAW = "activity_raw"
 ACTIVITY_QUARANTINE = "activity_quarantine"
 INGEST_LEDGER = "ingest_ledger"
@@ -124,13 +127,22 @@ class Lake:
         if frame.height == 0:
             return
         # Polars' Delta writer partitions and encodes faster than handing Arrow to delta-rs
-        # (measured 0.4 s vs 1.0 s for 200k events); the commit is delta-rs' either way.
-        frame.write_delta(
-            self.uri(name),
-            mode="append",
-            storage_options=self.storage_options or None,
-            delta_write_options={"partition_by": partition_by} if partition_by else None,
-        )
+        # (measured 0.4 s vs 1.0 s for 200k events); the commit is delta-rs' either way. delta-rs
+        # refuses an append that commits after a concurrent delete (retention) as a conflict; the
+        # failed commit left nothing behind, so the append is simply made again on the new version.
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                frame.write_delta(
+                    self.uri(name),
+                    mode="append",
+                    storage_options=self.storage_options or None,
+                    delta_write_options={"partition_by": partition_by} if partition_by else None,
+                )
+                return
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def replace_days(self, name: str, days: list[date], frame: pl.DataFrame) -> None:
         """Atomically replace the given day partitions with ``frame`` (one commit; a retry writes the
@@ -144,27 +156,41 @@ class Lake:
             if table is not None:
                 table.delete(predicate)
             elif frame.width:  # create the (empty) table so readers find its schema
-                write_deltalake(self.uri(name), frame.to_arrow(), mode="append", partition_by=["day"],
-                                storage_options=self.storage_options or None)
+                self.create_if_missing(name, frame, ["day"])
             return
+        self.create_if_missing(name, frame, ["day"])
         # Polars' writer: faster than handing Arrow to delta-rs (see append); same atomic commit. A
         # concurrent writer on the same days makes the commit fail; the replacement is then redone
         # on the new version (it is idempotent: the same days get the same rows).
-        for attempt in range(5):
+        for attempt in range(COMMIT_ATTEMPTS):
             try:
                 frame.write_delta(
-                    self.uri(name),
-                    mode="overwrite" if table is not None else "append",
-                    storage_options=self.storage_options or None,
-                    delta_write_options={"partition_by": ["day"],
-                                         **({"predicate": predicate} if table is not None else {})},
+                    self.uri(name), mode="overwrite", storage_options=self.storage_options or None,
+                    delta_write_options={"partition_by": ["day"], "predicate": predicate},
                 )
                 return
             except CommitFailedError:
-                if attempt == 4:
+                if attempt == COMMIT_ATTEMPTS - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
-                table = self.table(name)
+
+    def create_if_missing(self, name: str, frame: pl.DataFrame, partition_by: list[str]) -> DeltaTable:
+        """The table, created empty with ``frame``'s schema if it does not exist yet.
+
+        Writers that find no table must not each append their rows: two first writers (a parallel
+        backfill) would both add theirs and nothing would replace the other's. Creating version 0 is
+        one atomic put-if-absent, so exactly one creation wins and every writer then replaces its
+        partitions with a predicate, as on any existing table."""
+        table = self.table(name)
+        if table is not None:
+            return table
+        try:
+            write_deltalake(self.uri(name), frame.clear().to_arrow(), mode="error", partition_by=partition_by,
+                            storage_options=self.storage_options or None)
+        except (DeltaError, CommitFailedError):
+            if self.table(name) is None:  # not a lost creation race: a real failure
+                raise
+        return self.table(name)
 
     def replace_day(self, name: str, day: date, frame: pl.DataFrame) -> None:
         self.replace_days(name, [day], frame)

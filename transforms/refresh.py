@@ -18,11 +18,20 @@ def day_keys(keys: Iterable[str]) -> list[date]:
     return sorted(date.fromisoformat(k) for k in keys)
 
 
-def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
-    """Group days into runs of consecutive days: [03, 07, 08] → [(03, 03), (07, 08)]."""
+# A backfill refreshes at most this many days per run (the assets' BackfillPolicy, `activitylog backfill`):
+# several runs can then work at once, and a failed run repeats at most a month.
+BACKFILL_DAYS_PER_RUN = 31
+
+
+def contiguous_ranges(days: Iterable[date], max_days: int | None = None) -> list[tuple[date, date]]:
+    """Group days into runs of consecutive days: [03, 07, 08] → [(03, 03), (07, 08)]; with ``max_days``,
+    no run is longer than that ([01 … 10], 4 → [(01, 04), (05, 08), (09, 10)])."""
+    if max_days is not None and max_days < 1:
+        raise ValueError(f"max_days must be at least 1, not {max_days}")
     ranges: list[tuple[date, date]] = []
     for day in sorted(set(days)):
-        if ranges and ranges[-1][1] + timedelta(days=1) == day:
+        if ranges and ranges[-1][1] + timedelta(days=1) == day and (
+                max_days is None or (day - ranges[-1][0]).days < max_days):
             ranges[-1] = (ranges[-1][0], day)
         else:
             ranges.append((day, day))
