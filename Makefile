@@ -9,7 +9,7 @@ export ACTIVITYLOG_LANDING ?= $(CURDIR)/data/landing
 # The demo writes data/activitylog.yaml; use it unless ./activitylog.yaml or ACTIVITYLOG_CONFIG says otherwise.
 export ACTIVITYLOG_CONFIG ?= $(if $(wildcard $(CURDIR)/activitylog.yaml),,$(wildcard $(CURDIR)/data/activitylog.yaml))
 
-.PHONY: install demo ui test test-fast bench bench-scale clean
+.PHONY: install demo ui test test-fast test-s3 test-postgres bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -35,6 +35,18 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# The suite again with every test's lake on S3 (a moto_server subprocess on 127.0.0.1).
+test-s3: $(STAMP)
+	ACTIVITYLOG_TEST_LAKE=s3 $(BIN)/python -m pytest
+
+# The suite again with Dagster on PostgreSQL (deploy/dagster.yaml): scripts/test-postgres installs
+# Debian's postgresql if needed (root or sudo) and starts it on 127.0.0.1. Or set
+# ACTIVITYLOG_TEST_POSTGRES=postgresql://user:password@host:port/postgres to use a server of your own.
+test-postgres: $(STAMP)
+	@url="$${ACTIVITYLOG_TEST_POSTGRES:-$$(scripts/test-postgres | tail -n 1)}" && test -n "$$url" && \
+	  echo "PostgreSQL for the Dagster instance: $${url%%:*}://…@$${url##*@}" && \
+	  ACTIVITYLOG_TEST_POSTGRES="$$url" $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

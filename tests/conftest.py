@@ -101,6 +101,14 @@ if TEST_LAKE not in ("local", "s3"):
     raise pytest.UsageError(f"ACTIVITYLOG_TEST_LAKE must be 'local' or 's3', not {TEST_LAKE!r}")
 
 
+def pytest_collection_modifyitems(config, items):
+    if TEST_LAKE == "s3":
+        skip = pytest.mark.skip(reason="reads or tampers with the lake's files on the local disk")
+        for item in items:
+            if "local_lake" in item.keywords:
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def s3_lake_server():
     """moto_server for the S3 pass, with this process's AWS settings pointed at it (and nowhere else)."""

@@ -59,6 +59,7 @@ def test_history_separates_scopes_and_projects_and_masks(history_lake):
     assert item_history(history_lake, "FeatureFlag", "nope").rows.height == 0
 
 
+@pytest.mark.local_lake
 def test_history_reads_one_bucket_and_no_day_of_the_log(history_lake, tmp_path):
     expected = item_history(history_lake, "FeatureFlag", "42", team_id=1).rows
     bucket = bucket_of("FeatureFlag", "42")

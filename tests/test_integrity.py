@@ -70,6 +70,7 @@ def test_an_untouched_chain_verifies(chained):
     assert report.ok and (report.days, report.events, report.digest_rows) == (3, 9, 3)
 
 
+@pytest.mark.local_lake
 def test_a_changed_byte_in_a_payload(chained, tmp_path):
     def change(table):
         payloads = table.column("payload").to_pylist()
@@ -80,16 +81,19 @@ def test_a_changed_byte_in_a_payload(chained, tmp_path):
     assert kinds(chained) == [(DAYS[1], "row changed")]
 
 
+@pytest.mark.local_lake
 def test_a_rewritten_file_that_no_longer_matches_the_log(chained, tmp_path):
     rewrite(day_file(tmp_path, ACTIVITY_RAW, DAYS[2]), lambda t: t.slice(0, 2), fix_log=False)
     assert kinds(chained) == [(DAYS[2], "data file unreadable")]
 
 
+@pytest.mark.local_lake
 def test_a_removed_row(chained, tmp_path):
     rewrite(day_file(tmp_path, ACTIVITY_RAW, DAYS[2]), lambda t: t.slice(0, 2))
     assert kinds(chained) == [(DAYS[2], "row removed")]
 
 
+@pytest.mark.local_lake
 def test_an_inserted_row(chained, tmp_path):
     def insert(table):
         extra = table.slice(0, 1)
@@ -100,6 +104,7 @@ def test_an_inserted_row(chained, tmp_path):
     assert kinds(chained) == [(DAYS[0], "row inserted")]
 
 
+@pytest.mark.local_lake
 def test_a_day_removed_through_the_delta_log(chained, tmp_path):
     log = tmp_path / "lake" / ACTIVITY_RAW / "_delta_log"
     version = max(int(p.stem) for p in log.glob("*.json")) + 1
@@ -110,6 +115,7 @@ def test_a_day_removed_through_the_delta_log(chained, tmp_path):
     assert kinds(chained) == [(DAYS[1], "day removed")]
 
 
+@pytest.mark.local_lake
 def test_an_altered_digest_and_a_forged_chain(chained, tmp_path):
     (path,) = (tmp_path / "lake" / ACTIVITY_DIGESTS).glob("*.parquet")
 
@@ -177,6 +183,7 @@ def test_ed25519_signatures(chained, landing, monkeypatch):
     assert verify(chained).ok
 
 
+@pytest.mark.local_lake
 def test_cli_verify(chained, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ACTIVITYLOG_LAKE", chained.root)
     assert main(["verify"]) == 0

@@ -279,6 +279,7 @@ def test_backfill_horizon_records_old_events_as_skipped(lake, landing, tmp_path,
     assert statuses(lake) == {"sent": 1, "skipped": 1}
 
 
+@pytest.mark.local_lake
 def test_ledger_reads_only_the_evaluated_day(lake, landing, tmp_path, monkeypatch):
     import shutil
 

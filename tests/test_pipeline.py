@@ -236,3 +236,19 @@ def test_production_instance_configuration_is_valid(tmp_path, monkeypatch):
         assert limits["activitylog/notify"] == 1 and config.pool_config.default_pool_limit == 1
     finally:
         instance.dispose()
+
+
+def test_this_pass_runs_on_the_instance_and_lake_it_names(instance, lake):
+    """The PostgreSQL and S3 passes really are: the instance's storage and the lake's scheme."""
+    import pgtest
+    from conftest import TEST_LAKE
+
+    storage = type(instance.run_storage).__name__
+    if pgtest.URL:
+        assert storage == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1  # deploy/dagster.yaml's pools
+    else:
+        assert "Postgres" not in storage
+    assert lake.root.startswith("s3://") == (TEST_LAKE == "s3")

@@ -86,6 +86,7 @@ def test_dry_run_counts_exactly_and_changes_nothing(retention_lake):
     assert sum(again.tables.values()) == 0
 
 
+@pytest.mark.local_lake
 def test_deleted_rows_are_physically_gone_after_vacuum(retention_lake, tmp_path):
     apply_retention(retention_lake, POLICY, now=NOW)
     root = tmp_path / "lake"
