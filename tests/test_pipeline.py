@@ -222,8 +222,8 @@ def test_notify_run_fails_visibly_when_a_delivery_fails(pipeline_settings, insta
 
 
 def test_production_instance_configuration_is_valid(tmp_path, monkeypatch):
-    """deploy/dagster.yaml loads (its PostgreSQL storage set aside: that needs dagster-postgres and a
-    server) and carries the run limits the pipeline relies on."""
+    """deploy/dagster.yaml loads (its PostgreSQL storage set aside here: the PostgreSQL pass loads it
+    whole) and carries the run limits the pipeline relies on; the Helm values say the same."""
     text = (Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml").read_text()
     assert "postgres_db:" in text and "{env: DAGSTER_PG_PASSWORD}" in text
     without_storage = text[:text.index("storage:")] + text[text.index("concurrency:"):]
@@ -236,6 +236,15 @@ def test_production_instance_configuration_is_valid(tmp_path, monkeypatch):
         assert limits["activitylog/notify"] == 1 and config.pool_config.default_pool_limit == 1
     finally:
         instance.dispose()
+    import yaml
+
+    helm = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy" / "helm-values.yaml").read_text())
+    runs = yaml.safe_load(text)["concurrency"]["runs"]
+    assert helm["concurrency"]["runs"]["maxConcurrentRuns"] == runs["max_concurrent_runs"]
+    assert helm["concurrency"]["runs"]["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    assert helm["concurrency"]["pools"]["defaultLimit"] == config.pool_config.default_pool_limit
+    assert helm["dagster-user-deployments"]["deployments"][0]["dagsterApiGrpcArgs"] == [
+        "--module-name", "pipelines.definitions"]
 
 
 def test_this_pass_runs_on_the_instance_and_lake_it_names(instance, lake):
