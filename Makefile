@@ -9,7 +9,7 @@ export ACTIVITYLOG_LANDING ?= $(CURDIR)/data/landing
 # The demo writes data/activitylog.yaml; use it unless ./activitylog.yaml or ACTIVITYLOG_CONFIG says otherwise.
 export ACTIVITYLOG_CONFIG ?= $(if $(wildcard $(CURDIR)/activitylog.yaml),,$(wildcard $(CURDIR)/data/activitylog.yaml))
 
-.PHONY: install demo ui test test-fast test-s3 test-postgres bench bench-scale clean
+.PHONY: install demo ui test test-fast test-s3 test-postgres bench bench-scale bench-backfill clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -53,6 +53,9 @@ bench: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale
+
+bench-backfill: $(STAMP)
+	$(BIN)/python -m bench.backfill
 
 clean:
 	rm -rf data .pytest_cache

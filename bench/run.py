@@ -432,7 +432,8 @@ def retention_suite(args: argparse.Namespace, landing: Path, work: Path, ready: 
     if failed:
         return {"retention": failed}
     results = {}
-    for key, kind in (("retention", "retention_ours"), ("baseline", "retention_baseline"), ("verify", "verify_ours")):
+    for key, kind in (("retention", "retention_ours"), ("baseline", "retention_baseline"), ("verify", "verify_ours"),
+                      ("verify_baseline", "verify_baseline")):
         say(f"- {key}")
         results[key] = run_child(kind, {"name": f"{key}_retention", "lake": str(lake),
                                         "copy": str(work / "retention_copy")}, work)
@@ -1023,6 +1024,7 @@ MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = 
     "retention_ours": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_retention(spec, profiler),
     "retention_baseline": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_baseline(spec, profiler),
     "verify_ours": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_verify(spec, profiler),
+    "verify_baseline": lambda spec, profiler: __import__("bench.retention", fromlist=["x"]).measure_verify_baseline(spec, profiler),
     "export_ours": lambda spec, profiler: __import__("bench.export", fromlist=["x"]).measure_ours(spec, profiler),
     "export_polars": lambda spec, profiler: __import__("bench.export", fromlist=["x"]).measure_baseline(spec, profiler),
     "notify": lambda spec, profiler: __import__("bench.notify", fromlist=["measure"]).measure(spec, profiler),

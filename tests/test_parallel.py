@@ -108,3 +108,23 @@ def test_backfill_runs_ranges_at_once_and_builds_the_sequential_lake(tmp_path, m
     # bad flags are refused before anything runs
     refused = backfill(parallel, home, "--start", "2024-02-30")
     assert refused.returncode == 2 and "--start '2024-02-30' is not a date" in refused.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.local_lake
+def test_a_failed_range_is_reported_and_the_others_still_refresh(tmp_path, monkeypatch):
+    write_bench_landing(tmp_path / "landing", events=3_000, days=9, files=1, seed=7)
+    lake = Lake.at(tmp_path / "lake")
+    ingest(lake, str(tmp_path / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
+    days = lake.days(ACTIVITY_RAW)
+    for data_file in (tmp_path / "lake" / ACTIVITY_RAW / f"day={days[4].isoformat()}").glob("*.parquet"):
+        data_file.unlink()  # the middle range cannot be read
+
+    result = backfill(lake, dagster_home(tmp_path / "home", monkeypatch), "--workers", "2", "--days-per-run", "3")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Backfill: 2 of 3 runs succeeded" in result.stdout
+    assert f"failed: {days[3]} … {days[5]}:" in result.stderr
+    assert "run the command again for those days" in result.stderr
+    refreshed = set(lake.scan(ACTIVITY_LOG).select("day").unique().collect()["day"])
+    assert refreshed == set(days[:3] + days[6:])  # the other ranges were refreshed all the same
