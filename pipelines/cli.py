@@ -292,14 +292,14 @@ def _run_pipeline(quiet: bool) -> dict:
         list_landing(settings.landing)
     except (LandingError, ConfigError) as exc:
         raise UsageError(str(exc)) from None
-    try:
-        from pipelines.runner import run_ingest
+    from pipelines.runner import first_line, run_ingest
 
+    try:
         result = run_ingest(settings, log_level="WARNING" if quiet else "INFO")
     except LandingError as exc:
         raise UsageError(str(exc)) from None
     except Exception as exc:  # a failed Dagster run: its error is in the run's logs too
-        raise CommandFailure(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise CommandFailure(first_line(exc)) from exc
     return {**result.ingest, "run_ids": result.run_ids}
 
 

@@ -200,7 +200,7 @@ def run_backfill(days: list[date], settings: Settings | None = None, *, workers:
             try:
                 finished(index, first, last, started, _refresh_run(defs, dagster_instance, first, last, log_level), None)
             except Exception as exc:  # noqa: BLE001 - reported per range; the other ranges go on
-                finished(index, first, last, started, None, _first_line(exc))
+                finished(index, first, last, started, None, first_line(exc))
         return result
     _initialize_pools(build_definitions(settings).resolve_job_def("refresh_job"), instance())
     # spawn, not fork: a forked child would share this process's Dagster storage connections
@@ -213,7 +213,7 @@ def run_backfill(days: list[date], settings: Settings | None = None, *, workers:
             try:
                 finished(index, first, last, started, future.result(), None)
             except Exception as exc:  # noqa: BLE001
-                finished(index, first, last, started, None, _first_line(exc))
+                finished(index, first, last, started, None, first_line(exc))
     result.ranges.sort()
     return result
 
@@ -229,6 +229,7 @@ def _initialize_pools(job: dg.JobDefinition, dagster_instance: dg.DagsterInstanc
         storage.initialize_concurrency_limit_to_default(pool)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: a failed run's error, short enough for one line of output."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

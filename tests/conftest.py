@@ -114,17 +114,12 @@ def s3_lake_server():
     """moto_server for the S3 pass, with this process's AWS settings pointed at it (and nowhere else)."""
     from s3test import MotoServer
 
-    with MotoServer.start() as server:
-        saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-        for name in saved:
-            del os.environ[name]
-        os.environ.update(server.env())
-        try:
-            yield server
-        finally:
-            for name in [k for k in os.environ if k.startswith("AWS_")]:
-                del os.environ[name]
-            os.environ.update(saved)
+    with MotoServer.start() as server, pytest.MonkeyPatch.context() as patch:
+        for name in [k for k in os.environ if k.startswith("AWS_")]:
+            patch.delenv(name)
+        for name, value in server.env().items():
+            patch.setenv(name, value)
+        yield server
 
 
 @pytest.fixture

@@ -24,24 +24,23 @@ def _connect(url: str = URL):
     return connection
 
 
-def create_database() -> str:
-    name = f"{PREFIX}{uuid.uuid4().hex[:16]}"
+def _execute(statement: str) -> None:
     connection = _connect()
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            cursor.execute(statement)
     finally:
         connection.close()
+
+
+def create_database() -> str:
+    name = f"{PREFIX}{uuid.uuid4().hex[:16]}"
+    _execute(f'CREATE DATABASE "{name}"')
     return name
 
 
 def drop_database(name: str) -> None:
-    connection = _connect()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        connection.close()
+    _execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def dagster_env(database: str) -> dict[str, str]:
