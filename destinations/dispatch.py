@@ -17,7 +17,6 @@ ledger as sent, skipped or failed.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,6 +29,7 @@ from destinations.files import FileClient
 from destinations.slack import SlackClient
 from destinations.templates import TemplateProblem, load_template, render
 from destinations.webhook import WebhookClient
+from transforms import jsontext
 from transforms.lake import ACTIVITY_LOG, Lake
 from transforms.notify import (
     FAILED, PENDING, SENT, SKIPPED, compact_ledger, deliveries_for, disabled_destinations, evaluate, failed_deliveries,
@@ -125,13 +125,13 @@ def event_record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def template_context(row: dict[str, Any], subscription: str, link_template: str | None) -> dict[str, Any]:
-    record_ = event_record(row)
+    detail = jsontext.loads_shown(row["detail"]) if row.get("detail") else None
     changes = []
-    for change in ((record_["detail"] or {}).get("changes") or []) if isinstance(record_["detail"], dict) else []:
+    for change in ((detail or {}).get("changes") or []) if isinstance(detail, dict) else []:
         if isinstance(change, dict):
             changes.append({"field": change.get("field"), "action": change.get("action"),
-                            "before": _short(json.dumps(change.get("before"), ensure_ascii=False)),
-                            "after": _short(json.dumps(change.get("after"), ensure_ascii=False))})
+                            "before": _short(jsontext.display(change.get("before"))),
+                            "after": _short(jsontext.display(change.get("after")))})
     link = ""
     if link_template:
         try:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+
+from transforms import jsontext
 
 
 class FileClient:
@@ -16,7 +17,7 @@ class FileClient:
 
     def send(self, records: list[dict]) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        lines = "".join(jsontext.encode(r) + "\n" for r in records)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()

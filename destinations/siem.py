@@ -23,6 +23,7 @@ from typing import Any, Callable
 import httpx
 
 from destinations.delivery import DeliveryFailed, RetryPolicy, post
+from transforms import jsontext
 from transforms.lake import Lake
 from transforms.streams import acknowledged, due_days, record_acks, record_progress, records, stream_rows
 
@@ -32,7 +33,7 @@ SYSLOG_FACILITY_SEVERITY = 13 * 8 + 6  # facility 13 (log audit), severity 6 (in
 
 
 def _dumps(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    return jsontext.encode(record)  # nested JSON texts (detail) embedded exactly
 
 
 def _http_call(client: httpx.Client, policy: RetryPolicy, what: str, **request) -> None:

@@ -7,13 +7,13 @@ a resend after a crash is recognisable), ``webhook-timestamp`` (seconds), ``webh
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 import httpx
 from standardwebhooks.webhooks import Webhook
 
 from destinations.delivery import RetryPolicy, post
+from transforms import jsontext
 
 
 def signature_headers(secret: str | None, webhook_id: str, body: str, moment: datetime | None = None) -> dict[str, str]:
@@ -38,7 +38,7 @@ class WebhookClient:
 
     def send(self, webhook_id: str, payload: dict) -> int:
         """POST the payload; returns the number of attempts. Raises :class:`DeliveryFailed`."""
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+        body = jsontext.encode(payload)  # nested JSON texts (detail) embedded exactly
 
         def request() -> dict:
             # A fresh timestamp (and signature) per attempt: receivers reject stale timestamps.

@@ -30,6 +30,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from transforms import jsontext
 from transforms.filters import ActivityFilter, FilterError
 from transforms.keys import ApiKey, authenticate
 from transforms.lake import ACTIVITY_LOG, Lake
@@ -67,10 +68,7 @@ class RateLimiter:
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
-    try:
-        detail = json.loads(row["detail"]) if row.get("detail") else None
-    except ValueError:
-        detail = row.get("detail")
+    detail = jsontext.embed(row.get("detail"))  # the exact JSON text, placed as is by jsontext.encode
     user = None
     if row.get("actor_uuid") or row.get("actor_email"):
         user = {"first_name": row.get("actor_first_name"), "last_name": row.get("actor_last_name"),
@@ -225,7 +223,7 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         if body is None:
             def run() -> bytes:
                 with query_slots:  # a few queries at a time: Polars already uses every core for each
-                    return json.dumps(compute(), ensure_ascii=False, default=str).encode()
+                    return jsontext.encode(compute()).encode()
 
             body = await run_in_threadpool(run)
             with cache_lock:

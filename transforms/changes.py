@@ -1,18 +1,21 @@
 """``detail.changes`` → one row per change, with ``before``/``after`` as exact JSON text, and masking.
 
-Exactness: ``before``/``after`` keep their JSON type (``1``, ``"1"``, ``true``, ``null``, objects and
-lists stay distinct); numbers are written in normal form (``1.50`` → ``1.5``). The byte-exact line
-stays in ``activity_raw.payload``.
+Exactness: ``before``/``after`` are the values' JSON text exactly as received (``1``, ``"1"``,
+``1.50``, ``1e999``, ``"C:\\temp"``, objects with their key order), cut out of the detail by
+msgspec (``transforms.jsontext``); ``before_text``/``after_text`` are the plain text of scalars.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
+import msgspec
 import polars as pl
 
-from transforms.ndjson import ndjson_buffer
+from transforms import jsontext
+from transforms.jsontext import ABSENT
 
 MASKED = "masked"
 MASKED_JSON = json.dumps(MASKED)
@@ -54,24 +57,74 @@ class MaskRules:
         )
 
 
-def _read_json_lines(texts: pl.Series, schema: dict, *, ignore_errors: bool = False) -> pl.DataFrame:
-    return pl.read_ndjson(ndjson_buffer(texts), schema=schema, infer_schema_length=None, ignore_errors=ignore_errors)
+class _Change(msgspec.Struct):
+    type: str | None = None
+    action: str | None = None
+    field: str | None = None
+    before: msgspec.Raw = ABSENT
+    after: msgspec.Raw = ABSENT
 
 
-def _json_text(value: str, quote_first_char: str) -> pl.Expr:
-    """JSON text of a value read as a Polars String: strings get quoted back, other types are
-    already their JSON text; a missing value is JSON null."""
-    quoted = pl.struct(pl.col(value).alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
-    return (
-        pl.when(pl.col(quote_first_char) == '"').then(quoted)
-        .otherwise(pl.col(value).fill_null("null"))
-    )
+class _Changes(msgspec.Struct):
+    changes: list[_Change] | None = None
 
 
-def _scalar_text(value: str, quote_first_char: str) -> pl.Expr:
-    """The value as plain text when it is a string, number or boolean; null for null, objects, lists."""
-    first = pl.col(quote_first_char)
-    return pl.when(first.is_in(["{", "[", "n"]) | first.is_null()).then(None).otherwise(pl.col(value))
+_RawChange = msgspec.defstruct("_RawChange", [(n, msgspec.Raw, ABSENT) for n in _Change.__struct_fields__])
+_RawChanges = msgspec.defstruct("_RawChanges", [("changes", msgspec.Raw, ABSENT)])
+_CHANGES = jsontext.decoders(_Changes)
+_RAW_CHANGES = msgspec.json.Decoder(_RawChanges)
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_RAW_CHANGE = msgspec.json.Decoder(_RawChange)
+_SIDE_COLUMNS = ("change_type", "action", "field", "before", "after", "before_text", "after_text")
+
+
+def _side(raw: bytes, prepared: str | None) -> tuple[str, str | None]:
+    """(exact JSON text, plain text) of a before/after value; an absent value is JSON null."""
+    kind = jsontext.raw_kind(raw)
+    if kind is None:
+        return "null", None
+    as_json = jsontext.raw_json(raw, prepared)
+    if kind in ("null", "object", "array"):
+        return as_json, None
+    return as_json, jsontext.raw_text(raw, prepared)
+
+
+def _label(value: str | None, prepared: str | None) -> str | None:
+    return None if value is None else jsontext.as_text(value, prepared)
+
+
+def _raw_label(raw: bytes, prepared: str | None) -> str | None:
+    kind = jsontext.raw_kind(raw)
+    if kind in ("object", "array"):
+        return jsontext.raw_json(raw, prepared)
+    return jsontext.raw_text(raw, prepared)
+
+
+def _change_entries(obj: object) -> list:
+    """The entries of ``detail.changes`` (fast objects, or raw twins); none unless it is an array."""
+    if isinstance(obj, _Changes):
+        return obj.changes or []
+    raw = bytes(obj.changes)
+    if jsontext.raw_kind(raw) != "array":
+        return []
+    return _RAW_LIST.decode(raw)
+
+
+def _change_row(entry: object, prepared: str | None) -> tuple:
+    if isinstance(entry, _Change):
+        before, before_text = _side(bytes(entry.before), prepared)
+        after, after_text = _side(bytes(entry.after), prepared)
+        return (_label(entry.type, prepared), _label(entry.action, prepared), _label(entry.field, prepared),
+                before, after, before_text, after_text)
+    raw = bytes(entry)
+    if jsontext.raw_kind(raw) != "object":  # an entry that is not an object: kept whole, as the after value
+        after, after_text = _side(raw, prepared)
+        return None, None, None, "null", after, None, after_text
+    change = _RAW_CHANGE.decode(raw)
+    before, before_text = _side(bytes(change.before), prepared)
+    after, after_text = _side(bytes(change.after), prepared)
+    return (_raw_label(bytes(change.type), prepared), _raw_label(bytes(change.action), prepared),
+            _raw_label(bytes(change.field), prepared), before, after, before_text, after_text)
 
 
 def explode_changes(events: pl.DataFrame, rules: MaskRules = MaskRules()) -> tuple[pl.DataFrame, int]:
@@ -79,78 +132,25 @@ def explode_changes(events: pl.DataFrame, rules: MaskRules = MaskRules()) -> tup
     with_detail = events.filter(pl.col("detail").is_not_null()).select(CHANGE_KEYS + ["detail"])
     if with_detail.height == 0:
         return pl.DataFrame(schema=_change_schema(events)), events.height
-    lists = _read_json_lines(with_detail["detail"], {"changes": pl.List(pl.String)}, ignore_errors=True)
-    exploded = (
-        with_detail.drop("detail")
-        .with_columns(lists["changes"].alias("_change"))
-        .filter(pl.col("_change").list.len() > 0)
-        .with_columns(pl.int_ranges(pl.col("_change").list.len()).alias("change_index"))
-        .explode("_change", "change_index")
-    )
-    without_changes = events.height - exploded["id"].n_unique()
-    if exploded.height == 0:
+    objects, reasons, prepared = jsontext.decode_many(with_detail["detail"], _CHANGES, _RAW_CHANGES)
+    rows, indexes, positions = [], [], []
+    for position, (obj, reason, was_prepared) in enumerate(zip(objects, reasons, prepared)):
+        if obj is None:
+            raise ValueError(f"event {with_detail['id'][position]}: detail cannot be read: {reason}")
+        for index, entry in enumerate(_change_entries(obj)):
+            rows.append(_change_row(entry, was_prepared))
+            indexes.append(index)
+            positions.append(position)
+    without_changes = events.height - len(set(positions))
+    if not rows:
         return pl.DataFrame(schema=_change_schema(events)), without_changes
-    # The element texts come from Polars' own serializer (`"key": value`), so the character after
-    # `"before": ` tells a string from a number. When a key occurs more than once in an element (a
-    # nested object with the same key), Python's parser decides that row.
-    ambiguous = (pl.col("_change").str.count_matches('"before": ', literal=True) > 1) | (
-        pl.col("_change").str.count_matches('"after": ', literal=True) > 1
-    ) | ~pl.col("_change").str.starts_with("{")
-    exploded = exploded.with_columns(ambiguous.alias("_python"))
-    fast = exploded.filter(~pl.col("_python"))
-    slow = exploded.filter(pl.col("_python"))
-    parts = []
-    if fast.height:
-        fields = _read_json_lines(fast["_change"], CHANGE_SCHEMA)
-        parts.append(
-            pl.concat([fast, fields.rename({"type": "change_type"})], how="horizontal").with_columns(
-                pl.col("_change").str.extract(r'"before": (.)').alias("_before_first"),
-                pl.col("_change").str.extract(r'"after": (.)').alias("_after_first"),
-            )
-        )
-    if slow.height:
-        parts.append(_python_fields(slow))
-    changes = pl.concat(parts, how="diagonal_relaxed").select(
-        *CHANGE_KEYS,
-        pl.col("change_index").cast(pl.Int32),
-        "change_type",
-        "action",
-        "field",
-        _json_text("before", "_before_first").alias("before"),
-        _json_text("after", "_after_first").alias("after"),
-        _scalar_text("before", "_before_first").alias("before_text"),
-        _scalar_text("after", "_after_first").alias("after_text"),
-    )
+    sides = pl.DataFrame(rows, schema={name: pl.String for name in _SIDE_COLUMNS}, orient="row")
+    changes = pl.concat([
+        with_detail.drop("detail")[positions],
+        pl.DataFrame({"change_index": pl.Series(indexes, dtype=pl.Int32)}),
+        sides,
+    ], how="horizontal").select(*CHANGE_KEYS, "change_index", *_SIDE_COLUMNS)
     return mask_changes(changes, rules), without_changes
-
-
-def _python_fields(rows: pl.DataFrame) -> pl.DataFrame:
-    """The rare elements the fast path cannot read: parse each with Python."""
-    records = []
-    for text in rows["_change"]:
-        try:
-            change = json.loads(text)
-        except json.JSONDecodeError:
-            change = text
-        if not isinstance(change, dict):  # a change entry that is not an object: keep it whole
-            change = {"after": change}
-        record = {"change_type": _str(change.get("type")), "action": _str(change.get("action")),
-                  "field": _str(change.get("field"))}
-        for side in ("before", "after"):
-            value = change.get(side)
-            encoded = json.dumps(value, ensure_ascii=False)
-            record[side] = value if isinstance(value, str) else (None if value is None else encoded)
-            record[f"_{side}_first"] = encoded[0] if side in change else None
-        records.append(record)
-    extra = pl.DataFrame(records, schema={
-        "change_type": pl.String, "action": pl.String, "field": pl.String, "before": pl.String,
-        "_before_first": pl.String, "after": pl.String, "_after_first": pl.String,
-    }, orient="row")
-    return pl.concat([rows, extra], how="horizontal")
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
 def mask_changes(changes: pl.DataFrame, rules: MaskRules) -> pl.DataFrame:
@@ -171,25 +171,51 @@ def _change_schema(events: pl.DataFrame) -> dict:
 
 
 def mask_detail(events: pl.DataFrame, rules: MaskRules) -> pl.DataFrame:
-    """Replace masked fields' before/after inside the ``detail`` JSON text (only rows that need it)."""
+    """Replace masked fields' before/after inside the ``detail`` JSON text (only rows that need it).
+
+    Everything else in the detail stays as received: its members are re-emitted as their raw JSON
+    text (a repeated key keeps its last value, the rule every reader applies)."""
     if events.height == 0:
         return events
     candidates = [e.split(".", 1)[-1] for e in rules.entries]
-    pattern = "|".join(f'"field": "{c}"' for c in candidates)
-    # Only events whose detail names a maskable field are re-encoded (with Python's json).
-    needs = events["detail"].str.contains(f"(?i){pattern}").fill_null(False) if pattern else None
+    pattern = "|".join(re.escape(c) for c in candidates)
+    # A cheap first look (a masked name appears, or escapes that could spell one); exact on the few.
+    needs = (events["detail"].str.contains(f"(?i){pattern}") | events["detail"].str.contains("\\u", literal=True)
+             ).fill_null(False) if pattern else None
     if needs is None or not needs.any():
         return events
-    def rewrite(detail: str, scope: str) -> str:
-        value = json.loads(detail)
-        for change in value.get("changes") or []:
-            if isinstance(change, dict) and rules.masks(scope, change.get("field")):
-                change["before"] = change["after"] = MASKED
-        return json.dumps(value, ensure_ascii=False)
     rows = events.with_row_index("_row").filter(needs)
-    rewritten = [rewrite(d, s) for d, s in zip(rows["detail"], rows["scope"])]
+    rewritten = [_masked_detail(d, s, rules) for d, s in zip(rows["detail"], rows["scope"])]
     fixes = pl.DataFrame({"_row": rows["_row"], "_detail": rewritten}, schema={"_row": pl.UInt32, "_detail": pl.String})
     return (
         events.with_row_index("_row").join(fixes, on="_row", how="left", maintain_order="left")
         .with_columns(pl.coalesce("_detail", "detail").alias("detail")).drop("_row", "_detail")
     )
+
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_MASKED_RAW = msgspec.Raw(MASKED_JSON.encode())
+
+
+def _masked_detail(detail: str, scope: str, rules: MaskRules) -> str:
+    readable, prepared = jsontext.prepare(detail)
+    members = _MEMBERS.decode(readable)
+    entries = members.get("changes")
+    if entries is None or jsontext.raw_kind(bytes(entries)) != "array":
+        return detail
+    changed = False
+    new_entries = []
+    for entry in _RAW_LIST.decode(bytes(entries)):
+        if jsontext.raw_kind(bytes(entry)) == "object":
+            change = _MEMBERS.decode(bytes(entry))
+            field_raw = change.get("field")
+            field_name = None if field_raw is None else jsontext.raw_text(bytes(field_raw), prepared)
+            if rules.masks(scope, field_name):
+                change["before"] = change["after"] = _MASKED_RAW
+                entry, changed = msgspec.Raw(msgspec.json.encode(change)), True
+        new_entries.append(entry)
+    if not changed:
+        return detail
+    members["changes"] = msgspec.Raw(msgspec.json.encode(new_entries))
+    text = msgspec.json.encode(members).decode()
+    return jsontext.restore(text, prepared)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import msgspec
 import polars as pl
 
-from transforms.ndjson import ndjson_buffer
-
+from transforms import jsontext
 from transforms.changes import MASKED_JSON, MaskRules, explode_changes
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_LOG, ACTIVITY_RAW, Lake
 
@@ -29,14 +29,37 @@ def raw_events_once_in_log(lake: Lake, days: list[date]) -> dict[str, int]:
     }
 
 
+class _PayloadDetail(msgspec.Struct):
+    detail: msgspec.Raw = jsontext.ABSENT
+
+
+class _ChangeList(msgspec.Struct):
+    changes: list[msgspec.Raw] | None = None
+
+
+_RawChangeList = msgspec.defstruct("_RawChangeList", [("changes", msgspec.Raw, jsontext.ABSENT)])
+_PAYLOAD_DETAIL = jsontext.decoders(_PayloadDetail)
+_CHANGE_LIST = jsontext.decoders(_ChangeList)
+_RAW_CHANGE_LIST = msgspec.json.Decoder(_RawChangeList)
+
+
 def expected_change_rows(lake: Lake, days: list[date]) -> int:
-    """Sum of len(detail.changes) over the raw payloads of the given days."""
+    """Sum of len(detail.changes) over the raw payloads of the given days (an array's length; a
+    ``changes`` that is not an array counts 0)."""
     raw = lake.read_days(ACTIVITY_RAW, days, columns=["payload"])
     if raw is None or raw.height == 0:
         return 0
-    detail = pl.read_ndjson(ndjson_buffer(raw["payload"]), schema={"detail": pl.Struct({"changes": pl.List(pl.Null)})},
-                            ignore_errors=True)
-    return int(detail["detail"].struct.field("changes").list.len().sum() or 0)
+    payloads, _, _ = jsontext.decode_many(raw["payload"], _PAYLOAD_DETAIL)
+    details = [bytes(p.detail).decode() for p in payloads
+               if p is not None and jsontext.raw_kind(bytes(p.detail)) == "object"]
+    lists, _, _ = jsontext.decode_many(pl.Series(details, dtype=pl.String), _CHANGE_LIST, _RAW_CHANGE_LIST)
+    total = 0
+    for item in lists:
+        if isinstance(item, _ChangeList):
+            total += len(item.changes or ())
+        elif item is not None and jsontext.raw_kind(bytes(item.changes)) == "array":
+            total += len(msgspec.json.decode(bytes(item.changes), type=list[msgspec.Raw]))
+    return total
 
 
 def unmasked_secrets(lake: Lake, days: list[date], rules: MaskRules) -> dict[str, int]:

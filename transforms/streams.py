@@ -16,12 +16,12 @@ Schemas: ``native`` is the enriched event (the webhook's ``data``); ``ocsf`` is 
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timezone
 from typing import Any, Iterable
 
 import polars as pl
 
+from transforms import jsontext
 from transforms.lake import ACTIVITY_LOG, Lake
 
 STREAM_LEDGER = "stream_ledger"
@@ -73,10 +73,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def native_record(row: dict[str, Any]) -> dict[str, Any]:
     """The enriched event, JSON-ready (the same shape as a webhook's ``data``)."""
-    try:
-        detail = json.loads(row["detail"]) if row.get("detail") else None
-    except ValueError:
-        detail = row.get("detail")
+    detail = jsontext.embed(row.get("detail"))  # the exact JSON text, placed as is by jsontext.encode
     user = None
     if row.get("actor_uuid") is not None or row.get("actor_email") is not None:
         user = {"uuid": row.get("actor_uuid"), "email": row.get("actor_email"), "first_name": row.get("actor_first_name"),

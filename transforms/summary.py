@@ -16,6 +16,8 @@ from functools import cache
 import jinja2
 import polars as pl
 
+from transforms import jsontext
+
 MAX_VALUE_CHARS = 40
 MAX_CHANGES_LISTED = 5
 ELLIPSIS = "…"
@@ -127,7 +129,8 @@ def change_summaries(changes: pl.DataFrame) -> pl.DataFrame:
     strings in quotes, at most five changes listed and the rest counted)."""
     def shown(side: str) -> pl.Expr:
         # JSON text, so "1" and 1 read differently; a masked value shows the bare word.
-        value = pl.when(pl.col("masked")).then(pl.lit("masked")).otherwise(pl.col(side).fill_null("null"))
+        text = pl.col(side).fill_null("null").map_batches(jsontext.readable, return_dtype=pl.String)
+        value = pl.when(pl.col("masked")).then(pl.lit("masked")).otherwise(text)
         return shorten(_printable(value))
 
     listed = pl.col("change_index").rank("ordinal").over("id") <= MAX_CHANGES_LISTED

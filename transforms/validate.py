@@ -7,32 +7,19 @@ Python fallback only ever runs on lines that are already known to be bad.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Annotated
 
+import msgspec
 import polars as pl
+
+from transforms import jsontext
 
 MAX_NAME_LENGTH = 79  # activity, scope
 MAX_ITEM_ID_LENGTH = 72
 UTF8_BOM = b"\xef\xbb\xbf"
-
-# Top-level fields read for validation and keys; everything else stays in the verbatim payload.
-# Declared as strings so Polars hands back numbers as their text and objects as JSON text.
-KEY_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "activity": pl.String(),
-    "scope": pl.String(),
-    "item_id": pl.String(),
-    "created_at": pl.String(),
-    "user": pl.String(),
-    "detail": pl.String(),
-    "is_system": pl.String(),
-    "was_impersonated": pl.String(),
-    "team_id": pl.String(),
-    "organization_id": pl.String(),
-}
 
 LINES_SCHEMA = {"line": pl.Int64, "text": pl.String}
 REJECTED_SCHEMA = {"line": pl.Int64, "text": pl.String, "quarantine_reason": pl.String}
@@ -136,125 +123,169 @@ def split_json_document(content: bytes) -> tuple[pl.DataFrame, pl.DataFrame, boo
 
 
 # ----------------------------------------------------------------------------------------------
-# Parsing JSON
+# Parsing JSON (transforms.jsontext: msgspec, exact, the same reader as every later stage)
 
 
-def _json_error(text: str) -> str | None:
-    """Why a line is not a JSON object, or None if it is one (exact messages, Python's parser)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"invalid JSON at column {exc.colno}: {exc.msg}"
-    except RecursionError:
-        return "invalid JSON: nested too deeply"
-    if not isinstance(value, dict):
-        return f"not a JSON object (found {_json_type(value)})"
-    return None
+_INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-def _json_type(value: object) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
+class _Object(msgspec.Struct, gc=False):
+    """Any JSON object (its members are skipped, not built): checks "object or null" while decoding."""
 
 
-# First try: `detail` and `user` as an empty struct. Polars then checks "object or null" while
-# parsing without turning each object back into JSON text (the costly part), and raises on any other
-# type, in which case the batch is read again with the text schema and the rules decide.
-_PLACEHOLDER_OBJECT = pl.Struct({"__object__": pl.Null})
-FAST_KEY_SCHEMA = {**KEY_SCHEMA, "user": _PLACEHOLDER_OBJECT, "detail": _PLACEHOLDER_OBJECT}
+class _FastKeys(msgspec.Struct, gc=False):
+    """The key fields when they have their usual types (the fast path)."""
+
+    id: str | None = None
+    activity: str | None = None
+    scope: str | None = None
+    item_id: str | _INT64 | None = None  # a number is coerced to its text
+    created_at: str | None = None
+    user: _Object | None = None
+    detail: _Object | None = None
+    is_system: bool | None = None
+    was_impersonated: bool | None = None
+    team_id: _INT64 | None = None
+    organization_id: str | None = None
 
 
-def _read_keys(data: bytes) -> pl.DataFrame:
-    try:
-        keys = pl.read_ndjson(io.BytesIO(data), schema=FAST_KEY_SCHEMA, infer_schema_length=None)
-    except pl.exceptions.PolarsError:
-        return pl.read_ndjson(io.BytesIO(data), schema=KEY_SCHEMA, infer_schema_length=None)
-    # The rules only need to know that an object was there.
-    return keys.with_columns(
-        pl.when(pl.col(name).is_not_null()).then(pl.lit("{}")).otherwise(None).alias(name)
-        for name in ("user", "detail")
-    )
-
-
-def _joined(texts: pl.Series) -> bytes:
-    return texts.str.join("\n").item().encode()
+KEY_FIELDS = tuple(_FastKeys.__struct_fields__)
+_RawKeys = msgspec.defstruct("_RawKeys", [(name, msgspec.Raw, jsontext.ABSENT) for name in KEY_FIELDS])
+_FAST = jsontext.decoders(_FastKeys)
+_LENIENT = msgspec.json.Decoder(_RawKeys)
+_STRINGS = ("id", "activity", "scope", "item_id", "created_at", "organization_id")
+_BOOLEANS = ("is_system", "was_impersonated")
+_OBJECTS = ("user", "detail")
+# The kind of each field's value on the fast path (a present value has its declared type).
+_FAST_KINDS = {**{n: "string" for n in _STRINGS}, **{n: "boolean" for n in _BOOLEANS}, "team_id": "number",
+               "user": "object", "detail": "object"}
+#: Parsed key columns: each field's text (a string's characters, any other value's JSON text; null
+#: when absent or null) and ``<field>_kind`` (string, number, boolean, object, array; null likewise).
+PARSED_SCHEMA = {
+    **{name: pl.String for name in KEY_FIELDS},
+    **{f"{name}_kind": pl.String for name in KEY_FIELDS},
+    "unpaired_surrogate_in": pl.String,  # the first key field whose string held an unpaired surrogate
+}
 
 
 def parse_keys(
-    lines: pl.DataFrame, content: bytes | None = None, chunk_rows: int = 4096
+    lines: pl.DataFrame, content: bytes | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Parse the key fields of each line. Returns (parsed lines + key columns, rejected lines).
 
-    ``content``: the file's bytes when they hold exactly ``lines`` (see ``split_ndjson``), read
-    directly instead of re-joining the lines. Fast path: one Polars NDJSON read of the whole file;
-    if any line is not a JSON object, it is re-read in chunks and only failing chunks are checked
-    line by line.
+    Each line is decoded by msgspec (standard JSON only: ``NaN``, ``Infinity`` and the like reject
+    their own line, with a reason), nested no deeper than ``jsontext.MAX_DEPTH``. ``content`` (the
+    file's bytes, when they hold exactly ``lines``) is not needed: the lines are read as texts.
     """
+    del content
     if lines.height == 0:
-        return lines.with_columns(pl.lit(None, dtype=t).alias(k) for k, t in KEY_SCHEMA.items()), \
+        return lines.with_columns(pl.lit(None, dtype=t).alias(k) for k, t in PARSED_SCHEMA.items()), \
             pl.DataFrame(schema=REJECTED_SCHEMA)
-    try:
-        keys = _read_keys(content if content is not None else _joined(lines["text"]))
-        if keys.height == lines.height:
-            return pl.concat([lines, keys], how="horizontal"), pl.DataFrame(schema=REJECTED_SCHEMA)
-    except pl.exceptions.PolarsError:
-        pass
-    parsed: list[pl.DataFrame] = []
-    rejected: list[tuple[int, str, str]] = []
-    for start in range(0, lines.height, chunk_rows):
-        chunk = lines.slice(start, chunk_rows)
-        try:
-            parsed.append(pl.concat([chunk, _read_keys(_joined(chunk["text"]))], how="horizontal"))
-            continue
-        except pl.exceptions.PolarsError:
-            pass
-        errors = [_json_error(t) for t in chunk["text"]]
-        good = chunk.filter(pl.Series([e is None for e in errors]))
-        rejected.extend(
-            (n, t, e) for n, t, e in zip(chunk["line"], chunk["text"], errors) if e is not None
-        )
-        if good.height:
-            try:
-                parsed.append(pl.concat([good, _read_keys(_joined(good["text"]))], how="horizontal"))
-            except pl.exceptions.PolarsError as exc:  # valid for Python, not for Polars: rare
-                rejected.extend(
-                    (n, t, f"JSON object could not be read: {exc}".splitlines()[0])
-                    for n, t in zip(good["line"], good["text"])
-                )
-    frame = pl.concat(parsed) if parsed else lines.clear().with_columns(
-        pl.lit(None, dtype=t).alias(k) for k, t in KEY_SCHEMA.items()
-    )
-    return frame, pl.DataFrame(rejected, schema=REJECTED_SCHEMA, orient="row")
+    texts = lines["text"]
+    deep = jsontext.too_deep(texts)
+    objects, reasons, prepared = jsontext.decode_many(texts, _FAST, _LENIENT)
+    for index in deep.arg_true().to_list():
+        objects[index], reasons[index] = None, f"invalid JSON: nested deeper than {jsontext.MAX_DEPTH} levels"
+    frame = _key_columns(objects, prepared)
+    failed = pl.Series("quarantine_reason", reasons, dtype=pl.String)
+    good = failed.is_null()
+    rejected = lines.filter(~good).with_columns(failed.filter(~good))
+    return pl.concat([lines, frame], how="horizontal").filter(good), rejected.select(REJECTED_SCHEMA.keys())
+
+
+def _surrogate_fields(objects: list, prepared: list[str | None]) -> list[str | None]:
+    """Per line: the first key string field that held an unpaired surrogate (a key must be exact text)."""
+    found: list[str | None] = [None] * len(objects)
+    for index in (i for i, key in enumerate(prepared) if key and objects[i] is not None):
+        found[index] = next((name for name in _STRINGS if isinstance(getattr(objects[index], name), str)
+                             and jsontext.has_surrogate(getattr(objects[index], name), prepared[index])), None)
+    return found
+
+
+def _key_columns(objects: list, prepared: list[str | None]) -> pl.DataFrame:
+    """Key columns of decoded lines: fast objects column by column, the odd (lenient) ones field by field."""
+    lenient = [i for i, o in enumerate(objects) if isinstance(o, _RawKeys)]
+    fast = [None if isinstance(o, _RawKeys) else o for o in objects] if lenient else objects
+    complete = not lenient and all(o is not None for o in objects)
+    columns = {}
+    for name in KEY_FIELDS:
+        values = jsontext.column(fast, name, complete=complete)
+        if name in _OBJECTS:
+            values = [None if v is None else "{}" for v in values]  # only presence matters here
+        dtype = pl.Boolean if name in _BOOLEANS else pl.Int64 if name == "team_id" else pl.String
+        columns[name] = pl.Series(name, values, dtype=dtype, strict=False).cast(pl.String)
+    frame = pl.DataFrame(columns).with_columns(
+        *(pl.when(pl.col(name).is_not_null()).then(pl.lit(kind)).otherwise(None).alias(f"{name}_kind")
+          for name, kind in _FAST_KINDS.items()),
+        pl.Series("unpaired_surrogate_in", _surrogate_fields(fast, prepared), dtype=pl.String),
+    ).select(PARSED_SCHEMA.keys())
+    if not lenient:
+        return frame
+    rows = []
+    for index in lenient:
+        obj, was_prepared = objects[index], prepared[index]
+        row: dict[str, object] = {"unpaired_surrogate_in": None}
+        for name in KEY_FIELDS:
+            raw = bytes(getattr(obj, name))
+            kind = jsontext.raw_kind(raw)
+            if kind == "string" and name in _STRINGS and row["unpaired_surrogate_in"] is None and \
+                    jsontext.has_surrogate(msgspec.json.decode(raw), was_prepared):
+                row["unpaired_surrogate_in"] = name
+            row[f"{name}_kind"] = None if kind == "null" else kind
+            row[name] = jsontext.raw_json(raw, was_prepared) if kind in ("object", "array") else \
+                jsontext.raw_text(raw, was_prepared)
+        rows.append(row)
+    odd = pl.DataFrame(rows, schema=PARSED_SCHEMA, orient="row")
+    patched = frame.with_row_index("_row").update(
+        odd.with_columns(pl.Series("_row", lenient, dtype=pl.UInt32)), on="_row", include_nulls=True)
+    return patched.select(frame.columns)
 
 
 # ----------------------------------------------------------------------------------------------
 # Validating fields
 
 _ZONE_SUFFIX = r"(?i)(z|[+-]\d{2}(:?\d{2})?)$"
+# ISO 8601 date-times with a zone: extended or basic format, ``T``/``t``/space between date and
+# time, minutes or seconds precision, a fraction of any length (``.`` or ``,``), ``Z`` or an offset
+# as ``±HH``, ``±HH:MM`` or ``±HHMM``.
+_ISO = (r"^(\d{4})-?(\d{2})-?(\d{2})[Tt ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?"
+        r"(?:([Zz])|([+-])(\d{2}):?(\d{2})?)$")
+_INTEGER = r"^-?(0|[1-9]\d*)$"
 
 
-CONTAINER_RULES: dict[str, tuple[str, tuple[type, ...]]] = {
-    "id": ("id must be a string", (str, int)),
-    "item_id": ("item_id must be a string or a number", (str, int, float)),
-    "organization_id": ("organization_id must be a string", (str,)),
-    "detail": ("detail must be an object or null", (dict, type(None))),
-    "user": ("user must be an object or null", (dict, type(None))),
-}
+def _iso_timestamps(created: pl.Series) -> pl.Series:
+    """ISO 8601 texts with a zone → UTC datetimes (null where a text is not one). The common RFC 3339
+    form is parsed directly; the other forms are first rewritten to it."""
+    frame = created.str.strip_chars().to_frame("text")
+    direct = frame.select(pl.col("text").str.to_datetime(format="%+", time_zone="UTC", time_unit="us",
+                                                         strict=False))["text"]
+    missed = direct.is_null() & frame["text"].is_not_null()
+    if not missed.any():
+        return direct
+    parts = frame.filter(missed).select(pl.col("text").str.extract_groups(_ISO)).unnest("text")
+    field = pl.col
+    canonical = parts.select(pl.format(
+        "{}-{}-{}T{}:{}:{}.{}{}{}:{}",
+        field("1"), field("2"), field("3"), field("4"), field("5"),
+        field("6").fill_null("00"),
+        field("7").fill_null("0").str.slice(0, 9).str.pad_end(9, "0"),
+        pl.when(field("8").is_not_null()).then(pl.lit("+")).otherwise(field("9")),
+        pl.when(field("8").is_not_null()).then(pl.lit("00")).otherwise(field("10")),
+        pl.when(field("8").is_not_null()).then(pl.lit("00")).otherwise(field("11").fill_null("00")),
+    ).str.to_datetime(format="%Y-%m-%dT%H:%M:%S%.9f%:z", time_zone="UTC", time_unit="us", strict=False)
+        .alias("ts"))["ts"]
+    values = direct.to_list()
+    for index, value in zip(missed.arg_true().to_list(), canonical.to_list()):
+        values[index] = value
+    return pl.Series("created_at", values, dtype=pl.Datetime("us", "UTC"))
 
 
 def _present(name: str) -> pl.Expr:
     return pl.col(name).is_not_null()
 
 
-def _looks_like_container(name: str) -> pl.Expr:
-    return pl.col(name).str.starts_with("{") | pl.col(name).str.starts_with("[")
+def _kind(name: str) -> pl.Expr:
+    return pl.col(f"{name}_kind")
 
 
 def validate(parsed: pl.DataFrame, settings: ValidationSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -267,10 +298,16 @@ def validate(parsed: pl.DataFrame, settings: ValidationSettings) -> tuple[pl.Dat
     now = settings.clock()
     latest = now + settings.max_future_skew
     skew = describe_duration(settings.max_future_skew)
+    # Computed once, as columns: the rules and the accepted rows refer to them.
+    parsed = parsed.with_columns(
+        _iso_timestamps(parsed["created_at"]).alias("_created_ts"),
+        pl.col("team_id").str.to_integer(strict=False).alias("_team_int"),
+    )
     created = pl.col("created_at").str.strip_chars()
-    created_ts = created.str.to_datetime(format="%+", time_zone="UTC", time_unit="us", strict=False)
+    created_ts = pl.col("_created_ts")
     created_day_text = created.str.slice(0, 10)
-    team_int = pl.col("team_id").str.to_integer(strict=False)
+    team_int = pl.col("_team_int")
+    integer_literal = pl.col("team_id").str.contains(_INTEGER)
 
     checks: list[tuple[pl.Expr, pl.Expr | str]] = []
 
@@ -279,10 +316,14 @@ def validate(parsed: pl.DataFrame, settings: ValidationSettings) -> tuple[pl.Dat
 
     for name in ("id", "activity", "scope", "created_at"):
         reject(~_present(name), f"missing required field: {name}")
+    reject(~_kind("id").is_in(["string", "number"]) | ((_kind("id") == "number") & ~pl.col("id").str.contains(_INTEGER)),
+           "id must be a string or an integer")
     reject(pl.col("id").str.strip_chars() == "", "id is empty")
     for name in ("activity", "scope"):
+        reject(_kind(name) != "string", f"{name} must be a string")
         reject(pl.col(name).str.strip_chars() == "", f"{name} is empty")
         reject(pl.col(name).str.len_chars() > MAX_NAME_LENGTH, f"{name} longer than {MAX_NAME_LENGTH} characters")
+    reject(_kind("created_at") != "string", "created_at must be a string")
     reject(~created.str.contains(_ZONE_SUFFIX), "created_at has no timezone")
     reject(
         created_ts.is_null(),
@@ -299,22 +340,22 @@ def validate(parsed: pl.DataFrame, settings: ValidationSettings) -> tuple[pl.Dat
             created_day_text, pl.lit(settings.start_date.isoformat()),
         ),
     )
+    reject(_present("item_id") & ~_kind("item_id").is_in(["string", "number"]), "item_id must be a string or a number")
     reject(pl.col("item_id").str.len_chars() > MAX_ITEM_ID_LENGTH, f"item_id longer than {MAX_ITEM_ID_LENGTH} characters")
-    for name in ("is_system", "was_impersonated"):
-        reject(_present(name) & ~pl.col(name).is_in(["true", "false"]), f"{name} must be a boolean")
-    reject(_present("team_id") & team_int.is_null(), "team_id must be an integer")
+    for name in _BOOLEANS:
+        reject(_present(name) & (_kind(name) != "boolean"), f"{name} must be a boolean")
+    reject(_present("team_id") & ((_kind("team_id") != "number") | ~integer_literal), "team_id must be an integer")
+    reject(_present("team_id") & team_int.is_null(), "team_id is out of range (a 64-bit integer)")
+    reject(_present("organization_id") & (_kind("organization_id") != "string"), "organization_id must be a string")
+    for name in _OBJECTS:
+        reject(_present(name) & (_kind(name) != "object"), f"{name} must be an object or null")
     if settings.default_team_id is None:
         reject(
             ~_present("team_id") & ~_present("organization_id"),
             "no team_id or organization_id, and ACTIVITYLOG_DEFAULT_TEAM_ID is not set",
         )
-    # Type rules Polars can only suspect (see _confirm_container_suspects); they go last so that a
-    # suspect row has passed every other rule.
-    for name, (message, _) in CONTAINER_RULES.items():
-        if name in ("detail", "user"):
-            reject(_present(name) & ~pl.col(name).str.starts_with("{"), message)
-        else:
-            reject(_looks_like_container(name), message)
+    for name in _STRINGS:  # unpaired surrogates read as U+FFFD: a key must be exact text
+        reject(pl.col("unpaired_surrogate_in") == name, f"{name} holds an unpaired UTF-16 surrogate (not text)")
 
     reason: pl.Expr = pl.lit(None, dtype=pl.String)
     for condition, message in reversed(checks):  # the first failing rule names the reason
@@ -322,7 +363,6 @@ def validate(parsed: pl.DataFrame, settings: ValidationSettings) -> tuple[pl.Dat
         reason = pl.when(condition.fill_null(False)).then(value).otherwise(reason)
 
     checked = parsed.with_columns(reason.alias("quarantine_reason"))
-    checked = _confirm_container_suspects(checked)
     rejected = checked.filter(pl.col("quarantine_reason").is_not_null()).select(REJECTED_SCHEMA.keys())
 
     default_team = settings.default_team_id
@@ -343,40 +383,3 @@ def validate(parsed: pl.DataFrame, settings: ValidationSettings) -> tuple[pl.Dat
         .then(pl.lit("project")).otherwise(pl.lit("organization")).alias("level"),
     )
     return accepted, rejected
-
-
-def _confirm_container_suspects(checked: pl.DataFrame) -> pl.DataFrame:
-    """String values that merely start with ``{``/``[`` are not containers: re-check those rows exactly.
-
-    Polars returns objects as JSON text when the schema says String, so ``"id": {"a": 1}`` and
-    ``"id": "{a"`` look alike; the handful of such rows are decided with Python's parser.
-    """
-    messages = {message for message, _ in CONTAINER_RULES.values()}
-    suspects = checked.filter(pl.col("quarantine_reason").is_in(list(messages)))
-    if suspects.height == 0:
-        return checked
-    decided: dict[int, str | None] = {}
-    for line, text in suspects.select("line", "text").iter_rows():
-        event = json.loads(text)
-        decided[line] = next(
-            (
-                message
-                for name, (message, allowed) in CONTAINER_RULES.items()
-                if name in event and not (isinstance(event[name], allowed) and not isinstance(event[name], bool))
-            ),
-            None,
-        )
-    verdicts = pl.DataFrame(
-        {"line": list(decided), "confirmed_reason": list(decided.values())},
-        schema={"line": pl.Int64, "confirmed_reason": pl.String},
-    )
-    return (
-        checked.join(verdicts, on="line", how="left", maintain_order="left")
-        .with_columns(
-            pl.when(pl.col("quarantine_reason").is_in(list(messages)))
-            .then(pl.col("confirmed_reason"))
-            .otherwise(pl.col("quarantine_reason"))
-            .alias("quarantine_reason")
-        )
-        .drop("confirmed_reason")
-    )
