@@ -146,3 +146,21 @@ def test_masking_keeps_the_rest_of_the_detail_exact(lake, landing, settings):
     assert '{"field": "f", "before": 1.50, "after": "\\ud800"}' in stored
     changes = lake.scan(ACTIVITY_CHANGES).sort("change_index").collect()
     assert changes["before"].to_list() == ['"masked"', "1.50"]
+
+
+def test_erasure_keeps_the_other_members_exact(lake, landing, settings):
+    from transforms.erasure import erase_user
+
+    detail = _change("1e999", r'"\ud800 C:\\x"')
+    _pipeline(lake, landing, settings, [_line(detail, id="mine", user={"uuid": "u-1", "email": "jane@example.com"}),
+                                        _line(detail, id="other", user={"uuid": "u-2", "email": "bob@example.com"})])
+
+    report = erase_user(lake, "jane@example.com")
+    refresh_all(lake, report.days)
+
+    log = {row["id"]: row for row in lake.scan(ACTIVITY_LOG).collect().iter_rows(named=True)}
+    assert log["mine"]["detail"] == log["other"]["detail"] == detail
+    assert log["mine"]["actor_email"] is None and log["other"]["actor_email"] == "bob@example.com"
+    payload = lake.scan(ACTIVITY_RAW).filter(pl.col("id") == "mine").collect()["payload"].item()
+    assert "jane" not in payload.lower(), payload
+    assert "\"detail\":" + detail in payload  # the member re-emitted, its text exact

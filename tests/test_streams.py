@@ -18,6 +18,7 @@ from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_LOG
 from transforms.refresh import refresh_all
 from transforms.streams import STREAM_LEDGER, ocsf_record
+from transforms import jsontext
 from transforms.validate import ValidationSettings
 
 FAST = RetryPolicy(max_attempts=2, backoff_base=0.01)
@@ -198,7 +199,9 @@ def test_ocsf_api_activity_shape():
     assert record["api"]["operation"] == "FeatureFlag.deleted" and record["src_endpoint"] == {"ip": "203.0.113.7"}
     assert record["resources"] == [{"uid": "42", "type": "FeatureFlag", "name": "f"}]
     assert record["time"] == 1704844800000 and record["metadata"]["product"]["name"] == "activitylog"
-    assert record["unmapped"]["detail"] == {"name": "f"} and record["unmapped"]["project_id"] == 1
+    assert json.loads(jsontext.encode(record))["unmapped"]["detail"] == {"name": "f"}
+    assert bytes(record["unmapped"]["detail"]) == b'{"name": "f"}'  # the stored text, embedded as it is
+    assert record["unmapped"]["project_id"] == 1
     assert ocsf_record({**row, "activity": "created"})["activity_id"] == 1
     assert ocsf_record({**row, "activity": "merged"})["activity_id"] == 99
     assert cef({"scope": "A|B", "activity": "x", "summary": "a=b\nc"}).startswith("CEF:0|PostHog|activitylog|1.0|A\\|B.x|a=b c|3|")

@@ -22,7 +22,6 @@ erase; the notification and stream ledgers hold event ids only.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import polars as pl
 
+from transforms import jsontext
 from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_QUARANTINE, ACTIVITY_RAW, Lake
 
 ERASED_NAME = "Erased user"
@@ -73,13 +73,16 @@ def _replace_emails(text: str, pseudonym: str, emails: set[str]) -> str:
     return text
 
 
-def _scrub_payload(text: str, pseudonym: str, emails: set[str]) -> str:
-    payload = json.loads(text)
-    payload["user"] = {"uuid": pseudonym, "first_name": ERASED_NAME}
-    if "ip_address" in payload:
-        payload["ip_address"] = None
+def _scrub_payload(text: str, pseudonym: str, emails: set[str], own: bool = True) -> str:
+    """The payload without the actor's personal data (``own``: it is their event) and with their email
+    replaced wherever else it appears. The other members keep their exact JSON text."""
+    if own:
+        text = jsontext.replace_members(text, {
+            "user": {"uuid": pseudonym, "first_name": ERASED_NAME},
+            **({"ip_address": None} if jsontext.has_member(text, "ip_address") else {}),
+        })
     # The email elsewhere in the event too (a membership change, an invite).
-    return _replace_emails(json.dumps(payload, ensure_ascii=False), pseudonym, emails)
+    return _replace_emails(text, pseudonym, emails)
 
 
 def erase_user(lake: Lake, user: str) -> ErasureReport:

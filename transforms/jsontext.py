@@ -427,3 +427,26 @@ def loads_shown(text: str) -> Any:
     """A stored JSON text decoded for people: :func:`loads`, then :func:`shown` where it is needed."""
     value = json.loads(text)
     return shown(value) if "\\u" in text else value
+
+
+# ----------------------------------------------------------------------------------------------
+# Rewriting members of an object
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def has_member(text: str, name: str) -> bool:
+    """Whether a JSON object text has a top-level member ``name``."""
+    readable, _ = prepare(text)
+    return name in _MEMBERS.decode(readable)
+
+
+def replace_members(text: str, values: dict[str, Any]) -> str:
+    """A JSON object text with top-level members set to new values (Python values, encoded). Every
+    other member keeps its exact JSON text; a repeated key keeps its last value (the rule every
+    reader applies); spacing between members is not kept."""
+    readable, key = prepare(text)
+    members = _MEMBERS.decode(readable)
+    for name, value in values.items():
+        members[name] = msgspec.Raw(msgspec.json.encode(value))
+    return restore(msgspec.json.encode(members).decode(), key)
