@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import msgspec
 import polars as pl
@@ -57,7 +58,7 @@ class MaskRules:
         )
 
 
-class _Change(msgspec.Struct):
+class _Change(msgspec.Struct, gc=False):
     type: str | None = None
     action: str | None = None
     field: str | None = None
@@ -65,12 +66,12 @@ class _Change(msgspec.Struct):
     after: msgspec.Raw = ABSENT
 
 
-class _Changes(msgspec.Struct):
+class _Changes(msgspec.Struct, gc=False):
     changes: list[_Change] | None = None
 
 
-_RawChange = msgspec.defstruct("_RawChange", [(n, msgspec.Raw, ABSENT) for n in _Change.__struct_fields__])
-_RawChanges = msgspec.defstruct("_RawChanges", [("changes", msgspec.Raw, ABSENT)])
+_RawChange = msgspec.defstruct("_RawChange", [(n, msgspec.Raw, ABSENT) for n in _Change.__struct_fields__], gc=False)
+_RawChanges = msgspec.defstruct("_RawChanges", [("changes", msgspec.Raw, ABSENT)], gc=False)
 _CHANGES = jsontext.decoders(_Changes)
 _RAW_CHANGES = msgspec.json.Decoder(_RawChanges)
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
@@ -128,29 +129,82 @@ def _change_row(entry: object, prepared: str | None) -> tuple:
 
 
 def explode_changes(events: pl.DataFrame, rules: MaskRules = MaskRules()) -> tuple[pl.DataFrame, int]:
-    """One row per entry of ``detail.changes`` of each event. Returns (changes, events without changes)."""
+    """One row per entry of ``detail.changes`` of each event. Returns (changes, events without changes).
+
+    The usual entry (an object whose type/action/field are strings or null) is read column by column:
+    its ``before``/``after`` raw texts become the JSON columns as they are, and the plain-text columns
+    follow from them with Polars. Other entries, and details that held unpaired surrogates, are read
+    one by one."""
     with_detail = events.filter(pl.col("detail").is_not_null()).select(CHANGE_KEYS + ["detail"])
     if with_detail.height == 0:
         return pl.DataFrame(schema=_change_schema(events)), events.height
     objects, reasons, prepared = jsontext.decode_many(with_detail["detail"], _CHANGES, _RAW_CHANGES)
-    rows, indexes, positions = [], [], []
-    for position, (obj, reason, was_prepared) in enumerate(zip(objects, reasons, prepared)):
+    fast, positions, indexes = [], [], []
+    odd_rows, odd_positions, odd_indexes = [], [], []
+    for position, (obj, reason, key) in enumerate(zip(objects, reasons, prepared)):
         if obj is None:
             raise ValueError(f"event {with_detail['id'][position]}: detail cannot be read: {reason}")
         for index, entry in enumerate(_change_entries(obj)):
-            rows.append(_change_row(entry, was_prepared))
-            indexes.append(index)
-            positions.append(position)
-    without_changes = events.height - len(set(positions))
-    if not rows:
+            if key is None and isinstance(entry, _Change):
+                fast.append(entry)
+                positions.append(position)
+                indexes.append(index)
+            else:
+                odd_rows.append(_change_row(entry, key))
+                odd_positions.append(position)
+                odd_indexes.append(index)
+    without_changes = events.height - len(set(positions) | set(odd_positions))
+    parts = []
+    if fast:
+        parts.append(_fast_sides(fast).with_columns(_position=pl.Series(positions, dtype=pl.UInt32),
+                                                    change_index=pl.Series(indexes, dtype=pl.Int32)))
+    if odd_rows:
+        parts.append(pl.DataFrame(odd_rows, schema={name: pl.String for name in _SIDE_COLUMNS}, orient="row")
+                     .with_columns(_position=pl.Series(odd_positions, dtype=pl.UInt32),
+                                   change_index=pl.Series(odd_indexes, dtype=pl.Int32)))
+    if not parts:
         return pl.DataFrame(schema=_change_schema(events)), without_changes
-    sides = pl.DataFrame(rows, schema={name: pl.String for name in _SIDE_COLUMNS}, orient="row")
+    sides = pl.concat(parts).sort("_position", "change_index")
     changes = pl.concat([
-        with_detail.drop("detail")[positions],
-        pl.DataFrame({"change_index": pl.Series(indexes, dtype=pl.Int32)}),
-        sides,
+        with_detail.drop("detail")[sides["_position"]],
+        sides.drop("_position"),
     ], how="horizontal").select(*CHANGE_KEYS, "change_index", *_SIDE_COLUMNS)
     return mask_changes(changes, rules), without_changes
+
+
+def _fast_sides(entries: list[_Change]) -> pl.DataFrame:
+    """The side columns of usual entries, vectorized from their raw before/after texts."""
+    frame = pl.DataFrame({
+        "change_type": pl.Series(list(map(attrgetter("type"), entries)), dtype=pl.String),
+        "action": pl.Series(list(map(attrgetter("action"), entries)), dtype=pl.String),
+        "field": pl.Series(list(map(attrgetter("field"), entries)), dtype=pl.String),
+        "before": pl.Series([bytes(r) for r in map(attrgetter("before"), entries)], dtype=pl.Binary),
+        "after": pl.Series([bytes(r) for r in map(attrgetter("after"), entries)], dtype=pl.Binary),
+    }).with_columns(pl.col("before", "after").cast(pl.String))
+    frame = frame.with_columns(
+        # An absent value is JSON null.
+        pl.when(pl.col(side) == "").then(pl.lit("null")).otherwise(pl.col(side)).alias(side)
+        for side in ("before", "after"))
+    texts = {side: _plain_text(frame[side]) for side in ("before", "after")}
+    return frame.with_columns(texts["before"].alias("before_text"), texts["after"].alias("after_text"))
+
+
+def _plain_text(json_texts: pl.Series) -> pl.Series:
+    """A scalar's plain text from its JSON text: a string's characters, a number's or boolean's JSON
+    text; null for null, objects and arrays."""
+    first = json_texts.str.slice(0, 1)
+    string = first == '"'
+    escaped = string & json_texts.str.contains("\\", literal=True)
+    plain = (pl.select(
+        pl.when(pl.lit(first).is_in(["{", "[", "n"])).then(None)
+        .when(pl.lit(string)).then(pl.lit(json_texts).str.slice(1, pl.lit(json_texts).str.len_bytes() - 2))
+        .otherwise(pl.lit(json_texts)).alias("text"))["text"])
+    if escaped.any():  # strings with escapes: decoded exactly, one by one
+        values = plain.to_list()
+        for index in escaped.arg_true().to_list():
+            values[index] = msgspec.json.decode(json_texts[index])
+        plain = pl.Series(values, dtype=pl.String)
+    return plain
 
 
 def mask_changes(changes: pl.DataFrame, rules: MaskRules) -> pl.DataFrame:

@@ -29,15 +29,15 @@ def raw_events_once_in_log(lake: Lake, days: list[date]) -> dict[str, int]:
     }
 
 
-class _PayloadDetail(msgspec.Struct):
+class _PayloadDetail(msgspec.Struct, gc=False):
     detail: msgspec.Raw = jsontext.ABSENT
 
 
-class _ChangeList(msgspec.Struct):
+class _ChangeList(msgspec.Struct, gc=False):
     changes: list[msgspec.Raw] | None = None
 
 
-_RawChangeList = msgspec.defstruct("_RawChangeList", [("changes", msgspec.Raw, jsontext.ABSENT)])
+_RawChangeList = msgspec.defstruct("_RawChangeList", [("changes", msgspec.Raw, jsontext.ABSENT)], gc=False)
 _PAYLOAD_DETAIL = jsontext.decoders(_PayloadDetail)
 _CHANGE_LIST = jsontext.decoders(_ChangeList)
 _RAW_CHANGE_LIST = msgspec.json.Decoder(_RawChangeList)

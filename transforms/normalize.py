@@ -23,7 +23,7 @@ EVENT_COLUMNS = [
 ]
 
 
-class _User(msgspec.Struct):
+class _User(msgspec.Struct, gc=False):
     id: int | str | None = None
     uuid: str | None = None
     email: str | None = None
@@ -31,7 +31,7 @@ class _User(msgspec.Struct):
     last_name: str | None = None
 
 
-class _Payload(msgspec.Struct):
+class _Payload(msgspec.Struct, gc=False):
     user: _User | None = None
     detail: msgspec.Raw = ABSENT
     is_system: bool | None = None
@@ -40,11 +40,11 @@ class _Payload(msgspec.Struct):
     ip_address: str | None = None
 
 
-class _Trigger(msgspec.Struct):
+class _Trigger(msgspec.Struct, gc=False):
     job_type: str | None = None
 
 
-class _DetailFields(msgspec.Struct):
+class _DetailFields(msgspec.Struct, gc=False):
     name: str | None = None
     short_id: str | None = None
     type: str | None = None
@@ -53,7 +53,8 @@ class _DetailFields(msgspec.Struct):
 
 def _raw_twin(struct: type) -> type:
     """The same fields, each as a raw value: decodes whatever types the values have."""
-    return msgspec.defstruct(f"_Raw{struct.__name__}", [(n, msgspec.Raw, ABSENT) for n in struct.__struct_fields__])
+    return msgspec.defstruct(f"_Raw{struct.__name__}", [(n, msgspec.Raw, ABSENT) for n in struct.__struct_fields__],
+                             gc=False)
 
 
 _RawUser, _RawPayload, _RawTrigger, _RawDetailFields = (_raw_twin(s) for s in (_User, _Payload, _Trigger, _DetailFields))

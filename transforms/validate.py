@@ -150,7 +150,7 @@ class _FastKeys(msgspec.Struct, gc=False):
 
 
 KEY_FIELDS = tuple(_FastKeys.__struct_fields__)
-_RawKeys = msgspec.defstruct("_RawKeys", [(name, msgspec.Raw, jsontext.ABSENT) for name in KEY_FIELDS])
+_RawKeys = msgspec.defstruct("_RawKeys", [(name, msgspec.Raw, jsontext.ABSENT) for name in KEY_FIELDS], gc=False)
 _FAST = jsontext.decoders(_FastKeys)
 _LENIENT = msgspec.json.Decoder(_RawKeys)
 _STRINGS = ("id", "activity", "scope", "item_id", "created_at", "organization_id")
