@@ -305,30 +305,39 @@ def _new_events(lake: Lake, accepted_frames: list[pl.DataFrame],
     else the first in file/line order) byte for byte or as a JSON value (key order, spacing and number
     spelling aside: ``1.50`` is ``1.5``, ``1`` is ``1.0``, ``true`` is not ``1``); otherwise it is
     quarantined and the first occurrence stays. Stored ids are looked up on every day: the same id with
-    another ``created_at`` (so on another day) is other content. Only the colliding ids' payloads are read.
+    another ``created_at`` (so on another day) is other content. Payloads are compared by hash and
+    length first; only those that differ are read in full and parsed.
     """
     if not accepted_frames:
         return pl.DataFrame(schema={"day": pl.Date}), {}, pl.DataFrame(schema=QUARANTINE_SCHEMA)
     accepted = pl.concat(accepted_frames)
     # Duplicates within the batch: the first occurrence in file/line order is the reference.
-    accepted = accepted.with_columns(pl.col("id").is_first_distinct().alias("_first"))
-    stored = _stored_payloads(lake, accepted["id"].unique())
-    reference = accepted.filter(pl.col("_first")).select("id", pl.col("payload").alias("_reference"))
-    if stored.height:
-        reference = reference.join(stored, on="id", how="left").select(
-            "id", pl.coalesce("_stored", "_reference").alias("_reference"), pl.col("_stored").is_not_null())
-    else:
-        reference = reference.with_columns(pl.lit(False).alias("_stored"))
+    accepted = accepted.with_columns(pl.col("id").is_first_distinct().alias("_first"),
+                                     pl.col("payload").hash().alias("_hash"),
+                                     pl.col("payload").str.len_bytes().alias("_len"))
+    stored = _stored_hashes(lake, accepted["id"].unique())
+    reference = accepted.filter(pl.col("_first")).select("id", pl.col("_hash").alias("_ref_hash"),
+                                                         pl.col("_len").alias("_ref_len"))
+    reference = reference.join(stored, on="id", how="left").select(
+        "id", pl.coalesce("_stored_hash", "_ref_hash").alias("_ref_hash"),
+        pl.coalesce("_stored_len", "_ref_len").alias("_ref_len"), pl.col("_stored_day").is_not_null().alias("_stored"))
     accepted = accepted.join(reference, on="id", how="left", maintain_order="left").with_columns(
-        (pl.col("_first") & ~pl.col("_stored")).alias("_first"))
-    # Not the first occurrence: byte-identical (vectorized), else compared as JSON (the few that differ).
-    accepted = accepted.with_row_index("_row").with_columns(
-        (~pl.col("_first") & (pl.col("payload") != pl.col("_reference"))).alias("_conflict"))
-    differ = accepted.filter(pl.col("_conflict")).select("_row", "payload", "_reference", "_stored")
+        (pl.col("_first") & ~pl.col("_stored")).alias("_first")).with_row_index("_row")
+    # Not the first occurrence and not byte-identical to it (by hash and length): compared as JSON.
+    accepted = accepted.with_columns((~pl.col("_first") & ((pl.col("_hash") != pl.col("_ref_hash"))
+                                                           | (pl.col("_len") != pl.col("_ref_len")))).alias("_conflict"))
+    differ = accepted.filter(pl.col("_conflict")).select("_row", "id", "payload", "_stored")
     if differ.height:
+        texts = pl.concat([
+            _stored_texts(lake, stored.join(differ.filter("_stored").select("id"), on="id", how="semi")),
+            accepted.filter(pl.col("_first")).select("id", pl.col("payload").alias("_reference"))
+            .join(differ.filter(~pl.col("_stored")).select("id"), on="id", how="semi"),
+        ])
+        differ = differ.join(texts, on="id", how="left")
         same = [_same_event(*row) for row in differ.select("payload", "_reference", "_stored").iter_rows()]
-        equal_rows = differ.filter(pl.Series(same, dtype=pl.Boolean))["_row"]
-        accepted = accepted.with_columns(pl.col("_conflict") & ~pl.col("_row").is_in(equal_rows))
+        equal = differ.filter(pl.Series(same, dtype=pl.Boolean)).select("_row", pl.lit(True).alias("_equal"))
+        accepted = accepted.join(equal, on="_row", how="left", maintain_order="left").with_columns(
+            pl.col("_conflict") & pl.col("_equal").is_null())
     fresh = accepted.filter(pl.col("_first")).select(RAW_COLUMNS)
     per_file = accepted.group_by("source").agg(
         pl.col("_first").sum().alias("accepted"),
@@ -342,19 +351,35 @@ def _new_events(lake: Lake, accepted_frames: list[pl.DataFrame],
     return fresh, {row["source"]: row for row in per_file.iter_rows(named=True)}, conflicts
 
 
-def _stored_payloads(lake: Lake, ids: pl.Series) -> pl.DataFrame:
-    """``id, _stored`` (the stored payload) of the given ids that ``activity_raw`` holds, on any day:
-    a semi-join on the id column over the whole table, then the payloads of the matching days only."""
+def _stored_hashes(lake: Lake, ids: pl.Series) -> pl.DataFrame:
+    """``id, _stored_day, _stored_hash, _stored_len`` of the given ids that ``activity_raw`` holds, on
+    any day: a semi-join on the id column over the whole table, then the payloads of the matching days
+    only, hashed as they are read (a re-sent batch does not hold its stored copy in memory)."""
+    schema = {"id": pl.String, "_stored_day": pl.Date, "_stored_hash": pl.UInt64, "_stored_len": pl.UInt32}
     raw = lake.scan(ACTIVITY_RAW)
     if raw is None:
-        return pl.DataFrame(schema={"id": pl.String, "_stored": pl.String})
-    hits = raw.select("id", "day").filter(pl.col("id").is_in(ids)).collect()
+        return pl.DataFrame(schema=schema)
+    # A join, not ``is_in``: Polars pushes an ``is_in`` filter into every file's scan (seconds for 100k ids).
+    hits = raw.select("id", "day").join(pl.LazyFrame({"id": ids}), on="id", how="semi").collect()
     if hits.height == 0:
-        return pl.DataFrame(schema={"id": pl.String, "_stored": pl.String})
-    days = hits["day"].unique()
-    return (raw.filter(pl.col("day").is_in(days) & pl.col("id").is_in(hits["id"].unique()))
-            .select("id", pl.col("payload").alias("_stored")).collect()
-            .unique("id", keep="first", maintain_order=True))
+        return pl.DataFrame(schema=schema)
+    # Hashed in the scan, before the join: the payloads are never held in memory.
+    return (raw.filter(pl.col("day").is_in(hits["day"].unique().to_list()))
+            .select("id", pl.col("day").alias("_stored_day"), pl.col("payload").hash().alias("_stored_hash"),
+                    pl.col("payload").str.len_bytes().alias("_stored_len"))
+            .join(hits.lazy().rename({"day": "_stored_day"}), on=["id", "_stored_day"], how="semi")
+            .collect().unique("id", keep="first", maintain_order=True).cast(schema))  # type: ignore[arg-type]
+
+
+def _stored_texts(lake: Lake, stored: pl.DataFrame) -> pl.DataFrame:
+    """``id, _reference``: the stored payloads of ``stored`` (``id, _stored_day``) rows."""
+    if stored.height == 0:
+        return pl.DataFrame(schema={"id": pl.String, "_reference": pl.String})
+    keys = stored.select("id", pl.col("_stored_day").alias("day"))
+    return (lake.scan(ACTIVITY_RAW).filter(pl.col("day").is_in(keys["day"].unique().to_list()))
+            .join(keys.lazy(), on=["id", "day"], how="semi")
+            .select("id", pl.col("payload").cast(pl.String).alias("_reference"))
+            .collect().unique("id", keep="first", maintain_order=True))
 
 
 def _same_event(payload: str, reference: str, erased_ok: bool) -> bool:

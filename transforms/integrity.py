@@ -313,6 +313,13 @@ def _filesystem(lake: Lake):
 
 
 def _log_problem(lake: Lake, name: str) -> tuple[bool, Problem | None]:
+    """:func:`_check_log`, once more when it finds a problem: a concurrent checkpoint may have cleaned
+    up old commits between the listing and the reading of them."""
+    found = _check_log(lake, name)
+    return found if found[1] is None else _check_log(lake, name)
+
+
+def _check_log(lake: Lake, name: str) -> tuple[bool, Problem | None]:
     """``(exists, problem)``: whether the table exists, and what is wrong with its Delta log, checked
     from the listing before delta-rs reads it. delta-rs reads the newest checkpoint and every commit
     after it; those must be there, contiguous, and each line of each commit a JSON object. (A deleted
