@@ -384,21 +384,24 @@ def _stored_texts(lake: Lake, stored: pl.DataFrame) -> pl.DataFrame:
 
 def _same_event(payload: str, reference: str, erased_ok: bool) -> bool:
     """Equal as JSON values: key order and spacing aside, numbers by exact decimal value (``1.50`` is
-    ``1.5``, ``1`` is ``1.0``), booleans apart from numbers (``true`` is not ``1``). A stored event that
-    an erasure rewrote (``transforms.erasure``: it names an ``erased-…`` pseudonym) counts as the same
-    event: a copy of the original line is a duplicate, never quarantined (its raw text would bring the
-    erased personal data back)."""
+    ``1.5``, ``1`` is ``1.0``, ``0.1`` is not ``0.10000000000000001``), booleans apart from numbers
+    (``true`` is not ``1``). A stored event that an erasure rewrote (``transforms.erasure``: it names an
+    ``erased-…`` pseudonym) counts as the same event: a copy of the original line is a duplicate, never
+    quarantined (its raw text would bring the erased personal data back)."""
     import json
     import re
     from decimal import Decimal
 
     if erased_ok and re.search(r"erased-[0-9a-f]{16}", reference):
         return True
+    floats: list[bool] = []
 
     def same(left: object, right: object) -> bool:
         if isinstance(left, bool) or isinstance(right, bool) or left is None or right is None:
             return type(left) is type(right) and left == right
-        if isinstance(left, (int, Decimal)) and isinstance(right, (int, Decimal)):
+        if isinstance(left, (int, float, Decimal)) and isinstance(right, (int, float, Decimal)):
+            if isinstance(left, float) or isinstance(right, float):
+                floats.append(True)
             return left == right
         if isinstance(left, dict) and isinstance(right, dict):
             return left.keys() == right.keys() and all(same(left[key], right[key]) for key in left)
@@ -406,11 +409,14 @@ def _same_event(payload: str, reference: str, erased_ok: bool) -> bool:
             return len(left) == len(right) and all(same(a, b) for a, b in zip(left, right))
         return type(left) is type(right) and left == right
 
-    try:
-        left, right = json.loads(payload, parse_float=Decimal), json.loads(reference, parse_float=Decimal)
+    try:  # floats first (fast): values that differ as floats differ as decimals too
+        if not same(json.loads(payload), json.loads(reference)):
+            return False
+        if not floats:
+            return True
+        return same(json.loads(payload, parse_float=Decimal), json.loads(reference, parse_float=Decimal))
     except ValueError:
         return False
-    return same(left, right)
 
 
 def _append_quarantine(lake: Lake, rejected: pl.DataFrame) -> None:
