@@ -615,15 +615,17 @@ def _verify_export(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from transforms.integrity import ACTIVITY_DIGESTS, verify
-    from transforms.lake import Lake
+    from transforms.integrity import ACTIVITY_DIGESTS, table_on_storage, verify
+    from transforms.lake import Lake, is_remote
 
     try:
         days = [date.fromisoformat(d) for d in args.day] or None
     except ValueError as exc:
         raise UsageError(f"--day: {exc}") from None
     lake = Lake.at(_settings().lake)
-    if not lake.exists(ACTIVITY_DIGESTS):
+    if not is_remote(lake.root) and not Path(lake.root).is_dir():
+        raise UsageError(f"no lake at {lake.root}: the directory does not exist")
+    if not table_on_storage(lake, ACTIVITY_DIGESTS):
         raise CommandFailure(f"no activity_digests table in {lake.root}: run `activitylog ingest` first")
     started = time.monotonic()
     report = verify(lake, days)
@@ -634,6 +636,9 @@ def _verify(args: argparse.Namespace) -> int:
     for problem in sorted(report.problems, key=lambda p: (p.day or date.min, p.kind)):
         print(f"TAMPERED {problem}")
     first = report.first()
+    if first.table:  # a damaged table or file: named with its table (and day, when it has one)
+        where = " ".join(x for x in (first.table, first.day and first.day.isoformat()) if x)
+        raise CommandFailure(f"integrity chain broken: {where}: {first.kind}")
     raise CommandFailure(f"integrity chain broken: first bad day {first.day}: {first.kind}")
 
 

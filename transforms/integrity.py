@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Iterable
@@ -152,9 +154,12 @@ class Problem:
     day: date | None
     kind: str
     detail: str
+    #: The table a damaged file or log belongs to (None for a disagreement between the data and the chain).
+    table: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.day or '-'}: {self.kind}: {self.detail}"
+        where = " ".join(x for x in (self.table, self.day.isoformat() if self.day else None) if x) or "-"
+        return f"{where}: {self.kind}: {self.detail}"
 
 
 @dataclass
@@ -173,13 +178,34 @@ class VerifyReport:
 
 
 def verify(lake: Lake, days: Iterable[date] | None = None) -> VerifyReport:
-    """Recompute the chain (every day, or only ``days`` plus every link) against ``activity_raw``."""
-    from transforms.refresh import day_batches
+    """Recompute the chain (every day, or only ``days`` plus every link) against ``activity_raw``.
 
+    Damage is evidence too, never a crash: a Delta log that cannot be read (a commit missing, empty or
+    not JSON, a checkpoint gone) is one problem naming the table; a data file that is missing, has
+    another size than its log entry or does not decode is one problem naming the table, the day (for
+    ``activity_raw``) and the file. With the chain itself unreadable, the days are not compared with it
+    (every day would differ) but ``activity_raw``'s files are still checked.
+    """
     report = VerifyReport()
     lake.forget(ACTIVITY_RAW)
     lake.forget(ACTIVITY_DIGESTS)
-    rows = digests(lake)
+    digest_files, problem = _live_files(lake, ACTIVITY_DIGESTS)
+    rows = pl.DataFrame(schema=DIGEST_SCHEMA)
+    if problem is None and digest_files is not None:
+        frames, broken = _read_files(lake, ACTIVITY_DIGESTS, digest_files, list(DIGEST_SCHEMA))
+        problem = broken[0] if broken else None
+        if frames:
+            rows = pl.concat(frames, how="vertical_relaxed").cast(DIGEST_SCHEMA)  # type: ignore[arg-type]
+    raw_files, raw_problem = _live_files(lake, ACTIVITY_RAW)
+    if problem is not None:  # without the whole chain, comparing days to it would only add noise
+        report.problems.append(problem)
+        if raw_problem is not None:
+            report.problems.append(raw_problem)
+        elif raw_files is not None:  # still name activity_raw's broken files
+            for batch in _day_batches(raw_files, sorted(set(raw_files["day"].to_list()))):
+                report.problems.extend(_read_files(lake, ACTIVITY_RAW, raw_files.filter(pl.col("day").is_in(batch)),
+                                                   ["id"])[1])
+        return report
     report.digest_rows = rows.height
     known_digests: set[str] = set()
     # Every digest row: its digest recomputes, its signature holds, its link names an earlier digest.
@@ -197,26 +223,29 @@ def verify(lake: Lake, days: Iterable[date] | None = None) -> VerifyReport:
         known_digests.add(row["digest"])
     # Every day: the data recomputes to the latest digest.
     current = {row["day"]: row for row in latest(rows).iter_rows(named=True)} if rows.height else {}
-    raw_days = lake.days(ACTIVITY_RAW)
+    if raw_problem is not None:
+        report.problems.append(raw_problem)
+        return report
+    if raw_files is None:  # no activity_raw at all
+        covered = [row for row in current.values() if not row["expired"] and row["events"]]
+        if covered:
+            report.problems.append(Problem(None, "table missing", f"there is no activity_raw table; the digests "
+                                           f"cover {sum(r['events'] for r in covered):,} events over "
+                                           f"{len(covered)} days", table=ACTIVITY_RAW))
+            return report
+        raw_files = _NO_FILES
+    raw_days = sorted(set(raw_files["day"].to_list()))
     wanted = set(days) if days is not None else set(raw_days) | set(current)
     for day in sorted(set(raw_days) - set(current)):
         if day in wanted:
-            report.problems.append(Problem(day, "day inserted", "activity_raw holds a day that has no digest"))
-    unreadable: set[date] = set()
-    for batch in day_batches(lake, ACTIVITY_RAW, sorted(wanted & set(raw_days))):
-        hashes: dict[date, tuple[str, int]] = {}
-        try:
-            raw = lake.read_days(ACTIVITY_RAW, batch, columns=["day", "id", "payload"])
-            hashes = day_hashes(raw) if raw is not None and raw.height else {}
-        except Exception:  # noqa: BLE001 - a file changed behind the log's back may not read: find which day
-            for day in batch:
-                try:
-                    raw = lake.read_days(ACTIVITY_RAW, [day], columns=["day", "id", "payload"])
-                    hashes.update(day_hashes(raw) if raw is not None and raw.height else {})
-                except Exception as exc:  # noqa: BLE001 - evidence, not a crash
-                    unreadable.add(day)
-                    report.problems.append(Problem(day, "data file unreadable",
-                                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"))
+            report.problems.append(Problem(day, "day inserted",
+                                           "activity_raw holds a day that has no digest in activity_digests"))
+    sizes = _stored_sizes(lake, ACTIVITY_RAW)
+    for batch in _day_batches(raw_files, sorted(wanted & set(raw_days))):
+        raw, broken = _read_days(lake, raw_files.filter(pl.col("day").is_in(batch)), sizes)
+        report.problems.extend(broken)
+        unreadable = {p.day for p in broken}
+        hashes = day_hashes(raw) if raw is not None and raw.height else {}
         for day in batch:
             if day in unreadable:
                 continue
@@ -240,3 +269,282 @@ def verify(lake: Lake, days: Iterable[date] | None = None) -> VerifyReport:
             report.problems.append(Problem(day, "day removed",
                                            f"activity_raw has no rows for it; its digest covers {expected['events']}"))
     return report
+
+
+# ------------------------------------------------------------------------------------------------
+# verify's readers: a damaged table is a named problem, never an exception
+
+_NO_FILES = pl.DataFrame(schema={"path": pl.String, "size": pl.Int64, "rows": pl.Int64, "day": pl.Date})
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?(?:\.[^.]+)?\.(?:parquet|json)$")
+
+
+def _guarded(call):
+    """``(value, None)``, or ``(None, "Type: first line")`` for any failure, including a Rust panic in
+    delta-rs or Polars: ``pyo3_runtime.PanicException`` derives from BaseException, not Exception (each
+    extension module has its own such class, so it is recognised by name)."""
+    try:
+        return call(), None
+    except Exception as exc:  # noqa: BLE001 - evidence, not a crash
+        return None, _first_line(exc)
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        return None, _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {line[:200]}"
+
+
+def _filesystem(lake: Lake):
+    """A pyarrow filesystem for the lake and the lake root's path on it."""
+    import pyarrow.fs as pafs
+
+    from transforms.lake import is_remote
+
+    if is_remote(lake.root):
+        from transforms.landing import _s3_filesystem
+
+        return _s3_filesystem(), lake.root.split("://", 1)[1]
+    return pafs.LocalFileSystem(), lake.root
+
+
+def _log_problem(lake: Lake, name: str) -> tuple[bool, Problem | None]:
+    """:func:`_check_log`, once more when it finds a problem: a concurrent checkpoint may have cleaned
+    up old commits between the listing and the reading of them."""
+    found = _check_log(lake, name)
+    return found if found[1] is None else _check_log(lake, name)
+
+
+def _check_log(lake: Lake, name: str) -> tuple[bool, Problem | None]:
+    """``(exists, problem)``: whether the table exists, and what is wrong with its Delta log, checked
+    from the listing before delta-rs reads it. delta-rs reads the newest checkpoint and every commit
+    after it; those must be there, contiguous, and each line of each commit a JSON object. (A deleted
+    *newest* commit leaves a valid older version: the chain then finds the days it changed.)"""
+    import pyarrow.fs as pafs
+
+    def damaged(detail: str) -> tuple[bool, Problem]:
+        return True, Problem(None, "Delta log damaged", detail, table=name)
+
+    fs, root = _filesystem(lake)
+    table_dir, log_dir = f"{root}/{name}", f"{root}/{name}/_delta_log"
+    infos, error = _guarded(lambda: fs.get_file_info([table_dir, log_dir]))
+    if error:
+        return True, Problem(None, "table unreadable", error, table=name)
+    if infos[0].type == pafs.FileType.NotFound:
+        return False, None
+    if infos[1].type != pafs.FileType.Directory:
+        others, _ = _guarded(lambda: fs.get_file_info(pafs.FileSelector(table_dir, recursive=True)))
+        if not others:
+            return False, None  # an empty directory: no table was ever written there
+        return damaged(f"_delta_log is missing ({sum(i.is_file for i in others):,} files without a log)")
+    entries, error = _guarded(lambda: fs.get_file_info(pafs.FileSelector(log_dir)))
+    if error:
+        return damaged(f"_delta_log cannot be listed ({error})")
+    files = {info.base_name: info for info in entries if info.is_file}
+    commits = {int(m.group(1)): n for n in files if (m := _COMMIT.match(n))}
+    checkpoints: dict[int, list[str]] = {}
+    for file_name in files:
+        if match := _CHECKPOINT.match(file_name):
+            checkpoints.setdefault(int(match.group(1)), []).append(file_name)
+    if not commits and not checkpoints:
+        return damaged("_delta_log holds no commit")
+    start = 0
+    if "_last_checkpoint" in files:
+        hint, error = _guarded(lambda: json.loads(_read_text(fs, f"{log_dir}/_last_checkpoint")))
+        if error or not isinstance(hint, dict) or not isinstance(hint.get("version"), int):
+            return damaged(f"_last_checkpoint is not a valid checkpoint hint ({error or 'no version'})")
+        version = hint["version"]
+        parts = hint.get("parts")
+        found = checkpoints.get(version, [])
+        if not found or (isinstance(parts, int) and len(found) < parts):
+            return damaged(f"_last_checkpoint names the checkpoint of version {version}, which is missing")
+    if checkpoints:
+        start = max(checkpoints) + 1
+        for file_name in sorted(checkpoints[start - 1]):
+            if file_name.endswith(".parquet"):
+                _, error = _guarded(lambda: _parquet_footer(fs, f"{log_dir}/{file_name}"))
+                if error:
+                    return damaged(f"checkpoint {start - 1} cannot be read ({file_name}: {error})")
+    newest = max([*commits, *checkpoints])
+    for version in range(start, newest + 1):
+        if version not in commits:
+            return damaged(f"commit {version} missing ({version:020d}.json)"
+                           + (f"; the newest is {newest}" if version < newest else ""))
+    for version in range(start, newest + 1):
+        file_name = commits[version]
+        if files[file_name].size == 0:
+            return damaged(f"commit {version} is empty ({file_name})")
+        text, error = _guarded(lambda: _read_text(fs, f"{log_dir}/{file_name}"))
+        if error:
+            return damaged(f"commit {version} cannot be read ({error})")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                action = json.loads(line)
+            except ValueError as exc:
+                return damaged(f"commit {version} is not valid JSON ({file_name} line {number}: {exc})")
+            if not isinstance(action, dict):
+                return damaged(f"commit {version} is not valid JSON ({file_name} line {number}: not an object)")
+    return True, None
+
+
+def table_on_storage(lake: Lake, name: str) -> bool:
+    """Whether the table is there (its directory holds files), readable or not."""
+    exists, problem = _log_problem(lake, name)
+    return exists or problem is not None
+
+
+def _parquet_footer(fs, path: str):
+    import pyarrow.parquet as pq
+
+    with fs.open_input_file(path) as handle:
+        return pq.read_metadata(handle)
+
+
+def _read_text(fs, path: str) -> str:
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode("utf-8", errors="replace")
+
+
+def _live_files(lake: Lake, name: str) -> tuple[pl.DataFrame | None, Problem | None]:
+    """The table's live data files from its Delta log (``path, size, rows, day``; ``day`` null when the
+    table is not partitioned), or None when the table does not exist, or the problem with its log."""
+    exists, problem = _log_problem(lake, name)
+    if problem is not None or not exists:
+        return None, problem
+
+    def list_files() -> pl.DataFrame | None:
+        table = lake.table(name)
+        if table is None:
+            return None
+        actions = pl.from_arrow(table.get_add_actions(flatten=True))
+        actions = actions.struct.unnest() if isinstance(actions, pl.Series) else actions
+        if actions.height == 0:
+            return _NO_FILES
+        return actions.select(
+            pl.col("path"), pl.col("size_bytes").cast(pl.Int64).alias("size"),
+            pl.col("num_records").cast(pl.Int64).fill_null(0).alias("rows"),
+            (pl.col("partition.day").cast(pl.Date) if "partition.day" in actions.columns
+             else pl.lit(None, pl.Date)).alias("day"),
+        ).sort("day", "path")
+
+    files, error = _guarded(list_files)
+    if error:
+        return None, Problem(None, "Delta log damaged", f"delta-rs cannot read it ({error})", table=name)
+    return files, None
+
+
+def _day_batches(files: pl.DataFrame, days: list[date]) -> list[list[date]]:
+    """Consecutive groups of days holding at most MAX_BATCH_ROWS rows (one day at least)."""
+    from transforms.refresh import MAX_BATCH_ROWS
+
+    counts = dict(files.group_by("day").agg(pl.col("rows").sum()).iter_rows())
+    batches: list[list[date]] = []
+    rows = 0
+    for day in days:
+        if batches and rows + counts.get(day, 0) <= MAX_BATCH_ROWS:
+            batches[-1].append(day)
+            rows += counts.get(day, 0)
+        else:
+            batches.append([day])
+            rows = counts.get(day, 0)
+    return batches
+
+
+def _stored_sizes(lake: Lake, name: str) -> dict[str, int] | None:
+    """Path (relative to the table, as in its log) → size of every file on storage: one listing."""
+    import pyarrow.fs as pafs
+
+    fs, root = _filesystem(lake)
+    base = f"{root}/{name}/"
+    infos, _ = _guarded(lambda: fs.get_file_info(pafs.FileSelector(base, recursive=True)))
+    if infos is None:
+        return None
+    return {info.path[len(base):]: info.size for info in infos if info.is_file and info.path.startswith(base)}
+
+
+def _read_days(lake: Lake, files: pl.DataFrame, sizes: dict[str, int] | None,
+               ) -> tuple[pl.DataFrame | None, list[Problem]]:
+    """``day, id, payload`` of ``activity_raw`` for the days of ``files`` (its live files of those
+    days), and one problem per day whose files cannot be read.
+
+    Files missing from storage or of another size than their log entry are found from the listing
+    (such a file makes the Rust Parquet reader panic); the other days are read with Polars, as every
+    reader of the lake does. Should that fail, the files are read one by one with pyarrow to name the
+    broken ones."""
+    from urllib.parse import unquote
+
+    problems = []
+    if sizes is not None:
+        actual = files.with_columns(pl.col("path").map_elements(lambda p: sizes.get(unquote(p)), pl.Int64)
+                                    .alias("stored"))
+        wrong = actual.filter(pl.col("stored").is_null() | (pl.col("stored") != pl.col("size")))
+        for (day,), rows in wrong.sort("day", "path").group_by("day", maintain_order=True):
+            path, size, stored = rows.row(0)[0], rows["size"][0], rows["stored"][0]
+            reason = "is missing" if stored is None else f"has {stored:,} bytes, its Delta log entry {size:,}"
+            more = f" (and {rows.height - 1} more files)" if rows.height > 1 else ""
+            problems.append(Problem(day, "data file unreadable", f"{path.rsplit('/', 1)[-1]} {reason}{more}",
+                                    table=ACTIVITY_RAW))
+    bad = {p.day for p in problems}
+    readable = files.filter(~pl.col("day").is_in(list(bad)))
+    days = sorted(set(readable["day"].to_list()))
+    if not days:
+        return None, problems
+    raw, error = _guarded(lambda: lake.read_days(ACTIVITY_RAW, days, columns=["day", "id", "payload"]))
+    if error is None:
+        return raw, problems
+    frames, broken = _read_files(lake, ACTIVITY_RAW, readable, ["id", "payload"])
+    return (pl.concat(frames, how="vertical_relaxed") if frames else None), problems + broken
+
+
+def _read_files(lake: Lake, name: str, files: pl.DataFrame, columns: list[str],
+                ) -> tuple[list[pl.DataFrame], list[Problem]]:
+    """Read ``columns`` of each listed data file (threads, pyarrow), with the partition column ``day``
+    added. Returns the frames of the readable days and one problem per day (or per unpartitioned
+    table) whose files are missing, differ in size from their log entry, or do not decode."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import unquote
+
+    import pyarrow.parquet as pq
+
+    fs, root = _filesystem(lake)
+    partitioned = files["day"].null_count() < files.height
+    wanted = [c for c in columns if not (partitioned and c == "day")]
+
+    def read(item: tuple[str, int, date | None]) -> pl.DataFrame | str:
+        path, size, day = item
+        location = f"{root}/{name}/{unquote(path)}"
+        try:
+            with fs.open_input_file(location) as handle:
+                if handle.size() != size:
+                    return f"has {handle.size():,} bytes, its Delta log entry {size:,}"
+                table = pq.read_table(handle, columns=wanted)
+        except Exception as exc:  # noqa: BLE001 - a broken file is evidence
+            info, _ = _guarded(lambda: fs.get_file_info(location))
+            if isinstance(exc, FileNotFoundError) or (info is not None and not info.is_file):
+                return "is missing"
+            return f"cannot be read ({_first_line(exc).replace(location, path.rsplit('/', 1)[-1])})"
+        frame = pl.from_arrow(table)
+        return frame.with_columns(pl.lit(day, pl.Date).alias("day")) if partitioned else frame
+
+    items = list(files.select("path", "size", "day").iter_rows())
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 1)) as pool:
+        results = list(pool.map(read, items))
+    frames: dict[date | None, list[pl.DataFrame]] = {}
+    bad: dict[date | None, list[tuple[str, str]]] = {}
+    for (path, _, day), result in zip(items, results):
+        if isinstance(result, str):
+            bad.setdefault(day, []).append((path.rsplit("/", 1)[-1], result))
+        else:
+            frames.setdefault(day, []).append(result)
+    problems = []
+    for day, failures in sorted(bad.items(), key=lambda item: item[0] or date.min):
+        file_name, reason = failures[0]
+        more = f" (and {len(failures) - 1} more files)" if len(failures) > 1 else ""
+        problems.append(Problem(day, "data file unreadable", f"{file_name} {reason}{more}", table=name))
+    return [frame for day, day_frames in frames.items() if day not in bad for frame in day_frames], problems
