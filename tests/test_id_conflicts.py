@@ -42,9 +42,10 @@ def counts(report) -> tuple[int, int, int, int]:
 
 
 def reformatted(event: dict) -> str:
-    """The same JSON value in other bytes: keys reversed, other spacing, 1 → 1.0, 50 → 5.0e1."""
+    """The same JSON value in other bytes: keys reversed, other spacing, 0 → 0.0, 50 → 5.0e1 (in
+    before/after: team_id must be an integer literal)."""
     text = json.dumps(dict(reversed(list(event.items()))), indent=None, separators=(" ,", " : "))
-    return text.replace('"team_id" : 1', '"team_id" : 1.0').replace('"after" : 50', '"after" : 5.0e1')
+    return text.replace('"before" : 0', '"before" : 0.0').replace('"after" : 50', '"after" : 5.0e1')
 
 
 def event(**overrides) -> dict:
