@@ -302,6 +302,7 @@ def test_hidden_and_temporary_names_are_never_read_and_a_rename_is(landing, lake
     assert (second.files_seen, second.lines, second.accepted) == (1, 1, 1)
 
 
+@pytest.mark.slow
 def test_the_cli_does_not_follow_a_link_out_of_the_landing_area(tmp_path):
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     write_lines(tmp_path / "outside" / "secret.jsonl", [make_event()])
@@ -404,6 +405,7 @@ def test_a_run_waits_for_an_end_that_is_about_to_become_quiet(landing, lake, set
 
     assert 0.5 < time.monotonic() - started < 10
     assert (report.lines, report.accepted, report.files_waiting) == (2, 2, [])
+    assert len(report.files_ingested) == 1
     assert any(m.startswith("waiting ") and "for 1 file(s) still being written" in m for m in messages)
     assert ledger(lake).select("consumed_lines", "lines").rows() == [(1, 1), (2, 1)]
     assert ledger(lake)["consumed_bytes"].to_list()[-1] == path.stat().st_size

@@ -216,7 +216,7 @@ class _Run:
     say: Progress
     run_id: str
     ingested_at: datetime
-    clean_copies: dict[str, int]
+    clean_copies: dict[str, tuple[int, int | None]]
     known_digests: dict[str, set[str]]
 
     def waiting(self, file: LandingFile, why: str) -> None:
@@ -298,8 +298,8 @@ def _ingest_files(lake: Lake, files: list[LandingFile], settings: ValidationSett
         _flush(lake, batch, report, say)
 
 
-def _cleanly_ingested_digests(ledger: pl.DataFrame) -> dict[str, int]:
-    """Content hash → line count of files whose every line was accepted or a duplicate.
+def _cleanly_ingested_digests(ledger: pl.DataFrame) -> dict[str, tuple[int, int | None]]:
+    """Content hash → (line count, consumed_lines) of files whose every line was accepted or a duplicate.
 
     A new file with the same bytes holds only events the lake already has: all its lines are
     duplicates, without parsing them. Files that had rejected lines are always re-validated (the
@@ -310,7 +310,8 @@ def _cleanly_ingested_digests(ledger: pl.DataFrame) -> dict[str, int]:
         (pl.col("quarantined") == 0) & (pl.col("accepted") + pl.col("duplicates") == pl.col("lines"))
         & (pl.col("start_offset").fill_null(0) == 0)
     )
-    return dict(clean.select("source_sha256", "lines").unique("source_sha256").iter_rows())
+    return {digest: (lines, physical) for digest, lines, physical in
+            clean.select("source_sha256", "lines", "consumed_lines").unique("source_sha256").iter_rows()}
 
 
 def _process_file(file: LandingFile, entry: dict | None, run: _Run, batch: _Batch, position: str) -> FileResult | None:
@@ -354,13 +355,9 @@ def _process_file(file: LandingFile, entry: dict | None, run: _Run, batch: _Batc
         return None
 
     result = FileResult(source=file.uri)
-    consumed_lines = None
-    if by_line and not content.refused:
-        data = content.data
-        consumed_lines = content.prefix_lines + data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     if start == 0 and content.digest in run.clean_copies and not content.refused:
-        result.lines = result.duplicates = run.clean_copies[content.digest]
-        _record(batch, result, file, content.digest, run, start, content.consumed, consumed_lines)
+        result.lines = result.duplicates = run.clean_copies[content.digest][0]
+        _record(batch, result, file, content.digest, run, start, content.consumed, run.clean_copies[content.digest][1])
         run.say(f"{position} read {file.name}: {result.lines:,} lines")
         return result
     if content.refused:
@@ -373,6 +370,13 @@ def _process_file(file: LandingFile, entry: dict | None, run: _Run, batch: _Batc
         lines, rejected, aligned = split_ndjson(content.data, first_line=content.prefix_lines + 1,
                                                 max_line_bytes=run.limits.max_line_bytes)
     result.lines = lines.height + rejected.height  # non-blank lines, readable or not
+    consumed_lines = None  # physical lines of the file consumed so far (NDJSON)
+    if by_line and not content.refused:
+        if aligned:  # every physical line is one of ``lines``
+            consumed_lines = content.prefix_lines + lines.height
+        else:
+            data = content.data
+            consumed_lines = content.prefix_lines + data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     data = content.data if aligned else None
     content.data = b""
     parsed, not_json = parse_keys(lines, data)
@@ -446,6 +450,7 @@ def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> No
     _append_quarantine(lake, rejected)
 
     ledger_rows = []
+    reported = {r.source: r for r in report.files_ingested}
     for result, entry in zip(batch.results, batch.ledger):
         row = counts.get(result.source)
         if row is not None:
@@ -454,7 +459,16 @@ def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> No
         ledger_rows.append({**entry, "lines": result.lines, "accepted": result.accepted,
                             "duplicates": result.duplicates, "quarantined": result.quarantined,
                             "days": sorted(result.days)})
-        report.files_ingested.append(result)
+        earlier = reported.get(result.source)
+        if earlier is None:
+            report.files_ingested.append(result)
+            reported[result.source] = result
+        else:  # read again after waiting for its end: one file in the report
+            earlier.lines += result.lines
+            earlier.accepted += result.accepted
+            earlier.duplicates += result.duplicates
+            earlier.quarantined += result.quarantined
+            earlier.days |= result.days
         report.days_changed |= result.days
     report.quarantine_reasons.update(_reason_kinds(rejected))
     _append_evolving(lake, INGEST_LEDGER, pl.DataFrame(ledger_rows, schema=LEDGER_SCHEMA))

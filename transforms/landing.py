@@ -356,7 +356,8 @@ def _open(file: LandingFile) -> tuple[BinaryIO, os.stat_result | None]:
     fs, path = _filesystem(file.uri)
     try:
         if not file.is_local:
-            return fs.open_input_stream(path), None  # type: ignore[return-value]
+            # compression=None: the stored bytes (pyarrow would otherwise inflate .gz by itself).
+            return fs.open_input_stream(path, compression=None), None  # type: ignore[return-value]
         # O_NOFOLLOW: a file swapped for a symbolic link since listing is not followed; O_NONBLOCK:
         # a FIFO put in its place cannot block the run (it is refused as not a regular file).
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
