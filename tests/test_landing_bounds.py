@@ -207,7 +207,7 @@ def test_line_over_the_length_limit_is_quarantined_with_a_bounded_prefix(landing
     report = ingest(lake, str(landing), settings, limits=limits)
 
     assert (report.lines, report.accepted, report.duplicates, report.quarantined) == (3, 2, 0, 1)
-    assert balanced(report)
+    assert balanced(report) and quarantine(lake).height == 1
     row = quarantine(lake).row(0, named=True)
     assert row["line"] == 2
     assert row["quarantine_reason"] == (
@@ -239,6 +239,22 @@ def test_long_line_in_a_file_with_invalid_utf8_and_a_long_json_element(landing, 
     ]
 
 
+def test_a_broken_json_document_over_the_line_limit_keeps_only_its_beginning(landing, lake, settings):
+    text = json.dumps([make_event() for _ in range(20)])[:-1] + ", oops]"
+    (landing / "export.json").write_text(text)
+    limits = LandingLimits(max_line_bytes=1000, quiet_period=timedelta(0))
+
+    report = ingest(lake, str(landing), settings, limits=limits)
+
+    assert (report.lines, report.accepted, report.quarantined) == (1, 0, 1) and balanced(report)
+    row = quarantine(lake).row(0, named=True)
+    assert quarantine(lake).height == 1
+    assert row["raw_text"] == text[:1000]
+    assert row["quarantine_reason"].startswith("invalid JSON document at line 1 column ")
+    assert row["quarantine_reason"].endswith(" (raw_text keeps the first 1,000 characters of the document)")
+    assert dict(report.quarantine_reasons) == {"invalid JSON document": 1}
+
+
 # ------------------------------------------------------------------------------------------------
 # Symbolic links, hidden and temporary names
 
@@ -268,6 +284,19 @@ def test_links_outside_the_landing_area_are_reported_not_read(landing, lake, set
     ])
     assert sorted(m for m in messages if m.startswith("WARNING")) == sorted(f"WARNING {w}" for w in report.warnings)
     assert report.summary()["warnings"] == report.warnings
+
+
+def test_a_file_swapped_for_a_link_after_listing_is_not_followed(landing, tmp_path):
+    from transforms.landing import LandingError
+
+    secret = write_lines(tmp_path / "secret.jsonl", [make_event()])
+    path = write_lines(landing / "a.jsonl", [make_event()])
+    file = scan_landing(str(landing)).files[0]
+    path.unlink()
+    path.symlink_to(secret)
+
+    with pytest.raises(LandingError, match=f"^cannot read {path}: "):
+        read_file(file, NOW)
 
 
 def test_links_inside_the_landing_area_never_read_a_file_twice(landing, lake, settings):
@@ -461,6 +490,7 @@ def test_appended_lines_are_ingested_with_line_numbers_continuing(landing, lake,
     assert (report.lines, report.accepted, report.duplicates, report.quarantined) == (3, 2, 0, 1)
     assert balanced(report) and report.files_changed == []
     assert raw(lake)["line"].to_list() == [1, 2, 4, 6]
+    assert quarantine(lake).height == 1
     row = quarantine(lake).row(0, named=True)
     assert (row["line"], row["raw_text"], row["quarantine_reason"]) == (5, "not json", "invalid JSON at column 1: Expecting value")
     rows = ledger(lake)
