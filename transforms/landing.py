@@ -353,11 +353,14 @@ class _Stored:
 
 
 def _open(file: LandingFile) -> tuple[BinaryIO, os.stat_result | None]:
-    fs, path = _filesystem(file.uri)
     try:
         if not file.is_local:
+            fs, key = _filesystem(file.uri)
             # compression=None: the stored bytes (pyarrow would otherwise inflate .gz by itself).
-            return fs.open_input_stream(path, compression=None), None  # type: ignore[return-value]
+            return fs.open_input_stream(key, compression=None), None  # type: ignore[return-value]
+        # The path as listed (absolute, real): not resolved again, so a link put in its place is
+        # not followed.
+        path = file.uri.removeprefix("file://")
         # O_NOFOLLOW: a file swapped for a symbolic link since listing is not followed; O_NONBLOCK:
         # a FIFO put in its place cannot block the run (it is refused as not a regular file).
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
