@@ -321,7 +321,8 @@ class FileContent:
     start: int = 0
     consumed: int = 0
     prefix_lines: int = 0  # newlines in the stored bytes before ``start``: the next line's number - 1
-    stable: bool = True  # unchanged for the quiet period, and while it was read
+    stable: bool = True  # the end read is final: quiet for the quiet period, unchanged while read
+    # (judged when the end is ambiguous: a JSON document, a gzip stream, a last line without newline)
     held_back: str | None = None  # why the end of the file is left for a later run
     refused: str | None = None  # why the content is not read at all: the file's one quarantine reason
     prefix_matches: bool = True  # the bytes before ``start`` are the ones ingested before
