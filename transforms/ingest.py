@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 import polars as pl
+import pyarrow.fs  # noqa: F401  (transforms.landing imports it when first used; an ingest always does)
 from deltalake.exceptions import CommitFailedError
 
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, COMMIT_ATTEMPTS, INGEST_LEDGER, Lake
