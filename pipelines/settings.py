@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 from transforms.durations import Duration, DurationError, parse_duration
+from transforms.landing import LandingLimits, LandingSettingsError
 from transforms.validate import ValidationSettings
 
 DEFAULT_LAKE = "./data/lake"
@@ -41,6 +42,10 @@ class Settings:
     landing: str
     validation: ValidationSettings
     read_window: Duration | None = None  # ACTIVITYLOG_READ_WINDOW: look-back applied to every read
+    # ACTIVITYLOG_MAX_INFLATED_BYTES, _MAX_INFLATE_RATIO, _MAX_LINE_BYTES, _LANDING_QUIET_PERIOD. The
+    # ingest reads them from the environment itself (LandingLimits.from_env); parsed here too so
+    # that a bad value is reported before any run starts.
+    landing_limits: LandingLimits = field(default_factory=LandingLimits)
 
     @classmethod
     def from_env(cls, *, lake: str | None = None, landing: str | None = None) -> "Settings":
@@ -60,8 +65,13 @@ class Settings:
             read_window = parse_duration(env.get("ACTIVITYLOG_READ_WINDOW", "none"), "ACTIVITYLOG_READ_WINDOW")
         except DurationError as exc:
             raise SettingsError(str(exc)) from None
+        try:
+            landing_limits = LandingLimits.from_env(env)
+        except LandingSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             read_window=read_window,
+            landing_limits=landing_limits,
             lake=_resolve(lake or env.get("ACTIVITYLOG_LAKE") or DEFAULT_LAKE),
             landing=_resolve(landing or env.get("ACTIVITYLOG_LANDING") or DEFAULT_LANDING),
             validation=ValidationSettings(start_date=start, default_team_id=default_team, max_future_skew=skew),

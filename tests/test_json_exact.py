@@ -164,3 +164,22 @@ def test_erasure_keeps_the_other_members_exact(lake, landing, settings):
     payload = lake.scan(ACTIVITY_RAW).filter(pl.col("id") == "mine").collect()["payload"].item()
     assert "jane" not in payload.lower(), payload
     assert "\"detail\":" + detail in payload  # the member re-emitted, its text exact
+
+
+def test_json_document_elements_keep_their_exact_text(lake, landing, settings):
+    detail = _change("1e999", r'"\ud800 C:\\x"')
+    first, second = _line(detail, id="a"), _line(detail, id="b")
+    nan = _line(_change("NaN", "1"), id="c")
+    (landing / "page.json").write_text('{"next": null, "results": [' + first + ",\n  " + second + ", " + nan +
+                                       '], "count": 3}', encoding="utf-8")
+    (landing / "array.json").write_text("[" + _line(detail, id="d") + "]", encoding="utf-8")
+
+    report = ingest(lake, str(landing), settings)
+    refresh_all(lake, lake.days(ACTIVITY_RAW))
+
+    assert (report.lines, report.accepted, report.quarantined) == (4, 3, 1)
+    raw = dict(lake.scan(ACTIVITY_RAW).select("id", "payload").collect().iter_rows())
+    assert raw == {"a": first, "b": second, "d": _line(detail, id="d")}
+    assert set(lake.scan(ACTIVITY_LOG).collect()["detail"]) == {detail}
+    row = lake.scan(ACTIVITY_QUARANTINE).collect().row(0, named=True)
+    assert (row["line"], row["raw_text"]) == (3, nan) and "NaN is not a JSON value" in row["quarantine_reason"]

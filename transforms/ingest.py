@@ -6,23 +6,41 @@ Crash safety: data is appended before the ledger row that marks its file as done
 only skipped once the ledger says so. A run that dies halfway is retried by running it again: the
 files it had not recorded are re-read, their events are found already in ``activity_raw`` (dedupe by
 id) and counted as duplicates, and their quarantine rows are not written twice.
+
+Growing files: an NDJSON file that grew after ingest (the bytes ingested, then more) has its new
+lines read. The ledger records how far each file was consumed (``consumed_bytes``, with the SHA-256
+of that prefix in ``source_sha256``); the next run checks that prefix is unchanged and reads only
+what follows, numbering lines on from where it stopped.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Callable
 
 import polars as pl
+import pyarrow.fs  # noqa: F401  (transforms.landing imports it when first used; an ingest always does)
+from deltalake.exceptions import CommitFailedError
 
-from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, INGEST_LEDGER, Lake
-from transforms.landing import LandingError, LandingFile, list_landing, read_bytes
+from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, COMMIT_ATTEMPTS, INGEST_LEDGER, Lake
+from transforms.landing import (  # noqa: F401  (read_bytes: bench/run.py times it by this name)
+    LandingError,
+    LandingFile,
+    LandingLimits,
+    hash_file,
+    list_landing,
+    read_bytes,
+    read_file,
+    scan_landing,
+)
 from transforms.validate import (
-    REJECTED_SCHEMA,
+    SPLIT_REJECTED_SCHEMA,
     ValidationSettings,
+    json_document_incomplete,
     parse_keys,
     split_json_document,
     split_ndjson,
@@ -31,18 +49,26 @@ from transforms.validate import (
 
 Progress = Callable[[str], None]
 
+# A run waits this long at most for files it found still being written to become quiet.
+QUIET_WAIT_LIMIT = timedelta(seconds=15)
+
 RAW_COLUMNS = [
     "id", "day", "created_at", "activity", "scope", "item_id", "team_id", "organization_id", "level",
     "payload", "source", "line", "source_sha256", "ingested_at", "run_id",
 ]
+# Columns added after the first release go last: tables written before get them by schema evolution.
 QUARANTINE_SCHEMA = {
     "source": pl.String, "line": pl.Int64, "quarantine_reason": pl.String, "raw_text": pl.String,
     "source_sha256": pl.String, "ingested_at": pl.Datetime("us", "UTC"), "run_id": pl.String,
+    "raw_bytes": pl.Binary,  # the exact bytes of a line that is not valid UTF-8, else null
 }
 LEDGER_SCHEMA = {
     "source": pl.String, "size": pl.Int64, "modified": pl.Datetime("us", "UTC"), "source_sha256": pl.String,
     "lines": pl.Int64, "accepted": pl.Int64, "duplicates": pl.Int64, "quarantined": pl.Int64,
     "days": pl.List(pl.Date), "ingested_at": pl.Datetime("us", "UTC"), "run_id": pl.String,
+    # Where this row's read started and how far the file is consumed (stored bytes; physical lines).
+    # Null in rows written before they existed: the whole file (``size``) was consumed.
+    "start_offset": pl.Int64, "consumed_bytes": pl.Int64, "consumed_lines": pl.Int64,
 }
 
 
@@ -64,6 +90,8 @@ class IngestReport:
     files_ingested: list[FileResult] = field(default_factory=list)
     files_skipped: int = 0  # already in the ledger, unchanged
     files_changed: list[str] = field(default_factory=list)  # changed after ingest: reported, not re-read
+    files_waiting: list[str] = field(default_factory=list)  # an end still being written: left for a later run
+    warnings: list[str] = field(default_factory=list)  # symbolic links refused, files that could not be read
     quarantine_reasons: Counter = field(default_factory=Counter)
     days_changed: set[date] = field(default_factory=set)
     events_per_day: Counter = field(default_factory=Counter)  # new events written, by day
@@ -95,6 +123,8 @@ class IngestReport:
             "landing": self.landing,
             "run_id": self.run_id,
             "files_changed": list(self.files_changed),
+            "files_waiting": list(self.files_waiting),
+            "warnings": list(self.warnings),
             "quarantine_reasons": dict(self.quarantine_reasons.most_common()),
             "days_changed": [d.isoformat() for d in sorted(self.days_changed)],
         }
@@ -104,6 +134,7 @@ class IngestReport:
             "files_ingested": len(self.files_ingested),
             "files_skipped": self.files_skipped,
             "files_changed_after_ingest": len(self.files_changed),
+            "files_waiting": len(self.files_waiting),
             "lines": self.lines,
             "accepted": self.accepted,
             "duplicates": self.duplicates,
@@ -113,35 +144,53 @@ class IngestReport:
 
 
 def read_ledger(lake: Lake) -> pl.DataFrame:
+    """The ingest ledger; columns a ledger written by an earlier version lacks are null."""
     frame = lake.scan(INGEST_LEDGER)
     if frame is None:
         return pl.DataFrame(schema=LEDGER_SCHEMA)
-    return frame.collect()
+    ledger = frame.collect()
+    missing = [pl.lit(None, dtype=kind).alias(name) for name, kind in LEDGER_SCHEMA.items() if name not in ledger.columns]
+    return ledger.with_columns(missing) if missing else ledger
 
 
-def plan_files(ledger: pl.DataFrame, files: list[LandingFile]) -> tuple[list[LandingFile], list[LandingFile], int]:
-    """Split listed files into (new, possibly changed since ingest, unchanged count) using the ledger.
+def _consumed(entry: dict) -> int:
+    return entry["consumed_bytes"] if entry.get("consumed_bytes") is not None else entry["size"]
 
-    Unchanged means same path, size and modification time; a file whose size or time differ is
-    hashed later to tell a touch from a real change.
+
+@dataclass
+class Plan:
+    new: list[LandingFile]
+    suspect: list[LandingFile]  # size or time differ from the ledger, or its end was left for later
+    unchanged: int
+    entries: dict[str, dict]  # the latest ledger row of every source
+
+
+def plan_files(ledger: pl.DataFrame, files: list[LandingFile]) -> Plan:
+    """Split listed files into new, possibly changed since ingest, and unchanged, using the ledger.
+
+    Unchanged means same path, size and modification time, and consumed to its end; a file whose
+    size or time differ is read later to tell a touch from growth from a real change.
     """
-    latest = {row["source"]: row for row in ledger.iter_rows(named=True)}
+    ordered = ledger.sort(["ingested_at", "consumed_bytes"], nulls_last=False)
+    entries = {row["source"]: row for row in ordered.iter_rows(named=True)}
     new, suspect, unchanged = [], [], 0
     for file in files:
-        entry = latest.get(file.uri)
+        entry = entries.get(file.uri)
         if entry is None:
             new.append(file)
-        elif entry["size"] == file.size and entry["modified"] == file.modified:
+        elif entry["size"] == file.size and entry["modified"] == file.modified and _consumed(entry) >= file.size:
             unchanged += 1
         else:
             suspect.append(file)
-    return new, suspect, unchanged
+    return Plan(new, suspect, unchanged, entries)
 
 
 def pending_files(lake: Lake, landing: str) -> list[LandingFile]:
-    """Files a sensor should start an ingest for: new ones, and ones whose size or time changed."""
-    new, suspect, _ = plan_files(read_ledger(lake), list_landing(landing))
-    return new + suspect
+    """Files a sensor should start an ingest for: new ones, and ones whose size or time changed (or
+    whose end was left for later). A file still being written is included: its complete lines are
+    read, and the run waits a little for its end (see ``ingest``)."""
+    plan = plan_files(read_ledger(lake), list_landing(landing))
+    return plan.new + plan.suspect
 
 
 class _Batch:
@@ -158,6 +207,34 @@ class _Batch:
         return bool(self.ledger)
 
 
+@dataclass
+class _Run:
+    """What every file of one ingest shares."""
+
+    settings: ValidationSettings
+    limits: LandingLimits
+    report: IngestReport
+    say: Progress
+    run_id: str
+    ingested_at: datetime
+    clean_copies: dict[str, tuple[int, int | None]]
+    known_digests: dict[str, set[str]]
+
+    def waiting(self, file: LandingFile, why: str) -> None:
+        self.report.files_waiting.append(file.uri)
+        self.say(f"{file.name}: {why}; left for a later run (it is read once unchanged for "
+                 f"{self.limits.quiet_period.total_seconds():g}s, ACTIVITYLOG_LANDING_QUIET_PERIOD)")
+
+    def changed(self, file: LandingFile) -> None:
+        self.report.files_changed.append(file.uri)
+        self.say(f"WARNING {file.uri} changed after it was ingested; it is not read again "
+                 f"(land corrected events in a new file)")
+
+    def warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+        self.say(f"WARNING {message}")
+
+
 def ingest(
     lake: Lake,
     landing: str,
@@ -166,84 +243,155 @@ def ingest(
     run_id: str | None = None,
     progress: Progress | None = None,
     batch_bytes: int = 256 * 1024 * 1024,
+    limits: LandingLimits | None = None,
 ) -> IngestReport:
-    """Ingest every new file of the landing area into the lake and account for every line."""
+    """Ingest every new file (and the new lines of grown ones) of the landing area into the lake and
+    account for every line. ``limits``: default from the environment (``LandingLimits.from_env``)."""
     say = progress or (lambda _message: None)
     report = IngestReport(run_id=run_id or uuid.uuid4().hex, landing=landing)
-    files = list_landing(landing)
-    report.files_seen = len(files)
+    limits = limits or LandingLimits.from_env()
+    scan = scan_landing(landing)
+    for warning in scan.warnings:
+        report.warnings.append(warning)
+        say(f"WARNING {warning}")
+    report.files_seen = len(scan.files)
+    files, first = scan.files, True
+    while files:
+        waiting_before = len(report.files_waiting)
+        _ingest_files(lake, files, settings, limits, report, say, batch_bytes, count_unchanged=first)
+        if not first:
+            break
+        # Files left incomplete that are about to become quiet are waited for, once: a run started
+        # just after a writer finished does not leave the end of its file to a run that may never
+        # come (the sensor starts one only when something changes).
+        now = datetime.now(timezone.utc)
+        waiting = set(report.files_waiting[waiting_before:])
+        due = {f.uri: f.modified + limits.quiet_period - now for f in files
+               if f.uri in waiting and f.is_local and f.modified is not None}
+        due = {uri: left for uri, left in due.items() if left <= QUIET_WAIT_LIMIT}
+        if not due:
+            break
+        pause = max(max(due.values()).total_seconds(), 0) + 0.05
+        say(f"waiting {pause:.1f}s for {len(due)} file(s) still being written to become quiet")
+        time.sleep(pause)
+        report.files_waiting = [uri for uri in report.files_waiting if uri not in due]
+        files, first = [f for f in scan_landing(landing).files if f.uri in due], False
+    return report
+
+
+def _ingest_files(lake: Lake, files: list[LandingFile], settings: ValidationSettings, limits: LandingLimits,
+                  report: IngestReport, say: Progress, batch_bytes: int, *, count_unchanged: bool) -> None:
     ledger = read_ledger(lake)
-    new, suspect, report.files_skipped = plan_files(ledger, files)
-    for file in suspect:
-        _, digest = read_bytes(file)
-        known = ledger.filter(pl.col("source") == file.uri)["source_sha256"].to_list()
-        if digest in known:
-            report.files_skipped += 1  # touched but identical: nothing to do
-        else:
-            report.files_changed.append(file.uri)
-            say(f"WARNING {file.uri} changed after it was ingested; it is not read again "
-                f"(land corrected events in a new file)")
-    ingested_at = datetime.now(timezone.utc)
-    clean_copies = _cleanly_ingested_digests(ledger)
+    known = ledger.group_by("source").agg(pl.col("source_sha256"))
+    run = _Run(settings, limits, report, say, report.run_id, datetime.now(timezone.utc),
+               _cleanly_ingested_digests(ledger), {s: set(d) for s, d in known.iter_rows()})
+    plan = plan_files(ledger, files)
+    if count_unchanged:
+        report.files_skipped += plan.unchanged
+    work = sorted(plan.new + plan.suspect, key=lambda f: f.uri)
     batch = _Batch()
-    for position, file in enumerate(new, start=1):
-        result = _process_file(file, settings, batch, report.run_id, ingested_at, clean_copies)
-        say(f"[{position}/{len(new)}] read {file.name}: {result.lines:,} lines")
-        if batch.text_bytes >= batch_bytes:
+    for position, file in enumerate(work, start=1):
+        result = _process_file(file, plan.entries.get(file.uri), run, batch, f"[{position}/{len(work)}]")
+        if result is not None and batch.text_bytes >= batch_bytes:
             _flush(lake, batch, report, say)
             batch = _Batch()
     if batch:
         _flush(lake, batch, report, say)
-    return report
 
 
-def _cleanly_ingested_digests(ledger: pl.DataFrame) -> dict[str, int]:
-    """Content hash → line count of files whose every line was accepted or a duplicate.
+def _cleanly_ingested_digests(ledger: pl.DataFrame) -> dict[str, tuple[int, int | None]]:
+    """Content hash → (line count, consumed_lines) of files whose every line was accepted or a duplicate.
 
     A new file with the same bytes holds only events the lake already has: all its lines are
     duplicates, without parsing them. Files that had rejected lines are always re-validated (the
-    settings may have changed since, e.g. a default project set).
+    settings may have changed since, e.g. a default project set). Only reads from a file's start
+    count (the tail of a grown file holds only its new lines).
     """
     clean = ledger.filter(
         (pl.col("quarantined") == 0) & (pl.col("accepted") + pl.col("duplicates") == pl.col("lines"))
+        & (pl.col("start_offset").fill_null(0) == 0)
     )
-    return dict(clean.select("source_sha256", "lines").unique("source_sha256").iter_rows())
+    return {digest: (lines, physical) for digest, lines, physical in
+            clean.select("source_sha256", "lines", "consumed_lines").unique("source_sha256").iter_rows()}
 
 
-def _process_file(
-    file: LandingFile, settings: ValidationSettings, batch: _Batch, run_id: str, ingested_at: datetime,
-    clean_copies: dict[str, int],
-) -> FileResult:
-    result = FileResult(source=file.uri)
+def _process_file(file: LandingFile, entry: dict | None, run: _Run, batch: _Batch, position: str) -> FileResult | None:
+    """Read one file (or the tail of a grown one) into the batch; None when nothing is read this run
+    (unchanged, changed, or still being written: the report says which)."""
+    stable = file.quiet_for(run.limits.quiet_period, run.ingested_at)
+    by_line = not (file.is_gzip or file.is_json_document)
+    start, prefix = 0, None
+    if entry is not None:
+        consumed = _consumed(entry)
+        if not by_line or file.size < consumed:  # only NDJSON grows; anything else is touched or changed
+            if hash_file(file) in run.known_digests.get(file.uri, set()):
+                run.report.files_skipped += 1
+            else:
+                run.changed(file)
+            return None
+        if entry["size"] == file.size and entry["modified"] == file.modified and not stable:
+            run.waiting(file, "its last line has no newline yet")  # as last time, and still not quiet
+            return None
+        start, prefix = consumed, entry["source_sha256"]
     try:
-        content, digest = read_bytes(file)
-        if digest in clean_copies:
-            result.lines = result.duplicates = clean_copies[digest]
-            _record(batch, result, file, digest, run_id, ingested_at)
-            return result
+        content = read_file(file, run.limits, start=start, prefix_sha256=prefix, stable=stable, by_line=by_line)
     except LandingError as exc:
-        if "gzip" not in str(exc):
-            raise
-        content, digest = b"", ""
-        rejected = pl.DataFrame([(0, "", str(exc))], schema=REJECTED_SCHEMA, orient="row")
+        run.warn(f"{exc}; it is tried again on the next run")
+        return None
+    if content.vanished:
+        run.waiting(file, "it was truncated or replaced while the landing area was listed")
+        return None
+    if not content.prefix_matches:
+        run.changed(file)
+        return None
+    if file.is_json_document and not content.refused and not content.stable and json_document_incomplete(content.data):
+        run.waiting(file, "its JSON document is not complete yet")
+        return None
+    if content.held_back:
+        run.waiting(file, content.held_back)
+        if content.consumed == start:
+            return None
+    if entry is not None and content.consumed == start:
+        run.report.files_skipped += 1  # touched but identical: nothing to do
+        return None
+
+    result = FileResult(source=file.uri)
+    if start == 0 and content.digest in run.clean_copies and not content.refused:
+        result.lines = result.duplicates = run.clean_copies[content.digest][0]
+        _record(batch, result, file, content.digest, run, start, content.consumed, run.clean_copies[content.digest][1])
+        run.say(f"{position} read {file.name}: {result.lines:,} lines")
+        return result
+    if content.refused:
+        rejected = pl.DataFrame([(0, "", content.refused, None)], schema=SPLIT_REJECTED_SCHEMA, orient="row")
         lines = pl.DataFrame(schema={"line": pl.Int64, "text": pl.String})
         aligned = False
+    elif file.is_json_document:
+        lines, rejected, aligned = split_json_document(content.data, max_line_bytes=run.limits.max_line_bytes)
     else:
-        split = split_json_document if file.is_json_document else split_ndjson
-        lines, rejected, aligned = split(content)
+        lines, rejected, aligned = split_ndjson(content.data, first_line=content.prefix_lines + 1,
+                                                max_line_bytes=run.limits.max_line_bytes)
     result.lines = lines.height + rejected.height  # non-blank lines, readable or not
-    parsed, not_json = parse_keys(lines, content if aligned else None)
-    del content
-    accepted, invalid = validate(parsed, settings)
-    rejected = pl.concat([rejected, not_json, invalid])
+    consumed_lines = None  # physical lines of the file consumed so far (NDJSON)
+    if by_line and not content.refused:
+        if aligned:  # every physical line is one of ``lines``
+            consumed_lines = content.prefix_lines + lines.height
+        else:
+            data = content.data
+            consumed_lines = content.prefix_lines + data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    data = content.data if aligned else None
+    content.data = b""
+    parsed, not_json = parse_keys(lines, data)
+    del data
+    accepted, invalid = validate(parsed, run.settings)
+    rejected = pl.concat([rejected, not_json, invalid], how="diagonal_relaxed")
     result.quarantined = rejected.height
     source = pl.lit(file.uri)
     batch.accepted.append(
         accepted.with_columns(
             source.alias("source"),
-            pl.lit(digest).alias("source_sha256"),
-            pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
-            pl.lit(run_id).alias("run_id"),
+            pl.lit(content.digest).alias("source_sha256"),
+            pl.lit(run.ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+            pl.lit(run.run_id).alias("run_id"),
         ).rename({"text": "payload"})
     )
     batch.rejected.append(
@@ -252,33 +400,59 @@ def _process_file(
             pl.col("line"),
             pl.col("quarantine_reason"),
             pl.col("text").alias("raw_text"),
-            pl.lit(digest).alias("source_sha256"),
-            pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
-            pl.lit(run_id).alias("run_id"),
+            pl.lit(content.digest).alias("source_sha256"),
+            pl.lit(run.ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+            pl.lit(run.run_id).alias("run_id"),
+            pl.col("raw_bytes"),
         )
     )
-    _record(batch, result, file, digest, run_id, ingested_at)
+    _record(batch, result, file, content.digest, run, start, content.consumed, consumed_lines)
     batch.text_bytes += int(accepted["text"].str.len_bytes().sum() or 0)
+    extra = f" appended after line {content.prefix_lines:,}" if start else ""
+    if content.refused:
+        extra += f" ({content.refused})"
+    run.say(f"{position} read {file.name}: {result.lines:,} lines{extra}")
     return result
 
 
-def _record(batch: _Batch, result: FileResult, file: LandingFile, digest: str, run_id: str,
-            ingested_at: datetime) -> None:
+def _record(batch: _Batch, result: FileResult, file: LandingFile, digest: str, run: _Run, start: int,
+            consumed: int, consumed_lines: int | None) -> None:
     batch.ledger.append({
         "source": file.uri, "size": file.size, "modified": file.modified, "source_sha256": digest,
-        "ingested_at": ingested_at, "run_id": run_id,
+        "ingested_at": run.ingested_at, "run_id": run.run_id,
+        "start_offset": start, "consumed_bytes": consumed, "consumed_lines": consumed_lines,
     })
     batch.results.append(result)
+
+
+def _append_evolving(lake: Lake, name: str, frame: pl.DataFrame) -> None:
+    """Append, adding the frame's columns a table written by an earlier version lacks (Delta schema
+    evolution, once); rows written before read those columns as null."""
+    table = lake.table(name)
+    if table is None or {f.name for f in table.schema().fields} >= set(frame.columns):
+        lake.append(name, frame)
+        return
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            frame.write_delta(lake.uri(name), mode="append", storage_options=lake.storage_options or None,
+                              delta_write_options={"schema_mode": "merge"})
+            return
+        except CommitFailedError:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> None:
     fresh, counts, conflicts = _new_events(lake, batch.accepted)
     lake.append(ACTIVITY_RAW, fresh, partition_by=["day"])
     report.events_per_day.update(dict(fresh.group_by("day").len().iter_rows()))
-    rejected = pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *batch.rejected, conflicts]).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+    rejected = pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *batch.rejected, conflicts],
+                         how="diagonal_relaxed").select(QUARANTINE_SCHEMA.keys()).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
     _append_quarantine(lake, rejected)
 
     ledger_rows = []
+    reported = {r.source: r for r in report.files_ingested}
     for result, entry in zip(batch.results, batch.ledger):
         row = counts.get(result.source)
         if row is not None:
@@ -288,10 +462,19 @@ def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> No
         ledger_rows.append({**entry, "lines": result.lines, "accepted": result.accepted,
                             "duplicates": result.duplicates, "quarantined": result.quarantined,
                             "days": sorted(result.days)})
-        report.files_ingested.append(result)
+        earlier = reported.get(result.source)
+        if earlier is None:
+            report.files_ingested.append(result)
+            reported[result.source] = result
+        else:  # read again after waiting for its end: one file in the report
+            earlier.lines += result.lines
+            earlier.accepted += result.accepted
+            earlier.duplicates += result.duplicates
+            earlier.quarantined += result.quarantined
+            earlier.days |= result.days
         report.days_changed |= result.days
     report.quarantine_reasons.update(_reason_kinds(rejected))
-    lake.append(INGEST_LEDGER, pl.DataFrame(ledger_rows, schema=LEDGER_SCHEMA))
+    _append_evolving(lake, INGEST_LEDGER, pl.DataFrame(ledger_rows, schema=LEDGER_SCHEMA))
     say(f"wrote {fresh.height:,} new events over {fresh['day'].n_unique()} days; "
         f"{sum(r.duplicates for r in batch.results):,} duplicates, {rejected.height:,} quarantined")
 
@@ -428,7 +611,7 @@ def _append_quarantine(lake: Lake, rejected: pl.DataFrame) -> None:
         digests = rejected["source_sha256"].unique().to_list()
         known = existing.filter(pl.col("source_sha256").is_in(digests)).select("source", "line").collect()
         rejected = rejected.join(known, on=["source", "line"], how="anti", maintain_order="left")
-    lake.append(ACTIVITY_QUARANTINE, rejected)
+    _append_evolving(lake, ACTIVITY_QUARANTINE, rejected)
 
 
 def _reason_kinds(rejected: pl.DataFrame) -> Counter:
@@ -443,6 +626,7 @@ def _reason_kinds(rejected: pl.DataFrame) -> Counter:
         .str.replace(r"^created_at \S+ (is before .*)$", "created_at $1")
         .str.replace(r"^(line is not valid UTF-8) .*$", "$1")
         .str.replace(r"^id .* (already stored with different content)$", "id $1")
+        .str.replace(r"^(line is longer than ACTIVITYLOG_MAX_LINE_BYTES \([^)]*\)).*$", "$1")
         .alias("kind")
     )["kind"]
     return Counter(kinds.to_list())
