@@ -130,7 +130,7 @@ def test_activity_log_endpoint_pages_and_row_shape(served):
     assert first.json()["next"].endswith("page=2") and second.json()["next"] is None
     row = first.json()["results"][0]
     assert set(row) == {"id", "user", "activity", "scope", "item_id", "detail", "created_at", "is_system",
-                        "was_impersonated", "organization_id", "project_id"}
+                        "was_impersonated", "organization_id", "project_id", "summary"}
     assert row["user"]["email"] == "jane@example.com" and row["detail"]["name"] == "new-checkout-flow"
     assert row["created_at"] == "2024-01-10T10:00:00Z" and row["project_id"] == 1
     ascending = ids(get(served, "/api/projects/1/activity_log/", "p1", ordering="created_at", scope="FeatureFlag"))
