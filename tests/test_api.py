@@ -184,6 +184,8 @@ def test_keys_cli(tmp_path, monkeypatch, capsys):
     from pipelines.cli import main
 
     monkeypatch.setenv("ACTIVITYLOG_LAKE", str(tmp_path / "lake"))
+    (tmp_path / "lake" / "reference").mkdir(parents=True)  # a key names a known organization and its projects
+    (tmp_path / "lake" / "reference" / "projects.csv").write_text("team_id,name,organization_id\n1,Web,org-1\n")
     assert main(["keys", "create", "--organization", "org-1", "--project", "1", "--label", "dashboards"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("alk_") and token not in "".join(p.read_text(errors="ignore") for p in (
