@@ -62,8 +62,9 @@ def lake_root(tmp_path_factory) -> str:
     return lake.root
 
 
-def run(*argv: str, lake: str | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
-    env = child_env({"ACTIVITYLOG_CONFIG": os.devnull, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+def run(*argv: str, lake: str | None = None, cwd: str | None = None, config: str = os.devnull,
+        ) -> subprocess.CompletedProcess:
+    env = child_env({"ACTIVITYLOG_CONFIG": config, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                      "DAGSTER_HOME": os.environ["DAGSTER_HOME"]})
     if lake:
         env["ACTIVITYLOG_LAKE"] = lake
@@ -129,6 +130,18 @@ def test_keys_create_accepts_the_tenants_projects_from_events_and_reference_data
     assert done.returncode == 0, done.stderr
     assert sorted((k.organization_id, k.projects, k.admin) for k in list_keys(Lake.at(key_lake))) == [
         ("org-1", (2, 4), False), ("org-2", (), True), ("org-2", (3,), False)]
+
+
+def test_keys_create_reads_the_configured_reference_tables(key_lake, tmp_path):
+    (tmp_path / "organizations.csv").write_text("organization_id,name\norg-9,Cyberdyne\n")
+    (tmp_path / "projects.csv").write_text("team_id,name,organization_id\n90,Skynet,org-9\n")
+    config = tmp_path / "activitylog.yaml"
+    config.write_text("reference:\n  organizations: organizations.csv\n  projects: projects.csv\n")
+    done = run("keys", "create", "--organization", "org-9", "--project", "90", lake=key_lake, config=str(config))
+    assert done.returncode == 0, done.stderr
+    message = one_line_error(run("keys", "create", "--organization", "Cyberdyne", "--admin", lake=key_lake,
+                                 config=str(config)))
+    assert "did you mean --organization org-9 (Cyberdyne)?" in message
 
 
 def test_keys_take_lake_before_or_after_the_subcommand(key_lake):
