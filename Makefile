@@ -9,7 +9,7 @@ export ACTIVITYLOG_LANDING ?= $(CURDIR)/data/landing
 # The demo writes data/activitylog.yaml; use it unless ./activitylog.yaml or ACTIVITYLOG_CONFIG says otherwise.
 export ACTIVITYLOG_CONFIG ?= $(if $(wildcard $(CURDIR)/activitylog.yaml),,$(wildcard $(CURDIR)/data/activitylog.yaml))
 
-.PHONY: install demo ui test test-fast test-s3 test-postgres bench bench-scale bench-backfill clean
+.PHONY: install demo ui test test-fast test-s3 test-postgres bench bench-scale bench-backfill browser clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -47,6 +47,10 @@ test-postgres: $(STAMP)
 	@url="$${ACTIVITYLOG_TEST_POSTGRES:-$$(scripts/test-postgres | tail -n 1)}" && test -n "$$url" && \
 	  echo "PostgreSQL for the Dagster instance: $${url%%:*}://…@$${url##*@}" && \
 	  ACTIVITYLOG_TEST_POSTGRES="$$url" $(BIN)/python -m pytest
+
+# Debian's chromium for the browser test of /docs and /redoc (root or sudo; nothing when installed).
+browser:
+	scripts/install-browser
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -13,6 +13,11 @@ neutralised as in CSV, and a sheet holds at most 1,048,575 data rows (plus the h
 continue on ``activity_log (2)``, ``(3)``… A text longer than Excel's 32,767-character cell limit is
 cut with a visible ``…[truncated]`` marker and counted in the manifest (``cells_truncated``); the CSV
 and JSONL formats carry it whole.
+
+Timestamps (``created_at``) are ISO 8601 UTC text in CSV and JSONL (``2024-01-15T10:30:00.000000Z``,
+:data:`transforms.export.TIMESTAMP_FORMAT`) and real Excel date-times in XLSX: a serial number (days since
+1899-12-30, UTC) with the number format :data:`XLSX_DATETIME_FORMAT`, so a spreadsheet sorts, filters
+and computes with them. (Excel shows milliseconds at most; the cell keeps what a double holds.)
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Callable
 import polars as pl
 
 from transforms.durations import Duration
-from transforms.export import EXPORT_COLUMNS, ORDER, iter_export, neutralise_formulas
+from transforms.export import EXPORT_COLUMNS, ORDER, format_timestamps, iter_export, neutralise_formulas
 from transforms.filters import ActivityFilter
 from transforms.lake import ACTIVITY_LOG, Lake
 
@@ -42,6 +47,10 @@ XLSX_MAX_DATA_ROWS = 1_048_575
 XLSX_MAX_CELL_CHARS = 32_767
 XML_ROWS = 25_000
 TRUNCATED = "…[truncated]"
+XLSX_DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss.000"
+_XLSX_DATETIME_STYLE = 1  # index into cellXfs (styles.xml below)
+_EXCEL_EPOCH_DAYS = 25_569  # 1970-01-01 as an Excel serial day (1900 date system)
+_MICROS_PER_DAY = 86_400_000_000
 NEUTRALISATION = ("OWASP CSV injection: text cells starting with = + - @ tab CR or LF are prefixed with ' "
                   "(CSV and XLSX); XLSX cells are strings, never formulas or links")
 
@@ -63,7 +72,7 @@ class CsvWriter:
         self.first = True
 
     def write(self, rows: pl.DataFrame) -> None:
-        neutralise_formulas(rows).write_csv(self.handle, include_header=self.first, line_terminator="\r\n",
+        neutralise_formulas(format_timestamps(rows)).write_csv(self.handle, include_header=self.first, line_terminator="\r\n",
                                             quote_style="necessary")
         self.first = False
 
@@ -79,7 +88,7 @@ class JsonlWriter:
         self.handle = open(path, "wb")
 
     def write(self, rows: pl.DataFrame) -> None:
-        rows.write_ndjson(self.handle)
+        format_timestamps(rows).write_ndjson(self.handle)
 
     def close(self, columns: list[str]) -> dict:
         self.handle.close()
@@ -128,7 +137,7 @@ class XlsxWriter:
         self.truncated = 0
         self.columns: list[str] = []
 
-    def _open_sheet(self, columns: list[str]) -> None:
+    def _open_sheet(self, columns: list[str], schema: pl.Schema | None = None) -> None:
         self._close_sheet()
         self.sheets.append(0)
         self.stream = self.zip.open(f"xl/worksheets/sheet{len(self.sheets)}.xml", "w", force_zip64=True)
@@ -139,7 +148,15 @@ class XlsxWriter:
             '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
             '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" '
             'state="frozen"/></sheetView></sheetViews>'
-            f'<sheetData><row r="1">{header}</row>').encode())
+            f'{self._widths(schema)}<sheetData><row r="1">{header}</row>').encode())
+
+    @staticmethod
+    def _widths(schema: pl.Schema | None) -> str:
+        """Date-time columns wide enough for their format (else a spreadsheet shows ####)."""
+        wide = [i + 1 for i, dtype in enumerate((schema or {}).values()) if isinstance(dtype, pl.Datetime)]
+        if not wide:
+            return ""
+        return "<cols>" + "".join(f'<col min="{i}" max="{i}" width="24" customWidth="1"/>' for i in wide) + "</cols>"
 
     def _close_sheet(self) -> None:
         if self.stream is not None:
@@ -153,7 +170,7 @@ class XlsxWriter:
         start = 0
         while start < rows.height:
             if not self.sheets or self.sheets[-1] >= XLSX_MAX_DATA_ROWS:
-                self._open_sheet(rows.columns)
+                self._open_sheet(rows.columns, rows.schema)
             # Slices of XML_ROWS rows: the XML text of a slice is a few times its data's size.
             take = min(rows.height - start, XLSX_MAX_DATA_ROWS - self.sheets[-1], XML_ROWS)
             self._write_rows(rows.slice(start, take), first_row=self.sheets[-1] + 2)
@@ -172,6 +189,12 @@ class XlsxWriter:
                 self.truncated += truncated
                 cell = pl.concat_str(pl.lit('<c r="'), ref, pl.lit('" t="inlineStr"><is><t xml:space="preserve">'),
                                      pl.lit(text), pl.lit("</t></is></c>"))
+            elif isinstance(dtype, pl.Datetime):  # an Excel date-time: serial days, UTC, date-time format
+                utc = column.dt.convert_time_zone("UTC") if dtype.time_zone else column
+                serial = (utc.dt.replace_time_zone(None).dt.epoch("us").cast(pl.Float64) / _MICROS_PER_DAY
+                          + _EXCEL_EPOCH_DAYS)
+                cell = pl.concat_str(pl.lit('<c r="'), ref, pl.lit(f'" s="{_XLSX_DATETIME_STYLE}"><v>'),
+                                     pl.lit(serial.cast(pl.String)), pl.lit("</v></c>"))
             elif dtype == pl.Boolean:
                 cell = pl.concat_str(pl.lit('<c r="'), ref, pl.lit('" t="b"><v>'),
                                      pl.lit(column.cast(pl.Int8).cast(pl.String)), pl.lit("</v></c>"))
@@ -218,12 +241,15 @@ class XlsxWriter:
                 'Target="styles.xml"/></Relationships>',
             "xl/styles.xml":
                 '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="http://schemas.'
-                'openxmlformats.org/spreadsheetml/2006/main"><fonts count="1"><font><sz val="11"/><name val="Calibri"/>'
+                'openxmlformats.org/spreadsheetml/2006/main">'
+                f'<numFmts count="1"><numFmt numFmtId="164" formatCode="{XLSX_DATETIME_FORMAT}"/></numFmts>'
+                '<fonts count="1"><font><sz val="11"/><name val="Calibri"/>'
                 '</font></fonts><fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill '
                 'patternType="gray125"/></fill></fills><borders count="1"><border><left/><right/><top/><bottom/>'
                 '<diagonal/></border></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" '
-                'borderId="0"/></cellStyleXfs><cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" '
-                'xfId="0"/></cellXfs></styleSheet>',
+                'borderId="0"/></cellStyleXfs><cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" '
+                'xfId="0"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+                '</cellXfs></styleSheet>',
         }
         for name, text in parts.items():
             self.zip.writestr(name, text)
@@ -325,8 +351,16 @@ class ExportResult:
 
 
 def default_name(activity_filter: ActivityFilter, moment: datetime) -> str:
+    """``activity_log_<span>_<when, UTC>``: the span is ``2026-10-01_2026-12-31`` with both bounds,
+    ``from_2026-10-01`` or ``until_2026-12-31`` with one, ``all`` with none."""
     low, high = activity_filter.day_bounds()
-    span = f"{low or 'start'}_{high or 'now'}"
+    if low and high:
+        span = f"{low}_{high}"
+    elif low or high:
+        span = f"from_{low}" if low else f"until_{high}"
+    else:
+        span = "all"
+    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
     return f"activity_log_{span}_{moment:%Y%m%dT%H%M%SZ}"
 
 

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, defaultdict, deque
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,7 +29,9 @@ import polars as pl
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from transforms import jsontext
 from transforms.filters import ActivityFilter, FilterError
@@ -38,6 +41,15 @@ from transforms.query import available_filters, query, query_page, team_organiza
 from transforms.streams import ocsf_record
 
 MAX_PAGE = 1000
+# Swagger UI and ReDoc are served from the package (pipelines/static/, see its README.md), never from a
+# CDN: the docs work on a machine without internet access.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_URL = "/static"
+# The docs pages may load from their own server only: ReDoc 2 shows a logo from cdn.redoc.ly in its
+# menu, which this blocks before any request (the image hides itself when it cannot load).
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+            "frame-ancestors 'self'")
 MAX_DETAIL_FILTERS = 100
 MAX_PATH = 500
 
@@ -77,7 +89,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
             "item_id": row.get("item_id"), "detail": detail,
             "created_at": row["created_at"].isoformat().replace("+00:00", "Z"), "is_system": row.get("is_system"),
             "was_impersonated": row.get("was_impersonated"), "organization_id": row.get("organization_id"),
-            "project_id": row.get("team_id")}
+            "project_id": row.get("team_id"), "summary": row.get("summary")}
 
 
 def _list(values: list[str] | None) -> list[str]:
@@ -97,7 +109,9 @@ def _bool(value: str | None, name: str) -> bool | None:
 
 def create_app(lake_root: str | None = None) -> FastAPI:
     app = FastAPI(title="activitylog", version="1.0",
-                  description="PostHog-compatible activity-log endpoints over the activity_log Delta table.")
+                  description="PostHog-compatible activity-log endpoints over the activity_log Delta table.",
+                  docs_url=None, redoc_url=None)
+    _mount_docs(app)
     limiter = RateLimiter(int(os.environ.get("ACTIVITYLOG_API_RATE", "600")))
     hide_logins = os.environ.get("ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS", "true").lower() != "false"
     use_cache = os.environ.get("ACTIVITYLOG_API_CACHE", "1") != "0"
@@ -411,6 +425,36 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         return export_status(key, export_id, f"organization:{org_id}", request)
 
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts, styles and icon from ``/static``."""
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    def offline(page: HTMLResponse) -> HTMLResponse:
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return offline(get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} - Swagger UI", oauth2_redirect_url=oauth2_redirect,
+            swagger_js_url=f"{STATIC_URL}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{STATIC_URL}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{STATIC_URL}/swagger-ui/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None}))  # no badge fetched from validator.swagger.io
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return offline(get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} - ReDoc",
+                                      redoc_js_url=f"{STATIC_URL}/redoc/redoc.standalone.js",
+                                      redoc_favicon_url=f"{STATIC_URL}/swagger-ui/favicon-32x32.png",
+                                      with_google_fonts=False))
 
 
 def start_export_run(export_id: str, activity_filter: ActivityFilter, export_format: str, out: str,

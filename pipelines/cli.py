@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("item_id", metavar="ITEM_ID", help="the resource's id")
     history.add_argument("--team-id", type=int, help="project id (item ids are unique per project)")
     history.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
-    history.add_argument("--limit", type=int, default=0, help="at most N events (default 0 = all)")
+    history.add_argument("--limit", type=int, default=0, help="at most N events (default 0 = all); "
+                         "how many more exist is printed, with the command for the next page")
+    history.add_argument("--after", metavar="CURSOR", help="the next page: the cursor printed after the previous page")
     history.add_argument("--window", metavar="DURATION", help="read-time look-back, e.g. 7d, 2mo, 5y "
                          "(default: $ACTIVITYLOG_READ_WINDOW, else none)")
 
@@ -93,14 +95,25 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = command("keys", "scoped API keys for `serve`")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke")
-    create = key_commands.add_parser("create", help="create a key; prints it once, on the last line")
-    create.add_argument("--organization", required=True, help="the organization the key belongs to")
-    create.add_argument("--project", action="append", type=int, default=[], help="a project it may read (repeatable)")
+
+    def key_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = key_commands.add_parser(name, help=help_text, description=help_text)
+        # --lake after the subcommand too (`keys create --lake X`), as every other command takes it;
+        # SUPPRESS: when absent here, the value given before the subcommand (or none) stands.
+        sub.add_argument("--lake", default=argparse.SUPPRESS,
+                         help="lake root: a path or s3://bucket/prefix (default: $ACTIVITYLOG_LAKE or ./data/lake)")
+        return sub
+
+    create = key_command("create", "create a key; prints it once, on the last line")
+    create.add_argument("--organization", required=True,
+                        help="the organization id the key belongs to (known from reference data or the events)")
+    create.add_argument("--project", action="append", type=int, default=[],
+                        help="a project of that organization it may read (repeatable)")
     create.add_argument("--admin", action="store_true", help="organization admin: every project, the organization endpoint")
     create.add_argument("--scope", action="append", default=[], help="default activity_log:read")
     create.add_argument("--label", help="a note to recognise the key by")
-    key_commands.add_parser("list", help="keys (ids, never secrets)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key (by id or the whole key)")
+    key_command("list", "keys (ids, never secrets)")
+    revoke = key_command("revoke", "revoke a key (by id or the whole key)")
     revoke.add_argument("key_id", metavar="KEY_ID")
 
     erase = command("erase-user", "erase one actor's email, names and IP from the lake (their events stay, pseudonymised)")
@@ -213,6 +226,17 @@ def _filter_from_args(args: argparse.Namespace):
     return activity_filter
 
 
+def _filter_loader():
+    import yaml
+
+    class FilterLoader(yaml.SafeLoader):
+        """YAML dates and timestamps stay text: the filter parses them itself, so that a bad one
+        (``start: 2024-13-01``) is reported with its value and the field, not as a traceback."""
+
+    FilterLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+    return FilterLoader
+
+
 def _filter_document(text: str) -> dict:
     import yaml
 
@@ -225,7 +249,7 @@ def _filter_document(text: str) -> dict:
         except OSError as exc:
             raise UsageError(f"{where}: cannot read the file ({exc.strerror})") from None
     try:
-        document = yaml.safe_load(text)  # JSON is YAML, so both shapes work
+        document = yaml.load(text, Loader=_filter_loader())  # noqa: S506 - a SafeLoader; JSON is YAML, so both work
     except yaml.YAMLError as exc:
         raise UsageError(f"{where}: not valid JSON or YAML ({str(exc).splitlines()[0]})") from None
     if document is None:
@@ -479,18 +503,69 @@ def _query(args: argparse.Namespace) -> int:
         raise CommandFailure(f"no activity_log table in {lake.root}: run `activitylog ingest` first")
     _print_rows(rows, args.format, ["created_at", "scope", "activity", "item_id", "actor", "summary"])
     if cursor:
-        print(f"more rows: activitylog query ... --after {cursor}", file=sys.stderr)
+        print(f"more rows: {_next_page_command(args, cursor)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _filter_flag_tokens(args: argparse.Namespace) -> list[str]:
+    """The filter flags of ``args`` as command-line tokens (the inverse of :func:`_add_filter_flags`)."""
+    tokens: list[str] = []
+    if args.filter:
+        tokens += ["--filter", args.filter]
+    for flag, value in (("--start", args.start), ("--end", args.end)):
+        if value is not None:
+            tokens += [flag, value]
+    for flag, values in (("--user", args.user), ("--scope", args.scope), ("--activity", args.activity),
+                         ("--item-id", args.item_id), ("--team-id", args.team_id), ("--client", args.client),
+                         ("--ip-address", args.ip_address)):
+        for value in values:
+            tokens += [flag, str(value)]
+    if args.include_org:
+        tokens.append("--include-org")
+    if args.was_impersonated is not None:
+        tokens.append("--impersonated" if args.was_impersonated else "--not-impersonated")
+    if args.is_system is not None:
+        tokens.append("--system" if args.is_system else "--not-system")
+    if args.search is not None:
+        tokens += ["--search", args.search]
+    for path, operation, value in args.detail:
+        tokens += ["--detail", path, operation, value]
+    return tokens
+
+
+def _next_page_command(args: argparse.Namespace, cursor: str, positionals: list[str] = ()) -> str:
+    """The command that prints the next page: the same command, lake, filters, format, limit and window,
+    with ``--after CURSOR``, shell-quoted (``shlex``) so that it works pasted into a shell."""
+    import shlex
+
+    tokens = ["activitylog", args.command]
+    if args.lake:
+        tokens += ["--lake", args.lake]
+    if args.command == "query":
+        tokens += _filter_flag_tokens(args)
+    elif args.team_id is not None:  # history
+        tokens += ["--team-id", str(args.team_id)]
+    if args.format != "table":
+        tokens += ["--format", args.format]
+    tokens += ["--limit", str(args.limit)]
+    if args.window is not None:
+        tokens += ["--window", args.window]
+    tokens += ["--after", cursor]
+    if positionals:  # after `--`, so that an item id such as -1 is not read as a flag
+        tokens += ["--", *positionals] if any(p.startswith("-") for p in positionals) else list(positionals)
+    return shlex.join(tokens)
 
 
 def _print_rows(rows, output_format: str, table_columns: list[str]) -> None:
     import polars as pl
 
+    from transforms.export import format_timestamps
+
     out = sys.stdout
-    if output_format == "jsonl":
-        rows.write_ndjson(out)
+    if output_format == "jsonl":  # timestamps as in exports: 2024-01-15T10:30:00.000000Z
+        format_timestamps(rows).write_ndjson(out)
     elif output_format == "csv":  # CSV cells are flat: lists become "a,b", nested values JSON text
-        flat = rows.with_columns(pl.col(pl.List(pl.String)).list.join(","))
+        flat = format_timestamps(rows).with_columns(pl.col(pl.List(pl.String)).list.join(","))
         flat = flat.with_columns(_json_column(name, dtype) for name, dtype in flat.schema.items() if dtype.is_nested())
         flat.write_csv(out)
     else:
@@ -525,9 +600,10 @@ def _history(args: argparse.Namespace) -> int:
     lake = Lake.at(_settings().lake)
     try:
         result = item_history(lake, args.scope, args.item_id, team_id=args.team_id,
-                              read_window=_read_window(args), limit=args.limit or None)
+                              read_window=_read_window(args), limit=args.limit or None, after=args.after)
     except FilterError as exc:
-        raise UsageError(str(exc)) from None
+        message = str(exc)
+        raise UsageError("--" + message if message.startswith("after:") else message) from None
     if result is None:
         hint = "run `activitylog ingest` first" if not lake.exists(ACTIVITY_LOG) else \
             "it is built by the next refresh: run `activitylog ingest`"
@@ -535,9 +611,11 @@ def _history(args: argparse.Namespace) -> int:
     rows = result.rows
     if args.format != "table":
         _print_rows(rows, args.format, [])
+        _print_history_more(args, result)
         return EXIT_OK
     if rows.height == 0:
-        print(f"No events for {args.scope} {args.item_id}" + (f" in project {args.team_id}" if args.team_id else ""))
+        print(f"No events for {args.scope} {args.item_id}" + (f" in project {args.team_id}" if args.team_id else "")
+              + (" after that cursor" if args.after else ""))
         return EXIT_OK
     for row in rows.iter_rows(named=True):
         actor = row["actor_name"] or row["actor_email"] or ("System" if row["is_system"] else "someone")
@@ -547,8 +625,16 @@ def _history(args: argparse.Namespace) -> int:
         print(f"    {row['summary']}")
         for change in row["changes"] or []:
             print(f"      {change['field'] or '?'}: {_short(change['before'])} → {_short(change['after'])}")
-    print(f"{rows.height} events", file=sys.stderr)
+    print(f"{rows.height} events" + (f" of {result.total}" if result.remaining else ""), file=sys.stderr)
+    _print_history_more(args, result)
     return EXIT_OK
+
+
+def _print_history_more(args: argparse.Namespace, result) -> None:
+    """How many events are beyond ``--limit``, and the command that prints the next page."""
+    if result.remaining and result.next_cursor:
+        print(f"{result.remaining} more events: "
+              f"{_next_page_command(args, result.next_cursor, [args.scope, args.item_id])}", file=sys.stderr)
 
 
 def _short(text: str | None, limit: int = 80) -> str:
@@ -733,10 +819,18 @@ def _keys(args: argparse.Namespace) -> int:
     from transforms.lake import Lake
 
     lake = Lake.at(_settings().lake)
+    _require_lake(lake)
     if args.keys_command == "create":
+        from transforms.reference import ReferenceError, lake_reference_uris, load_references
+
+        config = _load_config()
+        try:  # the configured reference tables win over the ones under <lake>/reference/, as in enrichment
+            references = load_references({**lake_reference_uris(lake.root), **config.reference.uris()})
+        except ReferenceError as exc:
+            raise UsageError(str(exc)) from None
         try:
             token, key = create_key(lake, args.organization, args.project, admin=args.admin,
-                                    scopes=args.scope or None, label=args.label)
+                                    scopes=args.scope or None, label=args.label, references=references)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         print(f"Key {key.key_id} for organization {key.organization_id}: "
@@ -757,6 +851,20 @@ def _keys(args: argparse.Namespace) -> int:
         raise UsageError(f"no active key {args.key_id!r} (activitylog keys list)")
     print(f"Revoked {args.key_id}")
     return EXIT_OK
+
+
+def _require_lake(lake) -> None:
+    """Exit 2 when the lake is not there at all (a mistyped --lake), rather than answer "no keys"."""
+    from transforms.keys import API_KEYS
+    from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
+    from transforms.reference import lake_reference_uris
+
+    if "://" not in lake.root and not Path(lake.root).is_dir():
+        raise UsageError(f"no lake at {lake.root}: the directory does not exist (check --lake or ACTIVITYLOG_LAKE)")
+    if not any(lake.exists(table) for table in (API_KEYS, ACTIVITY_RAW, ACTIVITY_LOG)) \
+            and not lake_reference_uris(lake.root):
+        raise UsageError(f"no lake at {lake.root}: it holds no activity_raw, activity_log or api_keys table and no "
+                         "reference data (check --lake or ACTIVITYLOG_LAKE; `activitylog ingest` builds a lake)")
 
 
 # ------------------------------------------------------------------------------------------------

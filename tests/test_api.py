@@ -130,7 +130,7 @@ def test_activity_log_endpoint_pages_and_row_shape(served):
     assert first.json()["next"].endswith("page=2") and second.json()["next"] is None
     row = first.json()["results"][0]
     assert set(row) == {"id", "user", "activity", "scope", "item_id", "detail", "created_at", "is_system",
-                        "was_impersonated", "organization_id", "project_id"}
+                        "was_impersonated", "organization_id", "project_id", "summary"}
     assert row["user"]["email"] == "jane@example.com" and row["detail"]["name"] == "new-checkout-flow"
     assert row["created_at"] == "2024-01-10T10:00:00Z" and row["project_id"] == 1
     ascending = ids(get(served, "/api/projects/1/activity_log/", "p1", ordering="created_at", scope="FeatureFlag"))
@@ -184,6 +184,8 @@ def test_keys_cli(tmp_path, monkeypatch, capsys):
     from pipelines.cli import main
 
     monkeypatch.setenv("ACTIVITYLOG_LAKE", str(tmp_path / "lake"))
+    (tmp_path / "lake" / "reference").mkdir(parents=True)  # a key names a known organization and its projects
+    (tmp_path / "lake" / "reference" / "projects.csv").write_text("team_id,name,organization_id\n1,Web,org-1\n")
     assert main(["keys", "create", "--organization", "org-1", "--project", "1", "--label", "dashboards"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("alk_") and token not in "".join(p.read_text(errors="ignore") for p in (

@@ -111,7 +111,8 @@ def test_errors_carry_where_the_filter_came_from():
 def test_unknown_scope_is_allowed_with_a_warning():
     activity_filter = ActivityFilter.from_dict({"scopes": ["FeatureFlag", "FeatureFlags"]})
     assert activity_filter.warnings() == [
-        "scopes: 'FeatureFlags' is not a known scope (it matches only events that use exactly this name)"]
+        "scopes: 'FeatureFlags' is not a known scope (it matches only events that use exactly this name); "
+        "did you mean 'FeatureFlag'?"]
 
 
 def test_dict_python_and_aliases_describe_the_same_filter():

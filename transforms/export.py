@@ -4,6 +4,11 @@ Columns are PostHog's export fields plus ours (:data:`EXPORT_COLUMNS`); rows com
 (``created_at``, ``id``), one day partition at a time, so an export of any size never holds more than
 a day of rows in memory.
 
+Timestamps: one text form everywhere a timestamp leaves the lake as text (CSV and JSONL exports,
+``activitylog query``/``history --format csv|jsonl``): ISO 8601 in UTC with microseconds and ``Z``,
+``2024-01-15T10:30:00.000000Z`` (:data:`TIMESTAMP_FORMAT`, :func:`format_timestamps`). XLSX cells hold
+real Excel date-times instead (the writer formats them).
+
 Formula injection (OWASP "CSV Injection"): a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab,
 a carriage return or a line feed gets a leading ``'`` so that spreadsheet programs show it as text
 instead of evaluating it. This is applied to CSV and XLSX (JSONL is data, not a spreadsheet, and keeps
@@ -21,7 +26,21 @@ from transforms.durations import Duration
 from transforms.filters import ActivityFilter
 from transforms.lake import ACTIVITY_LOG, Lake
 
-# (output column, expression over activity_log)
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"  # 2024-01-15T10:30:00.000000Z
+
+
+def format_timestamps(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every datetime column as :data:`TIMESTAMP_FORMAT` text (dates and other columns unchanged)."""
+    columns = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            column = pl.col(name) if dtype.time_zone else pl.col(name).dt.replace_time_zone("UTC")
+            columns.append(column.dt.convert_time_zone("UTC").dt.strftime(TIMESTAMP_FORMAT).alias(name))
+    return frame.with_columns(columns) if columns else frame
+
+
+# (output column, expression over activity_log); created_at stays a datetime here: CSV and JSONL
+# write it as TIMESTAMP_FORMAT text, XLSX as an Excel date-time.
 _COLUMNS: list[tuple[str, pl.Expr]] = [
     ("id", pl.col("id")),
     ("organization_id", pl.col("organization_id")),
@@ -35,7 +54,7 @@ _COLUMNS: list[tuple[str, pl.Expr]] = [
     ("detail", pl.col("detail")),
     ("client", pl.col("client")),
     ("ip_address", pl.col("ip_address")),
-    ("created_at", pl.col("created_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")),
+    ("created_at", pl.col("created_at")),
     ("summary", pl.col("summary")),
     ("level", pl.col("level")),
     ("was_impersonated", pl.col("was_impersonated")),
@@ -96,8 +115,9 @@ def iter_export(lake: Lake, activity_filter: ActivityFilter, *, read_window: Dur
         rows = export_rows(lake, activity_filter, batch, read_window=read_window, now=now,
                            team_organizations=organizations)
         if rows.height:
-            per_day = rows.group_by(pl.col("created_at").str.slice(0, 10).alias("day")).len().sort("day")
-            yield {date.fromisoformat(d): n for d, n in per_day.iter_rows()}, rows
+            per_day = rows.group_by(pl.col("created_at").dt.convert_time_zone("UTC").dt.date().alias("day")
+                                    ).len().sort("day")
+            yield {d: n for d, n in per_day.iter_rows()}, rows
 
 
 def count_rows(lake: Lake, activity_filter: ActivityFilter, *, read_window: Duration | None = None,

@@ -72,6 +72,17 @@ KNOWN_SCOPES = frozenset({
 
 OPERATIONS = ("exact", "contains", "in")
 
+
+def closest_scope(name: str) -> str | None:
+    """The known scope closest to ``name`` (case-insensitive, :mod:`difflib`), or None if none is close."""
+    import difflib
+
+    by_lower = {scope.lower(): scope for scope in KNOWN_SCOPES}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    found = difflib.get_close_matches(name.lower(), sorted(by_lower), n=1, cutoff=0.75)
+    return by_lower[found[0]] if found else None
+
 # Other spellings accepted on input (PostHog's API parameter names); the canonical key is the value.
 _ALIASES = {"start_date": "start", "end_date": "end", "search_text": "search", "user": "users",
             "scope": "scopes", "activity": "activities", "item_id": "item_ids", "team_id": "team_ids",
@@ -400,10 +411,15 @@ class ActivityFilter:
         return out
 
     def warnings(self) -> list[str]:
-        """Things that are allowed but probably a mistake (unknown scope names)."""
-        unknown = [s for s in self.scopes if s not in KNOWN_SCOPES]
-        return [f"scopes: {s!r} is not a known scope (it matches only events that use exactly this name)"
-                for s in unknown]
+        """Things that are allowed but probably a mistake (unknown scope names, with the closest known one)."""
+        out = []
+        for scope in self.scopes:
+            if scope in KNOWN_SCOPES:
+                continue
+            message = f"scopes: {scope!r} is not a known scope (it matches only events that use exactly this name)"
+            suggestion = closest_scope(scope)
+            out.append(message + (f"; did you mean {suggestion!r}?" if suggestion else ""))
+        return out
 
     # -- compilation -------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import polars as pl
 from deltalake.exceptions import CommitFailedError
 
 from transforms.durations import Duration
-from transforms.filters import FilterError
+from transforms.filters import FilterError, after_cursor, encode_cursor
 from transforms.lake import ACTIVITY_LOG, Lake
 
 ACTIVITY_ITEM_HISTORY = "activity_item_history"
@@ -162,13 +162,23 @@ def rebuild_item_history(lake: Lake) -> int:
 class ItemHistory:
     rows: pl.DataFrame  # newest first: the resource's events with ``changes`` (list of structs)
     bucket: int         # the one partition of activity_item_history that was read
+    total: int = 0      # events matching from this page on (``after`` applied, ``limit`` not)
+    next_cursor: str | None = None  # pass as ``after`` for the next page; None: this was the last
+
+    @property
+    def remaining(self) -> int:
+        """Events beyond this page."""
+        return max(0, self.total - self.rows.height)
 
 
 def item_history(lake: Lake, scope: str, item_id: str, *, team_id: int | None = None,
                  read_window: Duration | None = None, now: datetime | None = None,
-                 limit: int | None = None) -> ItemHistory | None:
+                 limit: int | None = None, after: str | None = None) -> ItemHistory | None:
     """One resource's events, newest first, each with its changes (field, action, before and after
-    as exact JSON text, masked where configured). None when the lake has no history table yet."""
+    as exact JSON text, masked where configured). None when the lake has no history table yet.
+
+    ``limit``: at most that many events; ``total`` counts them all and ``next_cursor`` continues after
+    the last one (``after``: the cursor style of :func:`transforms.query.query_page`)."""
     if not scope or not item_id:
         raise FilterError("history needs a scope and an item id")
     table = lake.table(ACTIVITY_ITEM_HISTORY)
@@ -181,7 +191,17 @@ def item_history(lake: Lake, scope: str, item_id: str, *, team_id: int | None = 
     if read_window is not None:
         floor = read_window.before(now or datetime.now(timezone.utc))
         condition = condition & (pl.col("day") >= floor.date()) & (pl.col("created_at") >= floor)
-    rows = pl.scan_delta(table).filter(condition).sort(["created_at", "id"], descending=True)
-    if limit:
-        rows = rows.head(limit)
-    return ItemHistory(rows.collect(), bucket)
+    if after:
+        condition = condition & after_cursor(after)
+    matching = pl.scan_delta(table).filter(condition)
+    if not limit:
+        rows = matching.sort(["created_at", "id"], descending=True).collect()
+        return ItemHistory(rows, bucket, rows.height)
+    rows, total = pl.collect_all([matching.sort(["created_at", "id"], descending=True).head(limit),
+                                  matching.select(pl.len())])
+    total = total.item()
+    cursor = None
+    if total > rows.height and rows.height:
+        last = rows.row(rows.height - 1, named=True)
+        cursor = encode_cursor(last["created_at"], last["id"])
+    return ItemHistory(rows, bucket, total, cursor)

@@ -76,13 +76,122 @@ def _key(row: dict) -> ApiKey:
                   created_at=row["created_at"], revoked_at=row["revoked_at"])
 
 
+class KeyScopeError(ValueError):
+    """A key would name an organization or project that does not exist, or a project of another
+    organization; the message says which and suggests what was probably meant."""
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """Who owns what, as far as the lake knows: reference ``organizations`` and ``projects`` plus the
+    events (``activity_log``, else ``activity_events``, else ``activity_raw``)."""
+
+    organizations: dict[str, str | None]      # organization id → name (None when only events name it)
+    project_organizations: dict[int, set[str]]  # team id → organization ids
+
+    def projects_of(self, organization_id: str) -> list[int]:
+        return sorted(t for t, orgs in self.project_organizations.items() if organization_id in orgs)
+
+
+def tenants(lake: Lake, references: dict[str, pl.DataFrame] | None = None) -> Tenants:
+    """The organizations and projects of the lake. ``references``: loaded reference tables (default:
+    the ones under ``<lake>/reference/``)."""
+    from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW
+    from transforms.reference import lake_reference_uris, load_references
+
+    if references is None:
+        references = load_references(lake_reference_uris(lake.root))
+    organizations: dict[str, str | None] = {}
+    projects: dict[int, set[str]] = {}
+    reference_orgs = references.get("organizations")
+    if reference_orgs is not None:
+        for organization_id, name in reference_orgs.select("organization_id", "name").iter_rows():
+            organizations[organization_id] = name
+    reference_projects = references.get("projects")
+    if reference_projects is not None:
+        for team_id, organization_id in reference_projects.select("team_id", "organization_id").iter_rows():
+            projects.setdefault(team_id, set())
+            if organization_id:
+                projects[team_id].add(organization_id)
+                organizations.setdefault(organization_id, None)
+    for table in (ACTIVITY_LOG, ACTIVITY_EVENTS, ACTIVITY_RAW):
+        frame = lake.scan(table)
+        if frame is None:
+            continue
+        seen = frame.select("team_id", "organization_id").unique().collect()
+        for team_id, organization_id in seen.iter_rows():
+            if organization_id is not None:
+                organizations.setdefault(organization_id, None)
+            if team_id is not None:
+                projects.setdefault(team_id, set())
+                if organization_id is not None:
+                    projects[team_id].add(organization_id)
+        break
+    return Tenants(organizations, projects)
+
+
+def _closest_organization(known: dict[str, str | None], given: str) -> tuple[str, str | None] | None:
+    """The known organization whose id or name is closest to ``given`` (a name given for an id, a typo)."""
+    import difflib
+
+    lowered = given.strip().lower()
+    for organization_id, name in known.items():
+        if name and name.strip().lower() == lowered:
+            return organization_id, name
+    candidates: dict[str, str] = {}
+    for organization_id, name in known.items():
+        candidates.setdefault(organization_id.lower(), organization_id)
+        if name:
+            candidates.setdefault(name.lower(), organization_id)
+    found = difflib.get_close_matches(lowered, list(candidates), n=1, cutoff=0.6)
+    if not found:
+        return None
+    organization_id = candidates[found[0]]
+    return organization_id, known[organization_id]
+
+
+def check_key_scope(lake: Lake, organization_id: str, projects: list[int] | None = None, *,
+                    references: dict[str, pl.DataFrame] | None = None) -> None:
+    """Refuse (:class:`KeyScopeError`) an organization the lake does not know and projects that are not
+    that organization's (unknown ones, and those of another organization: a key must never reach
+    across tenants)."""
+    known = tenants(lake, references)
+    if organization_id not in known.organizations:
+        message = (f"organization {organization_id!r} is unknown: it is neither in the reference organizations "
+                   "nor in any event")
+        closest = _closest_organization(known.organizations, organization_id)
+        if closest:
+            found_id, name = closest
+            message += f"; did you mean --organization {found_id}" + (f" ({name})" if name else "") + "?"
+        elif not known.organizations:
+            message += " (the lake knows no organization yet: run `activitylog ingest` first)"
+        raise KeyScopeError(message)
+    own = known.projects_of(organization_id)
+    hint = (f" (projects of {organization_id}: {', '.join(map(str, own[:20]))}{' …' if len(own) > 20 else ''})"
+            if own else f" (no project of {organization_id} is known)")
+    for project in projects or []:
+        owners = known.project_organizations.get(project)
+        if owners is None:
+            raise KeyScopeError(f"project {project} is unknown: it is neither in the reference projects nor in "
+                                f"any event{hint}")
+        if organization_id not in owners:
+            whose = (f"it belongs to organization {', '.join(sorted(owners))}" if owners
+                     else "no reference row or event says which organization it belongs to")
+            raise KeyScopeError(f"project {project} is not a project of organization {organization_id}: "
+                                f"{whose}{hint}")
+
+
 def create_key(lake: Lake, organization_id: str, projects: list[int] | None = None, *, admin: bool = False,
-               scopes: list[str] | None = None, label: str | None = None) -> tuple[str, ApiKey]:
-    """A new key: (the token, shown once; the key's record)."""
+               scopes: list[str] | None = None, label: str | None = None, check: bool = True,
+               references: dict[str, pl.DataFrame] | None = None) -> tuple[str, ApiKey]:
+    """A new key: (the token, shown once; the key's record). ``check``: refuse an unknown organization
+    and projects that are not its own first (:func:`check_key_scope`)."""
     if not organization_id:
         raise ValueError("a key belongs to an organization")
     if not projects and not admin:
         raise ValueError("a key names at least one project (--project), or is an organization admin key (--admin)")
+    if check:
+        check_key_scope(lake, organization_id, projects, references=references)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     row = {"key_id": key_id, "secret_sha256": _hash(secret), "organization_id": organization_id,
