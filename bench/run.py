@@ -58,6 +58,8 @@ TARGETS = [
     ("first ingest / raw Polars", "ours_first", "raw_polars|raw_polars_flat", 1.5, "ratio"),
     ("re-ingest of copies / first ingest", "ours_copies", "ours_first", 0.5, "ratio"),
     ("peak memory of first ingest (GiB)", "ours_first", None, 4.0, "memory"),
+    ("gzip bomb (5 GB inflated), size cap only: peak GiB", "bomb_size_cap", None, 1.0, "memory"),
+    ("gzip bomb (5 GB inflated), size cap only: seconds", "bomb_size_cap", None, 10.0, "seconds"),
     ("normalize + enrich, all days / read raw + write back", "enrich_all", "enrich_baseline", 1.5, "ratio"),
     ("normalize + enrich, one day of 100,000 events (s)", "enrich_day", None, 3.0, "seconds"),
 ]
@@ -329,6 +331,24 @@ def ingest_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
             if not check["ok"]:
                 say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
         results.append(result)
+    from bench.bomb import write_bomb
+
+    bomb_landing = work / "landing-bomb"
+    shutil.rmtree(bomb_landing, ignore_errors=True)
+    write_bomb(bomb_landing / "bomb.jsonl.gz")
+    for name, label, ratio in [("bomb_default", "ours: gzip bomb, default caps", None),
+                               ("bomb_size_cap", "ours: gzip bomb, ratio cap lifted", "1000000")]:
+        say(f"- {label}")
+        shutil.rmtree(work / "lake-bomb", ignore_errors=True)
+        result = run_child("bomb", {"name": name, "label": label, "lake": str(work / "lake-bomb"),
+                                    "landing": str(bomb_landing), "ratio": ratio}, work)
+        result["label"] = label
+        show(result)
+        for check in result.get("checks", []):
+            if not check["ok"]:
+                say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+        results.append(result)
+    shutil.rmtree(bomb_landing, ignore_errors=True)
     return results
 
 
@@ -375,6 +395,24 @@ def enrich_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
             if not check["ok"]:
                 say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
         results.append(result)
+    from bench.bomb import write_bomb
+
+    bomb_landing = work / "landing-bomb"
+    shutil.rmtree(bomb_landing, ignore_errors=True)
+    write_bomb(bomb_landing / "bomb.jsonl.gz")
+    for name, label, ratio in [("bomb_default", "ours: gzip bomb, default caps", None),
+                               ("bomb_size_cap", "ours: gzip bomb, ratio cap lifted", "1000000")]:
+        say(f"- {label}")
+        shutil.rmtree(work / "lake-bomb", ignore_errors=True)
+        result = run_child("bomb", {"name": name, "label": label, "lake": str(work / "lake-bomb"),
+                                    "landing": str(bomb_landing), "ratio": ratio}, work)
+        result["label"] = label
+        show(result)
+        for check in result.get("checks", []):
+            if not check["ok"]:
+                say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+        results.append(result)
+    shutil.rmtree(bomb_landing, ignore_errors=True)
     return results
 
 
@@ -1036,6 +1074,7 @@ MEASUREMENTS: dict[str, Callable[[dict[str, Any], Profiler], dict[str, Any]]] = 
     "raw_polars": measure_raw_polars,
     "duckdb": measure_duckdb,
     "ours": measure_ours,
+    "bomb": lambda spec, profiler: __import__("bench.bomb", fromlist=["x"]).measure(spec, profiler),
 }
 
 
