@@ -834,12 +834,16 @@ def instrument_ingest(profiler: Profiler) -> None:
     import transforms.validate as validate_module
     from transforms.lake import Lake
 
-    for attribute in ("list_landing", "plan_files", "read_ledger", "read_bytes", "split_ndjson",
-                      "split_json_document", "parse_keys", "validate", "_process_file", "_flush",
+    for attribute in ("scan_landing", "plan_files", "read_ledger", "read_file", "split_ndjson",
+                      "split_json_document", "parse_keys", "validate", "_process_file", "_flush", "_new_events",
                       "_append_quarantine", "_reason_kinds"):
-        profiler.wrap(ingest_module, attribute)
-    profiler.wrap(validate_module, "_read_keys")
-    profiler.wrap(validate_module, "_confirm_container_suspects")
+        if hasattr(ingest_module, attribute):
+            profiler.wrap(ingest_module, attribute)
+    import transforms.jsontext as jsontext_module
+
+    profiler.wrap(validate_module, "_key_columns")
+    profiler.wrap(validate_module, "_iso_timestamps")
+    profiler.wrap(jsontext_module, "decode_values")
     profiler.wrap(Lake, "append", lambda self, name, *a, **k: f"Lake.append({name})")
     profiler.wrap(Lake, "read_days", lambda self, name, *a, **k: f"Lake.read_days({name})")
     profiler.wrap(Lake, "scan", lambda self, name, *a, **k: f"Lake.scan({name})")
