@@ -271,6 +271,12 @@ def run_child(kind: str, spec: dict[str, Any], work: Path) -> dict[str, Any]:
     return result
 
 
+def say_failed_checks(result: dict[str, Any]) -> None:
+    for check in result.get("checks", []):
+        if not check["ok"]:
+            say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+
+
 def ingest_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any], work: Path) -> list[dict]:
     files = [str(p) for p in landing_files(landing)]
     events = stamp["events"]
@@ -327,9 +333,7 @@ def ingest_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
                                     "events": events, "files": len(files), "verbose": args.verbose}, work)
         result["label"] = label
         show(result)
-        for check in result.get("checks", []):
-            if not check["ok"]:
-                say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+        say_failed_checks(result)
         results.append(result)
     from bench.bomb import write_bomb
 
@@ -344,9 +348,7 @@ def ingest_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
                                     "landing": str(bomb_landing), "ratio": ratio}, work)
         result["label"] = label
         show(result)
-        for check in result.get("checks", []):
-            if not check["ok"]:
-                say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+        say_failed_checks(result)
         results.append(result)
     shutil.rmtree(bomb_landing, ignore_errors=True)
     return results
@@ -391,9 +393,7 @@ def enrich_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
         else:
             say(f"  {result['seconds']:.2f} s, peak RSS {result['peak_rss'] / GIB:.2f} GiB, {result['rows']:,} rows; "
                 f"{result.get('notes', '')}")
-        for check in result.get("checks", []):
-            if not check["ok"]:
-                say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+        say_failed_checks(result)
         results.append(result)
     from bench.bomb import write_bomb
 
@@ -408,9 +408,7 @@ def enrich_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any],
                                     "landing": str(bomb_landing), "ratio": ratio}, work)
         result["label"] = label
         show(result)
-        for check in result.get("checks", []):
-            if not check["ok"]:
-                say(f"  CHECK FAILED: {check['what']} (got {check['got']}, expected {check['expected']})")
+        say_failed_checks(result)
         results.append(result)
     shutil.rmtree(bomb_landing, ignore_errors=True)
     return results

@@ -68,6 +68,23 @@ def _too_long_reason(limit: int) -> str:
             f"raw_text keeps its first {_prefix_chars(limit):,} characters")
 
 
+def _split_off_long(lines: pl.DataFrame, max_line_bytes: int | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(lines within the limit, the longer ones as rejected rows keeping a bounded prefix)."""
+    rejected = pl.DataFrame(schema=SPLIT_REJECTED_SCHEMA)
+    if max_line_bytes is None:
+        return lines, rejected
+    size = pl.col("text").str.len_bytes()
+    long = lines.filter(size > max_line_bytes)
+    if not long.height:
+        return lines, rejected
+    return lines.filter(size <= max_line_bytes), long.select(
+        pl.col("line"),
+        pl.col("text").str.slice(0, _prefix_chars(max_line_bytes)),
+        pl.format(_too_long_reason(max_line_bytes), size).alias("quarantine_reason"),
+        pl.lit(None, dtype=pl.Binary).alias("raw_bytes"),
+    )
+
+
 def split_ndjson(
     content: bytes, *, first_line: int = 1, max_line_bytes: int | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
@@ -87,18 +104,7 @@ def split_ndjson(
     if has_cr:
         lines = lines.with_columns(pl.col("text").str.strip_chars_end("\r"))
     non_blank = lines.filter(pl.col("text").str.contains(r"\S"))
-    rejected = pl.DataFrame(schema=SPLIT_REJECTED_SCHEMA)
-    if max_line_bytes is not None and len(content) > max_line_bytes:
-        size = pl.col("text").str.len_bytes()
-        long = non_blank.filter(size > max_line_bytes)
-        if long.height:
-            non_blank = non_blank.filter(size <= max_line_bytes)
-            rejected = long.select(
-                pl.col("line"),
-                pl.col("text").str.slice(0, _prefix_chars(max_line_bytes)),
-                pl.format(_too_long_reason(max_line_bytes), size).alias("quarantine_reason"),
-                pl.lit(None, dtype=pl.Binary).alias("raw_bytes"),
-            )
+    non_blank, rejected = _split_off_long(non_blank, max_line_bytes if len(content) > (max_line_bytes or 0) else None)
     aligned = not (had_bom or has_cr) and non_blank.height == lines.height
     return non_blank, rejected, aligned
 
@@ -185,18 +191,7 @@ def split_json_document(
         return pl.DataFrame(schema=LINES_SCHEMA), whole(reason), False
     # Each element is its exact text in the document (a slice, never re-encoded).
     lines = pl.DataFrame(list(enumerate(elements, 1)), schema=LINES_SCHEMA, orient="row")
-    rejected = empty_rejected
-    if max_line_bytes is not None and len(content) > max_line_bytes:
-        size = pl.col("text").str.len_bytes()
-        long = lines.filter(size > max_line_bytes)
-        if long.height:
-            lines = lines.filter(size <= max_line_bytes)
-            rejected = long.select(
-                pl.col("line"),
-                pl.col("text").str.slice(0, _prefix_chars(max_line_bytes)),
-                pl.format(_too_long_reason(max_line_bytes), size).alias("quarantine_reason"),
-                pl.lit(None, dtype=pl.Binary).alias("raw_bytes"),
-            )
+    lines, rejected = _split_off_long(lines, max_line_bytes if len(content) > (max_line_bytes or 0) else None)
     return lines, rejected, False
 
 
