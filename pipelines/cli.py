@@ -354,18 +354,24 @@ def _ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _iso_days(flag: str, texts: list[str]) -> list[date]:
+    """Each ``YYYY-MM-DD`` of a repeated flag; a bad one is refused with its value echoed."""
+    days = []
+    for text in texts:
+        try:
+            days.append(date.fromisoformat(text))
+        except ValueError as exc:
+            raise UsageError(f"{flag} {text!r} is not a date like 2024-01-31 ({exc})") from None
+    return days
+
+
 def _backfill(args: argparse.Namespace) -> int:
     from transforms.lake import ACTIVITY_RAW, Lake
     from transforms.refresh import BACKFILL_DAYS_PER_RUN
 
     settings = _settings()
-    bounds = {}
-    for name in ("start", "end"):
-        text = getattr(args, name)
-        try:
-            bounds[name] = date.fromisoformat(text) if text else None
-        except ValueError:
-            raise UsageError(f"--{name} {text!r} is not a date like 2024-01-31") from None
+    bounds = {name: (_iso_days(f"--{name}", [getattr(args, name)]) or [None])[0] if getattr(args, name) else None
+              for name in ("start", "end")}
     if bounds["start"] and bounds["end"] and bounds["start"] > bounds["end"]:
         raise UsageError(f"--start {bounds['start']} is after --end {bounds['end']}")
     days_per_run = args.days_per_run or BACKFILL_DAYS_PER_RUN
@@ -724,10 +730,7 @@ def _verify(args: argparse.Namespace) -> int:
     from transforms.integrity import ACTIVITY_DIGESTS, table_on_storage, verify
     from transforms.lake import Lake, is_remote
 
-    try:
-        days = [date.fromisoformat(d) for d in args.day] or None
-    except ValueError as exc:
-        raise UsageError(f"--day: {exc}") from None
+    days = _iso_days("--day", args.day) or None
     lake = Lake.at(_settings().lake)
     if not is_remote(lake.root) and not Path(lake.root).is_dir():
         raise UsageError(f"no lake at {lake.root}: the directory does not exist")
@@ -944,10 +947,7 @@ def _notify(args: argparse.Namespace) -> int:
         return EXIT_FAILURE if problems else EXIT_OK
     if args.retry_failed and args.day:
         raise UsageError("--retry-failed retries every failed delivery: it takes no --day")
-    try:
-        days = sorted({date.fromisoformat(d) for d in args.day}) or None
-    except ValueError as exc:
-        raise UsageError(f"--day: {exc}") from None
+    days = sorted(set(_iso_days("--day", args.day))) or None
     if not config.notifications.subscriptions:
         print("No subscriptions configured (notifications.subscriptions in the configuration file).")
         return EXIT_OK

@@ -915,6 +915,17 @@ class _Loader(yaml.SafeLoader):
                     pass
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node):  # noqa: ANN001 - PyYAML's signature
+        """An unquoted date that is no date (``2024-13-45``) is a YAML error at its line, not a crash."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a date ({exc})", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
 
 def _yaml_error(label: str, exc: yaml.YAMLError) -> ConfigError:
     mark = getattr(exc, "problem_mark", None)
