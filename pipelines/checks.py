@@ -24,6 +24,6 @@ def run_checks(settings=None, *, log_level: str = "WARNING",
     from pipelines.runner import instance
 
     result = build_definitions(settings).resolve_job_def("checks_job").execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={"loggers": {"progress": {"config": {"log_level": log_level}}}},
         instance=dagster_instance or instance(), raise_on_error=True)
     return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}

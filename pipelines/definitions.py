@@ -8,6 +8,7 @@ from assets.normalize import activity_changes, activity_events
 from pipelines.checks import LAKE_CHECKS, checks_job
 from pipelines.exports import export_job, export_schedules
 from pipelines.jobs import ingest_job, refresh_job
+from pipelines.progress import progress_logger
 from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
@@ -29,6 +30,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=[*export_schedules(config.exports), retention_schedule(config)],
         sensors=[landing_sensor, refresh_sensor, notify_sensor, stream_sensor],
         resources=default_resources(settings),
+        loggers={"console": dg.colored_console_logger, "progress": progress_logger},
     )
 
 

@@ -76,3 +76,13 @@ def test_an_explicit_start_date_wins(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (tmp_path / "data" / "demo.mk").exists()
     assert "daily partitions start" not in done.stdout
+
+
+def test_output_is_progress_and_summary(demo):
+    _, _, done = demo
+    lines = done.stdout.splitlines()
+    assert not [line for line in lines if " - dagster - " in line or "STEP_START" in line], lines
+    # Per-day counters collapse to their last step when not on a terminal: four days, one line each stage.
+    assert "  activity_log: [4/4] " in done.stdout and "[1/4]" not in done.stdout
+    assert "  notify: [4/4] " in done.stdout
+    assert len(lines) < 45, len(lines)
