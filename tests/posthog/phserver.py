@@ -145,3 +145,9 @@ class Client:
 def ids(response: httpx.Response) -> set[str]:
     assert response.status_code == 200, response.text
     return {row["id"] for row in response.json()["results"]}
+
+
+def differs(reason: str) -> pytest.MarkDecorator:
+    """A ported assertion that does not hold today: what differs from PostHog, precisely. Strict, so the
+    test fails once the API is fixed (then the marker goes)."""
+    return pytest.mark.xfail(strict=True, reason=reason)

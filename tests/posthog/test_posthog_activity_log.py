@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from phserver import ids, project, rows
+from phserver import differs, ids, project, rows
 
 # -- TestActivityLog -----------------------------------------------------------------------------------
 # PostHog makes its rows through its own API (user one creates 11 insights, 2 flags and a notebook; two
@@ -38,6 +38,7 @@ rows([{"scope": "OrganizationMembership", "activity": a, "item_id": str(n), "cre
       for n, a in enumerate(["created", "created", "updated", "updated", "updated"])], organization=LIST_ORG)
 
 
+@differs("GET /api/projects/{id}/activity_log without the trailing slash (PostHog's path in this test) answers 307 to the slashed path; PostHog answers 200; and organization-level rows cannot be included in activity_log/ (include_organization_scoped is ignored: 34 project rows, PostHog 39)")
 def test_can_list_all_activity(posthog):
     # PostHog: team.receive_org_level_activity_logs = True; the HTTP form is include_organization_scoped.
     res = posthog.get(f"/api/projects/{LIST_TEAM}/activity_log", {"include_organization_scoped": "true"},
@@ -47,6 +48,7 @@ def test_can_list_all_activity(posthog):
     assert len(res.json()["results"]) == 39
 
 
+@differs("GET /api/projects/{id}/activity_log without the trailing slash (PostHog's path in this test) answers 307 to the slashed path; PostHog answers 200")
 def test_can_list_all_activity_filtered_by_scope(posthog):
     res = posthog.get(f"/api/projects/{LIST_TEAM}/activity_log?scope=FeatureFlag", organization=LIST_ORG)
     assert res.status_code == 200
@@ -95,6 +97,7 @@ def test_admin_sees_all_org_rows(posthog):
     assert "flag-outside" not in item_ids
 
 
+@differs('ip_addresses=not-an-ip answers 200 on the organization endpoint; PostHog: 400')
 def test_invalid_filter_is_rejected(posthog):
     res = posthog.get(ORG_URL, {"ip_addresses": "not-an-ip"}, as_="admin", organization=ADM_ORG)
     assert res.status_code == 400
@@ -113,6 +116,7 @@ def test_access_control_by_membership_level(posthog, as_, organization, expected
     assert res.status_code == expected_status
 
 
+@differs("team_ids is ignored on the organization endpoint: the other project's row and the organization-level row are returned too")
 def test_team_ids_filter_narrows_to_selected_projects(posthog):
     res = posthog.get(ORG_URL, {"team_ids": TEAM}, as_="admin", organization=ADM_ORG)
 
@@ -120,6 +124,7 @@ def test_team_ids_filter_narrows_to_selected_projects(posthog):
     assert {row["item_id"] for row in res.json()["results"]} == {"flag-1"}
 
 
+@differs("POST .../advanced_activity_logs/export/ (PostHog's path, with the slash) answers 307; PostHog disables export on the organization route (400); here the organization export exists")
 def test_export_endpoint_is_disabled_on_organization_route(posthog):
     res = posthog.post(f"/api/organizations/{ADM_ORG}/advanced_activity_logs/export/", {"format": "csv"},
                        as_="admin", organization=ADM_ORG)
@@ -135,6 +140,7 @@ AF_OTHER = project([{"item_id": "insight-1", "scope": "Insight", "activity": "up
                    organization=AF_ORG)
 
 
+@differs('available_filters/ has no static_filters ({value, label} entries); it answers plain scopes/activities lists')
 def test_available_filters_returns_org_wide_static_filters(posthog):
     res = posthog.get(f"/api/organizations/{AF_ORG}/advanced_activity_logs/available_filters/", as_="admin",
                       organization=AF_ORG)

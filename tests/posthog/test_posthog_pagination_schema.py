@@ -1,7 +1,7 @@
 """posthog/api/advanced_activity_logs/test_pagination_schema.py :: TestActivityLogPaginationSchema, over HTTP
 (PostHog reads ActivityLogPagination's schema; here the served OpenAPI document)."""
 
-from phserver import project
+from phserver import differs, project
 
 P = project([{"scope": "FeatureFlag", "item_id": "1"}])
 
@@ -13,6 +13,7 @@ def _list_schema(openapi: dict, path: str) -> dict:
     return schema
 
 
+@differs('the OpenAPI document has no response schema for advanced_activity_logs/ (empty schema: no results/next/count properties, nothing required)')
 def test_count_is_not_required_because_cursor_responses_omit_it(posthog):
     openapi = posthog.get("/openapi.json").json()
     schema = _list_schema(openapi, "/api/projects/{project_id}/advanced_activity_logs/")
