@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from phserver import differs, ids, project
+from .phserver import differs, ids, project
 
 
 def _logs(details: list) -> tuple[int, list[str]]:

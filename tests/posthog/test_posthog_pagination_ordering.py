@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from phserver import differs, project
+from .phserver import differs, project
 
 STAMP = datetime(2024, 1, 15, 10, 0, tzinfo=timezone.utc)
 

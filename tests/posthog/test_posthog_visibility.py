@@ -4,7 +4,7 @@ There is no staff here: organization admin keys and project keys are both non-st
 
 import pytest
 
-from phserver import differs, project
+from .phserver import differs, project
 
 # (scope, activity, was_impersonated, hidden)
 RULES = [
