@@ -38,10 +38,11 @@ rows([{"scope": "OrganizationMembership", "activity": a, "item_id": str(n), "cre
       for n, a in enumerate(["created", "created", "updated", "updated", "updated"])], organization=LIST_ORG)
 
 
-@differs("GET /api/projects/{id}/activity_log without the trailing slash (PostHog's path in this test) answers 307 to the slashed path; PostHog answers 200; and organization-level rows cannot be included in activity_log/ (include_organization_scoped is ignored: 34 project rows, PostHog 39)")
+@differs("GET /api/projects/{id}/activity_log without the trailing slash (PostHog's path in this test) answers 307 to the slashed path; PostHog answers 200; and organization-level rows cannot be included in activity_log/ (include_organization_scoped=1 is ignored: 34 project rows, PostHog 39)")
 def test_can_list_all_activity(posthog):
-    # PostHog: team.receive_org_level_activity_logs = True; the HTTP form is include_organization_scoped.
-    res = posthog.get(f"/api/projects/{LIST_TEAM}/activity_log", {"include_organization_scoped": "true"},
+    # PostHog: team.receive_org_level_activity_logs = True; its HTTP form is include_organization_scoped=1
+    # (the viewsets' apply_organization_scoped_filter).
+    res = posthog.get(f"/api/projects/{LIST_TEAM}/activity_log", {"include_organization_scoped": "1"},
                       organization=LIST_ORG)
 
     assert res.status_code == 200
@@ -160,3 +161,23 @@ def test_credential_fields_are_not_serialized(posthog, endpoint):
     assert res.status_code == 200
     for row in res.json()["results"]:
         assert {"credential_type", "credential_id", "impersonated_by_id"}.isdisjoint(row)
+
+
+# -- Row shape: ActivityLogSerializer (posthog/api/advanced_activity_logs/viewset.py), not a PostHog test ----
+SHAPE_EVENT = {"scope": "FeatureFlag", "activity": "updated", "item_id": "7", "client": "web",
+               "ip_address": "203.0.113.7"}
+SHAPE = project([SHAPE_EVENT])
+
+
+@differs("rows lack PostHog's unread, client and ip_address fields, and user lacks distinct_id, is_email_verified "
+         "and role_at_organization (UserBasicSerializer); PostHog's serializer has them")
+@pytest.mark.parametrize("endpoint", ["advanced_activity_logs", "activity_log"])
+def test_row_has_posthog_serializer_fields(posthog, endpoint):
+    res = posthog.get(f"/api/projects/{SHAPE}/{endpoint}/")
+    assert res.status_code == 200
+    row = res.json()["results"][0]
+    assert {"id", "user", "unread", "activity", "scope", "item_id", "detail", "created_at", "is_system",
+            "was_impersonated", "organization_id", "client", "ip_address"} <= set(row)
+    assert row["client"] == "web" and row["ip_address"] == "203.0.113.7"
+    assert {"id", "uuid", "distinct_id", "first_name", "last_name", "email", "is_email_verified",
+            "role_at_organization"} <= set(row["user"])

@@ -28,3 +28,19 @@ def test_cursor_response_body_has_no_count(posthog):
 
     assert response.status_code == 200, response.text
     assert "count" not in response.json()
+
+
+# Not a PostHog test: ActivityLogPagination (posthog/api/advanced_activity_logs/viewset.py) switches to
+# page-number pagination when ?page= is given, and only then carries count.
+PAGED = project([{"scope": "FeatureFlag", "item_id": str(i)} for i in range(3)])
+
+
+@differs("?page= is ignored on advanced_activity_logs/ (cursor body without count); PostHog's ActivityLogPagination "
+         "answers page-number pages {count, next, previous, results} when page is given")
+def test_page_number_mode_carries_count(posthog):
+    response = posthog.get(f"/api/projects/{PAGED}/advanced_activity_logs/", {"page": 1, "page_size": 2})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["count"] == 3
+    assert len(body["results"]) == 2 and body["next"] is not None
