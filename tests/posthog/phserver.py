@@ -1,4 +1,4 @@
-"""Helpers for the PostHog-compatibility suite. One lake and one `activitylog serve` subprocess for the whole PostHog-compatibility suite.
+"""Helpers for the PostHog-compatibility suite: one lake and one `activitylog serve` subprocess for all of it.
 
 PostHog's tests build rows with Django models; here each ported test declares the equivalent events
 (PostHog's activity-log row format, see the README's "Landing files and validation") at import time

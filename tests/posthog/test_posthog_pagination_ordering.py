@@ -2,8 +2,6 @@
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from .phserver import differs, project
 
 STAMP = datetime(2024, 1, 15, 10, 0, tzinfo=timezone.utc)
