@@ -296,6 +296,34 @@ def test_a_proof_reads_only_log_n_nodes(tmp_path):
     assert all(len(keys) <= 2 * 10 for keys in asked)
 
 
+def test_a_proof_opens_only_log_n_node_files(tmp_path, monkeypatch):
+    import transforms.merkle as merkle
+
+    tree = DeltaTree(Lake.at(tmp_path))
+    for batch in range(16):
+        _append(tree, batch * 64, 64)
+    memory = _tree(1024)
+    opened = []
+    real = merkle.pl.scan_parquet
+    monkeypatch.setattr(merkle.pl, "scan_parquet", lambda path, **kw: (opened.append(path), real(path, **kw))[1])
+    assert tree.inclusion_proof(700) == memory.inclusion_proof(700)
+    assert len(opened) <= 10  # one file per level of the path
+    opened.clear()
+    assert tree.consistency_proof(333, 1000) == memory.consistency_proof(333, 1000)
+    assert len(opened) <= 20
+    # Without file statistics the same nodes come from one filtered scan of the table.
+    monkeypatch.setattr(tree, "_files", lambda: None)
+    assert tree.inclusion_proof(700) == memory.inclusion_proof(700)
+    assert tree.root(1000) == memory.root(1000)
+
+
+def test_ids_and_days_may_be_series(tmp_path):
+    tree = DeltaTree(Lake.at(tmp_path))
+    tree.append([b"a", b"b"], pl.Series(["e1", "e2"]), pl.Series([date(2024, 1, 1)] * 2))
+    assert tree.leaves()["event_id"].to_list() == ["e1", "e2"]
+    assert tree.root() == MemoryTree.from_leaves([b"a", b"b"]).root()
+
+
 def test_an_append_interrupted_between_its_commits_is_redone(tmp_path):
     lake = Lake.at(tmp_path)
     tree = DeltaTree(lake)

@@ -28,6 +28,7 @@ Verification (:func:`verify_inclusion`, :func:`verify_consistency`) follows RFC 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -393,6 +394,8 @@ class DeltaTree(_Proofs):
 
     def __init__(self, lake: Lake):
         self.lake = lake
+        self._file_cache: dict[int, list[tuple[int, int, str]]] | None = {}
+        self._file_version: int | None = None
         self.size = self._stored_size()
 
     def refresh(self) -> int:
@@ -406,17 +409,63 @@ class DeltaTree(_Proofs):
         found = scan.filter(pl.col("level") == 0).select(pl.len()).collect().item()
         return int(found)
 
-    def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        by_level: dict[int, list[int]] = {}
-        for level, index in keys:
-            by_level.setdefault(level, []).append(index)
-        scan = self.lake.scan(MERKLE_NODES)
-        if not by_level or scan is None:
+    def _files(self) -> dict[int, list[tuple[int, int, str]]] | None:
+        """level → the node table's live files ``(min index, max index, path)`` sorted, from the Delta
+        log's statistics (re-read only when the table has a new version); None without statistics."""
+        table = self.lake.table(MERKLE_NODES)
+        if table is None:
             return {}
-        condition = pl.any_horizontal([
-            (pl.col("level") == level) & pl.col("index").is_in(indexes) for level, indexes in by_level.items()])
-        rows = scan.filter(condition).collect()
-        return {(level, index): h for level, index, h in rows.select("level", "index", "hash").iter_rows()}
+        version = table.version()
+        if self._file_version != version:
+            actions = self.lake.add_actions(MERKLE_NODES)
+            files: dict[int, list[tuple[int, int, str]]] | None = {}
+            if not {"min.index", "max.index", "partition.level"} <= set(actions.columns):
+                files = None
+            else:
+                for path, level, low, high in actions.select(
+                        "path", "partition.level", "min.index", "max.index").iter_rows():
+                    if low is None or high is None:
+                        files = None
+                        break
+                    files.setdefault(int(level), []).append((int(low), int(high), path))
+                for entries in (files or {}).values():
+                    entries.sort()
+            self._file_cache, self._file_version = files, version
+        return self._file_cache
+
+    def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The given nodes, reading only the files whose index range holds one of them."""
+        by_level: dict[int, set[int]] = {}
+        for level, index in keys:
+            by_level.setdefault(level, set()).add(index)
+        files = self._files()
+        if not by_level or files == {}:
+            return {}
+        if files is None:  # no file statistics: one filtered scan of the table
+            condition = pl.any_horizontal([(pl.col("level") == level) & pl.col("index").is_in(sorted(indexes))
+                                           for level, indexes in by_level.items()])
+            rows = self.lake.scan(MERKLE_NODES).filter(condition).select("level", "index", "hash").collect()
+            return {(level, index): h for level, index, h in rows.iter_rows()}
+        wanted: dict[str, tuple[int, set[int]]] = {}
+        for level, indexes in by_level.items():
+            entries = files.get(level, [])
+            lows = [entry[0] for entry in entries]
+            for index in indexes:
+                at = bisect.bisect_right(lows, index) - 1
+                while at >= 0:  # files of one level do not overlap; the loop only guards odd layouts
+                    low, high, path = entries[at]
+                    if low <= index <= high:
+                        wanted.setdefault(path, (level, set()))[1].add(index)
+                        break
+                    at -= 1
+        root = self.lake.uri(MERKLE_NODES)
+        out: dict[tuple[int, int], bytes] = {}
+        for path, (level, indexes) in wanted.items():  # one small read per file: O(log n) files
+            frame = pl.scan_parquet(f"{root}/{path}", storage_options=self.lake.storage_options or None,
+                                    hive_partitioning=False).select("index", "hash").filter(
+                pl.col("index").is_in(sorted(indexes))).collect()
+            out.update({(level, index): h for index, h in frame.iter_rows()})
+        return out
 
     def leaves(self, start: int = 0, end: int | None = None) -> pl.DataFrame:
         """The stored leaf rows ``[start, end)`` of the current tree, in index order."""
@@ -435,13 +484,16 @@ class DeltaTree(_Proofs):
             pl.col("index").min()).collect().item()
         return None if found is None else int(found)
 
-    def append(self, leaves: Sequence[bytes], event_ids: Sequence[str], days: Sequence[date]) -> AppendResult:
-        """Append one batch of leaves (the leaf *bytes*, hashed here), in the given order."""
+    def append(self, leaves: Sequence[bytes], event_ids: Sequence[str] | pl.Series,
+               days: Sequence[date] | pl.Series) -> AppendResult:
+        """Append one batch of leaves (the leaf *bytes*, hashed here), in the given order; ids and days
+        may be Polars series."""
         if not len(leaves) == len(event_ids) == len(days):
             raise MerkleError("leaves, event ids and days must have the same length")
         return self.append_hashes(hash_leaves(leaves), event_ids, days)
 
-    def append_hashes(self, hashes: bytes, event_ids: Sequence[str], days: Sequence[date]) -> AppendResult:
+    def append_hashes(self, hashes: bytes, event_ids: Sequence[str] | pl.Series,
+                      days: Sequence[date] | pl.Series) -> AppendResult:
         """Append one batch of leaf hashes (concatenated 32-byte values) with their events' ids and days:
         one commit to ``merkle_leaves``, then one to ``merkle_nodes``."""
         count = len(hashes) // HASH_SIZE
@@ -456,8 +508,8 @@ class DeltaTree(_Proofs):
         self.lake.append(MERKLE_LEAVES, pl.DataFrame({
             "index": pl.int_range(size, size + count, dtype=pl.Int64, eager=True),
             "leaf_hash": _hash_series(hashes),
-            "event_id": pl.Series(list(event_ids), dtype=pl.String),
-            "day": pl.Series(list(days), dtype=pl.Date),
+            "event_id": _series(event_ids, pl.String),
+            "day": _series(days, pl.Date),
             "appended_at": pl.Series([now], dtype=LEAVES_SCHEMA["appended_at"]).new_from_index(0, count),
         }, schema=LEAVES_SCHEMA))
         frames = [pl.DataFrame({
@@ -477,6 +529,10 @@ class DeltaTree(_Proofs):
         orphans = pl.scan_delta(table).filter(pl.col("index") >= size).select(pl.len()).collect().item()
         if orphans:
             table.delete(f"index >= {size}")
+
+
+def _series(values, dtype) -> pl.Series:
+    return values.cast(dtype) if isinstance(values, pl.Series) else pl.Series(list(values), dtype=dtype)
 
 
 def _hash_series(blob: bytes) -> pl.Series:
