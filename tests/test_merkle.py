@@ -360,3 +360,15 @@ def test_one_million_leaves_build_in_seconds(tmp_path):
     elapsed = time.perf_counter() - started
     assert elapsed < 30, elapsed
     verify_inclusion(123_456, count, leaf_hash(leaves[123_456]), tree.inclusion_proof(123_456), tree.root())
+
+
+def test_the_size_is_bound_by_the_path_shape_and_the_signed_head():
+    # RFC 9162's verification uses the size only for the path's shape: leaf 0's path in a tree of 3
+    # also verifies as a path in a tree of 4 against the same root. A root only means something with
+    # its size, which the signed checkpoint binds together (tests/test_checkpoints.py).
+    tree = _tree(4)
+    proof = tree.inclusion_proof(0, 3)
+    verify_inclusion(0, 4, leaf_hash((0).to_bytes(4, "big")), proof, tree.root(3))
+    assert _shape(0, 3) == _shape(0, 4)
+    with pytest.raises(MerkleError):
+        verify_inclusion(0, 4, leaf_hash((0).to_bytes(4, "big")), proof, tree.root(4))
