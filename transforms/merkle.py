@@ -21,6 +21,8 @@ hashes, read in one filtered scan (partition pruning on ``level``, file statisti
 An append reads the right edge of the tree (one complete subtree per set bit of the old size) and
 hashes the new leaves level by level; it writes the leaves first and the nodes second, so a crash in
 between leaves only leaf rows past the tree's size, which the next append removes before writing.
+Appends must not run concurrently (two appends to Delta tables do not conflict, so two writers would
+both take the same indexes): the caller runs one at a time.
 
 Verification (:func:`verify_inclusion`, :func:`verify_consistency`) follows RFC 9162 §2.1.3.2 and
 §2.1.4.2 step by step and needs nothing but the hashes.
