@@ -42,6 +42,7 @@ from fastapi.staticfiles import StaticFiles
 
 from pipelines.api_exports import ExportRunner, ExportStore, QuotaExceeded, exports_root
 from pipelines.deps import Access, AccessRule, ApiError, RateLimiter, require_access
+from pipelines.schemas import ActivityPage, AvailableFilters, ExportStarted, ExportStatus
 from transforms import jsontext
 from transforms.filters import ActivityFilter, FilterError
 from transforms.lake import ACTIVITY_LOG, Lake
@@ -68,6 +69,9 @@ MAX_JSON_DEPTH = 32             # nesting of detail_filters and of an export's b
 MAX_PARAMETER_JSON = 65_536     # characters of detail_filters
 MAX_BODY = 65_536               # bytes of an export's body
 PUBLIC_URL_ENV = "ACTIVITYLOG_PUBLIC_URL"
+FILE_RESPONSES = {200: {"description": "the export's file (CSV, XLSX or JSONL)", "content": {
+    "text/csv": {}, "application/x-ndjson": {},
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}}
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 
@@ -289,7 +293,7 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
 
     access_dependency = Depends(require_access)
 
-    @app.get("/api/projects/{project_id}/activity_log/")
+    @app.get("/api/projects/{project_id}/activity_log/", response_model=ActivityPage)
     async def activity_log(request: Request, project_id: int, user: str | None = None, scope: str | None = None,
                            scopes: list[str] | None = Query(default=None), item_id: str | None = None,
                            ordering: str = "-created_at", page: int = 1,
@@ -328,25 +332,26 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
 
         return await cached(request, access, compute)
 
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/")
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/", response_model=ActivityPage)
     async def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
                                schema: str = "native", access: Access = access_dependency):
         size = page_size(page_size_)
         return await cached(request, access, lambda: _cursor_page(
             request, access, advanced_filter(request, team_ids=[access.project_id]), size, schema))
 
-    @app.get("/api/organizations/{org_id}/advanced_activity_logs/")
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/", response_model=ActivityPage)
     async def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
                                     schema: str = "native", access: Access = access_dependency):
         size = page_size(page_size_)
         return await cached(request, access, lambda: _cursor_page(request, access, advanced_filter(request), size,
                                                                   schema))
 
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/")
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/", response_model=AvailableFilters)
     def project_filters(project_id: int, access: Access = access_dependency):
         return available_filters(lake(), access.rows & (pl.col("team_id") == access.project_id).fill_null(False))
 
-    @app.get("/api/organizations/{org_id}/advanced_activity_logs/available_filters/")
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/available_filters/",
+             response_model=AvailableFilters)
     def organization_filters(org_id: str, access: Access = access_dependency):
         return available_filters(lake(), access.rows)
 
@@ -439,28 +444,34 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[manifest["format"]]
         return FileResponse(exports.directory(export_id) / name, media_type=media, filename=name)
 
-    @app.post("/api/projects/{project_id}/advanced_activity_logs/export", status_code=202)
+    @app.post("/api/projects/{project_id}/advanced_activity_logs/export", status_code=202,
+              response_model=ExportStarted)
     async def project_export(request: Request, project_id: int, access: Access = access_dependency):
         return await start_export(request, access)
 
-    @app.post("/api/organizations/{org_id}/advanced_activity_logs/export", status_code=202)
+    @app.post("/api/organizations/{org_id}/advanced_activity_logs/export", status_code=202,
+              response_model=ExportStarted)
     async def organization_export(request: Request, org_id: str, access: Access = access_dependency):
         return await start_export(request, access)
 
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}")
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}", response_model=ExportStatus,
+             response_model_exclude_unset=True)
     def project_export_status(request: Request, project_id: int, export_id: str, access: Access = access_dependency):
         return export_status(request, access, export_id)
 
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}/file")
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}/file",
+             response_class=FileResponse, responses=FILE_RESPONSES)
     def project_export_file(project_id: int, export_id: str, access: Access = access_dependency):
         return export_file(access, export_id)
 
-    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}")
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}", response_model=ExportStatus,
+             response_model_exclude_unset=True)
     def organization_export_status(request: Request, org_id: str, export_id: str,
                                    access: Access = access_dependency):
         return export_status(request, access, export_id)
 
-    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}/file")
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}/file",
+             response_class=FileResponse, responses=FILE_RESPONSES)
     def organization_export_file(org_id: str, export_id: str, access: Access = access_dependency):
         return export_file(access, export_id)
 

@@ -84,6 +84,16 @@ class AccessRule:
         self.lake, self.limiter, self.hide_logins = lake, limiter, hide_logins
         self._organizations: dict[tuple[int | None, int], set[str]] = {}  # (log version, project) → orgs
         self._lock = threading.Lock()
+        self._version: tuple[float, int | None] = (0.0, None)
+
+    def log_version(self) -> int | None:
+        """activity_log's version, looked up at most twice a second (not a Delta lookup per request)."""
+        at, version = self._version
+        now = time.monotonic()
+        if now - at > 0.5:
+            version = self.lake.version(ACTIVITY_LOG)
+            self._version = (now, version)
+        return version
 
     def key(self, request: Request) -> ApiKey:
         header = request.headers.get("authorization", "")
@@ -99,13 +109,13 @@ class AccessRule:
         return key
 
     def cached_organizations(self, project_id: int) -> set[str] | None:
-        version = self.lake.version(ACTIVITY_LOG)
+        version = self.log_version()
         with self._lock:
             return self._organizations.get((version, project_id))
 
     def organizations_of(self, project_id: int) -> set[str]:
         """The organizations a project belongs to (reference data + its events), once per table version."""
-        version = self.lake.version(ACTIVITY_LOG)
+        version = self.log_version()
         with self._lock:
             found = self._organizations.get((version, project_id))
         if found is None:
