@@ -302,7 +302,7 @@ def _exists(uri: str) -> bool:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise ExportError(f"{uri}: cannot be checked ({exc})") from None
-    return Path(uri).exists()
+    return os.path.lexists(uri)  # a symbolic link counts, dangling or not: never written through
 
 
 def _put(local: Path, uri: str) -> None:
@@ -378,6 +378,8 @@ def run_export(lake: Lake, activity_filter: ActivityFilter, export_format: str, 
     if table is None:
         raise ExportError(f"no activity_log table in {lake.root}: run `activitylog ingest` first")
     created = now or datetime.now(timezone.utc)
+    if name is not None and (not name.strip() or any(c in name for c in "/\\\0") or name.strip() in (".", "..")):
+        raise ExportError(f"--name {name!r} must be a plain file name (no /, \\ or ..): the export stays in --out")
     name = name or default_name(activity_filter, created)
     file_uri, manifest_uri = _target(out, name, export_format)
     for uri in (file_uri, manifest_uri):  # an export handed to an auditor is never silently replaced
