@@ -302,7 +302,7 @@ def _exists(uri: str) -> bool:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise ExportError(f"{uri}: cannot be checked ({exc})") from None
-    return Path(uri).exists()
+    return os.path.lexists(uri)  # a symbolic link counts, dangling or not: never written through
 
 
 def _put(local: Path, uri: str) -> None:
@@ -366,15 +366,20 @@ def default_name(activity_filter: ActivityFilter, moment: datetime) -> str:
 
 def run_export(lake: Lake, activity_filter: ActivityFilter, export_format: str, out: str, *, name: str | None = None,
                read_window: Duration | None = None, now: datetime | None = None,
-               progress: Callable[[str], None] | None = None) -> ExportResult:
+               progress: Callable[[str], None] | None = None, where: pl.Expr | None = None,
+               access: dict | None = None) -> ExportResult:
     """Write the export and its manifest to ``out`` (a file path, a directory ending in ``/``, or an
-    ``s3://`` URI). Returns where they went and the manifest."""
+    ``s3://`` URI). Returns where they went and the manifest. ``where``: one more row condition on
+    top of the filter (the read API's access rule: an organization export holds only that
+    organization's rows); ``access`` describes it in the manifest."""
     if export_format not in FORMATS:
         raise ExportError(f"format {export_format!r} is not one of {', '.join(FORMATS)}")
     table = lake.table(ACTIVITY_LOG)
     if table is None:
         raise ExportError(f"no activity_log table in {lake.root}: run `activitylog ingest` first")
     created = now or datetime.now(timezone.utc)
+    if name is not None and (not name.strip() or any(c in name for c in "/\\\0") or name.strip() in (".", "..")):
+        raise ExportError(f"--name {name!r} must be a plain file name (no /, \\ or ..): the export stays in --out")
     name = name or default_name(activity_filter, created)
     file_uri, manifest_uri = _target(out, name, export_format)
     for uri in (file_uri, manifest_uri):  # an export handed to an auditor is never silently replaced
@@ -388,7 +393,7 @@ def run_export(lake: Lake, activity_filter: ActivityFilter, export_format: str, 
         writer = WRITERS[export_format](local)
         days: list[dict] = []
         rows = 0
-        for per_day, frame in iter_export(pinned, activity_filter, read_window=read_window, now=now):
+        for per_day, frame in iter_export(pinned, activity_filter, read_window=read_window, now=now, where=where):
             writer.write(frame)
             rows += frame.height
             days += [{"day": d.isoformat(), "rows": n} for d, n in per_day.items()]
@@ -404,6 +409,7 @@ def run_export(lake: Lake, activity_filter: ActivityFilter, export_format: str, 
             "format": export_format,
             "created_at": created.isoformat().replace("+00:00", "Z"),
             "filter": activity_filter.to_dict(),
+            **({"access": access} if access is not None else {}),
             "read_window": None if read_window is None else str(read_window),
             "time_bounds": {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None},
             "table": ACTIVITY_LOG,

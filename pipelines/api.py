@@ -4,40 +4,49 @@
     GET /api/projects/{project_id}/advanced_activity_logs/          the filter language + after, page_size, schema
     GET /api/organizations/{org_id}/advanced_activity_logs/         organization-admin keys only
     GET .../advanced_activity_logs/available_filters/               users, scopes, activities, clients, detail paths
+    POST .../advanced_activity_logs/export                          202; the export runs in a process of its own
+    GET .../advanced_activity_logs/exports/{id}  (and .../file)     status, manifest; the file
 
-Keys (``Authorization: Bearer alk_…``, see :mod:`transforms.keys`) read their organization's projects they
-name (admin keys: all of them, and the organization endpoint). Anything else answers 404, so existence
-does not leak; a missing, wrong or revoked key answers 401. Bad input answers 400 naming the parameter.
-Each key may make ``ACTIVITYLOG_API_RATE`` requests per minute (default 600); beyond that, 429 with
-``Retry-After``. Non-admin keys do not see impersonated ``logged_in``/``logged_out`` events
-(``ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS=false`` shows them), as in PostHog.
+Every ``/api/`` route depends on one access rule (:func:`pipelines.deps.require_access`): the key, its
+scopes, its organization and projects decide the rows a route may touch, and nothing else reads the
+lake. A missing, wrong or revoked key answers 401 (with ``WWW-Authenticate``), a key without the
+``activity_log:read`` scope 403, anything the key may not read 404 (existence does not leak). Bad
+input answers 400 naming the parameter. Each key may make ``ACTIVITYLOG_API_RATE`` requests per minute
+(default 600); beyond that, 429 with ``Retry-After``. Non-admin keys do not see impersonated
+``logged_in``/``logged_out`` events (``ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS=false`` shows them), as
+in PostHog. Private responses carry ``Cache-Control: no-store``; ``next`` links start with
+``ACTIVITYLOG_PUBLIC_URL`` (or the address ``serve`` listens on), never with the request's ``Host``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import polars as pl
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from pipelines.api_exports import ExportRunner, ExportStore, QuotaExceeded, exports_root
+from pipelines.deps import Access, AccessRule, ApiError, RateLimiter, require_access
+from pipelines.schemas import ActivityPage, AvailableFilters, ExportStarted, ExportStatus
 from transforms import jsontext
 from transforms.filters import ActivityFilter, FilterError
-from transforms.keys import ApiKey, authenticate
 from transforms.lake import ACTIVITY_LOG, Lake
-from transforms.query import available_filters, query, query_page, team_organizations
+from transforms.query import available_filters, query, query_page
 from transforms.streams import ocsf_record
 
 MAX_PAGE = 1000
@@ -52,31 +61,31 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 's
             "frame-ancestors 'self'")
 MAX_DETAIL_FILTERS = 100
 MAX_PATH = 500
+# Bounds on user input: each breach is a 400 naming the parameter, never a 500.
+MAX_PAGE_NUMBER = 100_000       # activity_log/?page=
+MAX_TEXT = 1_000                # search_text, user, scope, item_id … (characters of one value)
+MAX_VALUES = 1_000              # values of one list parameter
+MAX_JSON_DEPTH = 32             # nesting of detail_filters and of an export's body
+MAX_PARAMETER_JSON = 65_536     # characters of detail_filters
+MAX_BODY = 65_536               # bytes of an export's body
+PUBLIC_URL_ENV = "ACTIVITYLOG_PUBLIC_URL"
+FILE_RESPONSES = {200: {"description": "the export's file (CSV, XLSX or JSONL)", "content": {
+    "text/csv": {}, "application/x-ndjson": {},
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}}
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str, attr: str | None = None, headers: dict | None = None):
-        super().__init__(detail)
-        self.status, self.detail, self.attr, self.headers = status, detail, attr, headers or {}
-
-
-class RateLimiter:
-    """A sliding one-minute window per key."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.calls: dict[str, deque] = defaultdict(deque)
-        self.lock = threading.Lock()
-
-    def check(self, key_id: str) -> None:
-        now = time.monotonic()
-        with self.lock:
-            window = self.calls[key_id]
-            while window and window[0] <= now - 60:
-                window.popleft()
-            if len(window) >= self.per_minute:
-                raise ApiError(429, "rate limit exceeded", headers={"Retry-After": str(int(60 - (now - window[0])) + 1)})
-            window.append(now)
+def json_depth(text: str) -> int:
+    """How deeply a JSON text nests (strings skipped), without parsing it: a parser recurses."""
+    depth = deepest = 0
+    for char in _STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
@@ -92,9 +101,20 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
             "project_id": row.get("team_id"), "summary": row.get("summary")}
 
 
-def _list(values: list[str] | None) -> list[str]:
+def _text(value: str | None, name: str) -> str | None:
+    if value is not None and len(value) > MAX_TEXT:
+        raise ApiError(400, f"at most {MAX_TEXT:,} characters, not {len(value):,}", name)
+    return value
+
+
+def _list(values: list[str] | None, name: str = "") -> list[str]:
     """Repeated parameters and comma-separated ones alike (``scopes=A,B`` or ``scopes=A&scopes=B``)."""
-    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    found = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    if len(found) > MAX_VALUES:
+        raise ApiError(400, f"at most {MAX_VALUES:,} values, not {len(found):,}", name)
+    for value in found:
+        _text(value, name)
+    return found
 
 
 def _bool(value: str | None, name: str) -> bool | None:
@@ -104,10 +124,34 @@ def _bool(value: str | None, name: str) -> bool | None:
         return True
     if value.lower() in ("false", "0", "no"):
         return False
-    raise ApiError(400, f"must be true or false, not {value!r}", name)
+    raise ApiError(400, f"must be true or false, not {value[:40]!r}", name)
 
 
-def create_app(lake_root: str | None = None) -> FastAPI:
+def _filter(data: dict[str, Any], attr_of: dict[str, str] | None = None, where: str = "") -> ActivityFilter:
+    """``ActivityFilter.from_dict`` with every failure a 400: a date out of range (``9999-12-31T23:59:59-23:59``
+    lies past year 9999 in UTC) names its parameter too."""
+    attr_of = attr_of or {}
+    for field, value in data.items():
+        if field in ("start", "end"):
+            try:
+                ActivityFilter.from_dict({field: value}, where="")
+            except (OverflowError, ValueError) as exc:
+                if not isinstance(exc, FilterError):
+                    raise ApiError(400, f"{str(value)[:60]!r} is out of range (years 1 to 9999, in UTC)",
+                                   attr_of.get(field, field)) from None
+    try:
+        return ActivityFilter.from_dict(data, where=where)
+    except FilterError as exc:
+        message = str(exc).lstrip(": ")
+        name = message.split(":", 1)[0].split("[", 1)[0]
+        raise ApiError(400, message, attr_of.get(name, name)) from None
+    except (OverflowError, ValueError, RecursionError, TypeError) as exc:
+        raise ApiError(400, f"not a valid filter ({type(exc).__name__})", attr_of.get("", "filters")) from None
+
+
+def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:
+    """The app. ``public_url``: what ``next`` and download links start with (default
+    ``$ACTIVITYLOG_PUBLIC_URL``; without either, links are relative: ``/api/…``)."""
     app = FastAPI(title="activitylog", version="1.0",
                   description="PostHog-compatible activity-log endpoints over the activity_log Delta table.",
                   docs_url=None, redoc_url=None)
@@ -116,8 +160,14 @@ def create_app(lake_root: str | None = None) -> FastAPI:
     hide_logins = os.environ.get("ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS", "true").lower() != "false"
     use_cache = os.environ.get("ACTIVITYLOG_API_CACHE", "1") != "0"
     query_slots = threading.BoundedSemaphore(int(os.environ.get("ACTIVITYLOG_API_QUERY_SLOTS", "2")))
+    base_url = (public_url or os.environ.get(PUBLIC_URL_ENV) or "").rstrip("/")
 
     store = Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
+    app.state.access_rule = AccessRule(store, limiter, hide_logins)
+    exports = ExportStore(exports_root(store.root))
+    runner = ExportRunner(exports, store.root, slots=int(os.environ.get("ACTIVITYLOG_API_EXPORT_SLOTS", "2")),
+                          quota=int(os.environ.get("ACTIVITYLOG_API_EXPORT_QUOTA", "10")))
+    app.state.exports, app.state.export_runner = exports, runner
     seen_version = {"at": 0.0, "version": None}
 
     def lake() -> Lake:
@@ -130,10 +180,23 @@ def create_app(lake_root: str | None = None) -> FastAPI:
             seen_version.update(at=now, version=store.version(ACTIVITY_LOG))
         return seen_version["version"]
 
+    def link(request: Request, params: list[tuple[str, str]], path: str | None = None) -> str:
+        """A link to this server: the configured base URL (never the request's Host header) + path."""
+        query_text = urlencode(params)
+        return base_url + (path or request.url.path) + (f"?{query_text}" if query_text else "")
+
+    @app.middleware("http")
+    async def _private(request: Request, call_next):
+        response = await call_next(request)
+        if request.url.path.startswith("/api/"):  # keys' data: never stored by a browser or a proxy
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        body = {"type": {400: "validation_error", 401: "authentication_error", 404: "invalid_request",
-                         429: "throttled_error"}.get(exc.status, "server_error"), "detail": exc.detail}
+        body = {"type": {400: "validation_error", 401: "authentication_error", 403: "permission_denied",
+                         404: "invalid_request", 429: "throttled_error"}.get(exc.status, "server_error"),
+                "detail": exc.detail}
         if exc.attr:
             body["attr"] = exc.attr
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
@@ -144,52 +207,15 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         attr = str(first["loc"][-1]) if first.get("loc") else None
         return JSONResponse({"type": "validation_error", "attr": attr, "detail": first["msg"]}, status_code=400)
 
-    def key_for(request: Request) -> ApiKey:
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        key = authenticate(lake(), token)
-        if key is None:
-            raise ApiError(401, "a valid API key is required (Authorization: Bearer alk_…)")
-        limiter.check(key.key_id)
-        return key
-
-    project_organizations: dict[tuple[int | None, int], set[str]] = {}  # (log version, project) → orgs
-
-    def organizations_of(project_id: int) -> set[str]:
-        """The organizations a project belongs to (reference data + its events), once per table version."""
-        store = lake()
-        version = store.version(ACTIVITY_LOG)
-        cache_key = (version, project_id)
-        if cache_key not in project_organizations:
-            if len(project_organizations) > 10_000:
-                project_organizations.clear()
-            frame = store.scan(ACTIVITY_LOG)
-            project_organizations[cache_key] = (team_organizations(store, (project_id,), frame)[project_id]
-                                                if frame is not None else set())
-        return project_organizations[cache_key]
-
-    def project_or_404(key: ApiKey, project_id: int) -> set[str]:
-        # A key that names the project needs no lookup; an admin key's organization must own it.
-        if project_id in key.projects and "activity_log:read" in key.scopes:
-            return set()
-        organizations = organizations_of(project_id) if key.admin else set()
-        if not key.can_read_project(project_id, organizations):
-            raise ApiError(404, "not found")
-        return organizations
-
-    def visibility(key: ApiKey) -> pl.Expr:
-        if key.admin or not hide_logins:
-            return pl.lit(True)
-        return ~(pl.col("was_impersonated").fill_null(False) & pl.col("activity").is_in(["logged_in", "logged_out"]))
-
     def advanced_filter(request: Request, **fixed: Any) -> ActivityFilter:
         params = request.query_params
         data: dict[str, Any] = {}
+        attr_of = {"start": "start", "end": "end", "search": "search_text"}
         for name, field in (("start_date", "start"), ("end_date", "end"), ("search_text", "search")):
             if params.get(name):
-                data[field] = params[name]
+                data[field] = _text(params[name], name)
         for name in ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses"):
-            values = _list(params.getlist(name))
+            values = _list(params.getlist(name), name)
             if values:
                 data[name] = values
         for name in ("was_impersonated", "is_system", "include_organization"):
@@ -197,9 +223,14 @@ def create_app(lake_root: str | None = None) -> FastAPI:
             if value is not None:
                 data[name] = value
         if params.get("detail_filters"):
+            text = params["detail_filters"]
+            if len(text) > MAX_PARAMETER_JSON:
+                raise ApiError(400, f"at most {MAX_PARAMETER_JSON:,} characters", "detail_filters")
+            if json_depth(text) > MAX_JSON_DEPTH:
+                raise ApiError(400, f"nested deeper than {MAX_JSON_DEPTH} levels", "detail_filters")
             try:
-                detail = json.loads(params["detail_filters"])
-            except ValueError:
+                detail = json.loads(text)
+            except (ValueError, RecursionError):
                 raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters") from None
             if not isinstance(detail, dict):
                 raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters")
@@ -209,11 +240,7 @@ def create_app(lake_root: str | None = None) -> FastAPI:
                 raise ApiError(400, f"a path is at most {MAX_PATH} characters", "detail_filters")
             data["detail_filters"] = detail
         data.update(fixed)
-        try:
-            return ActivityFilter.from_dict(data, where="")
-        except FilterError as exc:
-            message = str(exc).lstrip(": ")
-            raise ApiError(400, message, message.split(":", 1)[0].split("[", 1)[0]) from None
+        return _filter(data, {**attr_of, "": "detail_filters"})
 
     def page_size(value: int) -> int:
         if value < 1 or value > MAX_PAGE:
@@ -221,15 +248,16 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         return value
 
     # Pages of one snapshot never change: cache them per activity_log version (dashboards and SIEM
-    # pollers repeat the same queries). The key decides nothing here beyond what the URL and the
-    # key's visibility class say, and access was checked before the lookup.
+    # pollers repeat the same queries). Access was checked before the lookup; the cache key holds
+    # the path, the query and the access's visibility (organization, project, hidden logins), never
+    # the Host header.
     page_cache: OrderedDict[tuple, bytes] = OrderedDict()
     cache_lock = threading.Lock()
 
-    async def cached(request: Request, key: ApiKey, compute) -> Response:
+    async def cached(request: Request, access: Access, compute) -> Response:
         """The page as JSON bytes (serialised once, with the standard library, not per request). A hit is
         answered on the event loop; a miss parses the filter and computes in the thread pool."""
-        cache_key = (str(request.url), key.admin or not hide_logins, log_version())
+        cache_key = (request.url.path, request.url.query, access.visibility, log_version())
         with cache_lock:
             body = page_cache.get(cache_key) if use_cache else None
             if body is not None:
@@ -246,14 +274,13 @@ def create_app(lake_root: str | None = None) -> FastAPI:
                     page_cache.popitem(last=False)
         return Response(body, media_type="application/json")
 
-    def _cursor_page(request: Request, key: ApiKey, activity_filter: ActivityFilter, size: int, schema: str,
-                     extra: pl.Expr | None = None) -> dict:
+    def _cursor_page(request: Request, access: Access, activity_filter: ActivityFilter, size: int,
+                     schema: str) -> dict:
         if schema not in ("native", "ocsf"):
             raise ApiError(400, "must be native or ocsf", "schema")
+        after = _text(request.query_params.get("after"), "after") or None
         try:
-            condition = visibility(key) if extra is None else visibility(key) & extra
-            page = query_page(lake(), activity_filter, limit=size, after=request.query_params.get("after") or None,
-                              where=condition)
+            page = query_page(lake(), activity_filter, limit=size, after=after, where=access.rows)
         except FilterError as exc:
             raise ApiError(400, str(exc).split(": ", 1)[-1], "after") from None
         rows, cursor = (page.rows, page.next_cursor) if page is not None else (pl.DataFrame(), None)
@@ -261,34 +288,33 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         next_url = None
         if cursor:
             params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"] + [("after", cursor)]
-            next_url = str(request.url.replace(query=urlencode(params)))
+            next_url = link(request, params)
         return {"results": results, "next": next_url, "previous": None}
 
-    @app.get("/api/projects/{project_id}/activity_log/")
+    access_dependency = Depends(require_access)
+
+    @app.get("/api/projects/{project_id}/activity_log/", response_model=ActivityPage)
     async def activity_log(request: Request, project_id: int, user: str | None = None, scope: str | None = None,
                            scopes: list[str] | None = Query(default=None), item_id: str | None = None,
                            ordering: str = "-created_at", page: int = 1,
-                           page_size_: int = Query(100, alias="page_size")):
-        key = key_for(request)
-        if project_id not in key.projects:
-            await run_in_threadpool(project_or_404, key, project_id)
+                           page_size_: int = Query(100, alias="page_size"), access: Access = access_dependency):
         if ordering not in ("-created_at", "created_at"):
             raise ApiError(400, "must be -created_at or created_at", "ordering")
-        if page < 1:
-            raise ApiError(400, "must be 1 or more", "page")
+        if page < 1 or page > MAX_PAGE_NUMBER:
+            raise ApiError(400, f"must be between 1 and {MAX_PAGE_NUMBER:,}", "page")
         size = page_size(page_size_)
-        data: dict[str, Any] = {"team_ids": [project_id]}
-        wanted_scopes = _list(scopes) + ([scope] if scope else [])
+        data: dict[str, Any] = {"team_ids": [access.project_id]}
+        wanted_scopes = _list(scopes, "scopes") + ([_text(scope, "scope")] if scope else [])
         if wanted_scopes:
             data["scopes"] = wanted_scopes
         if user:
-            data["users"] = [user]
+            data["users"] = [_text(user, "user")]
         if item_id:
-            data["item_ids"] = [item_id]
-        activity_filter = ActivityFilter.from_dict(data)
+            data["item_ids"] = [_text(item_id, "item_id")]
+        activity_filter = _filter(data, {"users": "user", "item_ids": "item_id"})
 
         def compute() -> dict:
-            frame = query(lake(), activity_filter, where=visibility(key))
+            frame = query(lake(), activity_filter, where=access.rows)
             if frame is None:
                 return {"results": [], "next": None, "previous": None}
             if ordering == "created_at":
@@ -298,68 +324,55 @@ def create_app(lake_root: str | None = None) -> FastAPI:
 
             def page_url(number: int) -> str:
                 params = [(k, v) for k, v in request.query_params.multi_items() if k != "page"] + [("page", str(number))]
-                return str(request.url.replace(query=urlencode(params)))
+                return link(request, params)
 
             return {"results": [_row(r) for r in rows.head(size).iter_rows(named=True)],
                     "next": page_url(page + 1) if more else None,
                     "previous": page_url(page - 1) if page > 1 else None}
 
-        return await cached(request, key, compute)
+        return await cached(request, access, compute)
 
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/")
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/", response_model=ActivityPage)
     async def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
-                               schema: str = "native"):
-        key = key_for(request)
-        if project_id not in key.projects:  # an admin key's project lookup may read the table: not on the loop
-            await run_in_threadpool(project_or_404, key, project_id)
+                               schema: str = "native", access: Access = access_dependency):
         size = page_size(page_size_)
-        return await cached(request, key, lambda: _cursor_page(
-            request, key, advanced_filter(request, team_ids=[project_id]), size, schema))
+        return await cached(request, access, lambda: _cursor_page(
+            request, access, advanced_filter(request, team_ids=[access.project_id]), size, schema))
 
-    @app.get("/api/organizations/{org_id}/advanced_activity_logs/")
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/", response_model=ActivityPage)
     async def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
-                                    schema: str = "native"):
-        key = key_for(request)
-        if not key.can_read_organization(org_id):
-            raise ApiError(404, "not found")
+                                    schema: str = "native", access: Access = access_dependency):
         size = page_size(page_size_)
-        return await cached(request, key, lambda: _cursor_page(
-            request, key, advanced_filter(request), size, schema,
-            extra=(pl.col("organization_id") == org_id).fill_null(False)))
+        return await cached(request, access, lambda: _cursor_page(request, access, advanced_filter(request), size,
+                                                                  schema))
 
-    def available(request: Request, condition: pl.Expr, key: ApiKey) -> dict:
-        return available_filters(lake(), condition & visibility(key))
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/", response_model=AvailableFilters)
+    def project_filters(project_id: int, access: Access = access_dependency):
+        return available_filters(lake(), access.rows & (pl.col("team_id") == access.project_id).fill_null(False))
 
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/")
-    def project_filters(request: Request, project_id: int):
-        key = key_for(request)
-        project_or_404(key, project_id)
-        return available(request, (pl.col("team_id") == project_id).fill_null(False), key)
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/available_filters/",
+             response_model=AvailableFilters)
+    def organization_filters(org_id: str, access: Access = access_dependency):
+        return available_filters(lake(), access.rows)
 
-    @app.get("/api/organizations/{org_id}/advanced_activity_logs/available_filters/")
-    def organization_filters(request: Request, org_id: str):
-        key = key_for(request)
-        if not key.can_read_organization(org_id):
-            raise ApiError(404, "not found")
-        return available(request, (pl.col("organization_id") == org_id).fill_null(False), key)
+    # -- exports: recorded, then run by export_job in a process of its own (never in this one) --------
 
-    # -- exports: a Dagster run of export_job per request (visible in the UI) ----------------------
-
-    def export_scope(key: ApiKey, project_id: int | None, org_id: str | None) -> dict[str, Any]:
-        if project_id is not None:
-            project_or_404(key, project_id)
-            return {"team_ids": [project_id]}
-        if not key.can_read_organization(org_id):
-            raise ApiError(404, "not found")
-        return {}
-
-    async def start_export(request: Request, key: ApiKey, forced: dict[str, Any], scope_tag: str) -> JSONResponse:
+    async def start_export(request: Request, access: Access) -> JSONResponse:
+        body_bytes = await request.body()
+        if len(body_bytes) > MAX_BODY:
+            raise ApiError(400, f"the body is at most {MAX_BODY:,} bytes, not {len(body_bytes):,}", "body")
         try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(400, "the body must be JSON: {format: csv|xlsx, filters: {...}}") from None
+            text = body_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the body must be UTF-8 JSON: {format: csv|xlsx|jsonl, filters: {...}}", "body") from None
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise ApiError(400, f"the body is nested deeper than {MAX_JSON_DEPTH} levels", "body")
+        try:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ApiError(400, "the body must be JSON: {format: csv|xlsx|jsonl, filters: {...}}", "body") from None
         if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object: {format: csv|xlsx, filters: {...}}")
+            raise ApiError(400, "the body must be a JSON object: {format: csv|xlsx|jsonl, filters: {...}}", "body")
         export_format = body.get("format", "csv")
         if export_format not in ("csv", "xlsx", "jsonl"):
             raise ApiError(400, "must be csv, xlsx or jsonl", "format")
@@ -367,62 +380,100 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         if not isinstance(filters, dict):
             raise ApiError(400, "must be an object in the filter language", "filters")
         filters = {k: v for k, v in filters.items() if k not in ("team_ids", "include_organization")}
-        if not key.admin and hide_logins:
+        if not access.sees_hidden_logins:
             filters["was_impersonated"] = False  # the rows this key may not see never reach its file
+        forced = {"team_ids": [access.project_id]} if access.project_id is not None else {}
         try:
-            activity_filter = ActivityFilter.from_dict({**filters, **forced}, where="")
-        except FilterError as exc:
-            message = str(exc).lstrip(": ")
-            raise ApiError(400, message, "filters") from None
+            activity_filter = _filter({**filters, **forced}, {"": "filters"})
+        except ApiError as exc:
+            raise ApiError(400, exc.detail, "filters") from None
         export_id = uuid.uuid4().hex
-        out = f"{lake().root}/exports/api/{export_id}/"
-        start_export_run(export_id, activity_filter, export_format, out, {"activitylog/export_id": export_id,
-                                                                          "activitylog/export_scope": scope_tag})
+        record = {"id": export_id, "status": "queued", "format": export_format,
+                  "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                  "key_id": access.key.key_id, "organization_id": access.organization_id,
+                  "project_id": access.project_id, "scope": access.scope_tag,
+                  "sees_hidden_logins": access.sees_hidden_logins, "access": access.export_access(),
+                  "filter": activity_filter.to_dict(), "run_id": str(uuid.uuid4())}
+        await run_in_threadpool(exports.create, record)  # recorded before the 202: status never 404s
+        try:
+            runner.submit(export_id, access.key.key_id)
+        except QuotaExceeded as exc:
+            await run_in_threadpool(exports.discard, export_id)  # never queued: no record stays behind
+            raise ApiError(429, str(exc), headers={"Retry-After": "30"}) from None
         return JSONResponse({"id": export_id, "status": "queued", "format": export_format}, status_code=202)
 
-    def export_status(key: ApiKey, export_id: str, scope_tag: str, request: Request) -> dict:
-        run = find_export_run(export_id)
-        if run is None or run.tags.get("activitylog/export_scope") != scope_tag:
+    def export_record(access: Access, export_id: str) -> dict:
+        """The export, if this request's access is the one it was made with: the same project or
+        organization, the same organization of the key, the same visibility of impersonated logins."""
+        record = exports.status(export_id)
+        if (record is None or record.get("scope") != access.scope_tag
+                or record.get("organization_id") != access.organization_id
+                or record.get("sees_hidden_logins") != access.sees_hidden_logins):
             raise ApiError(404, "not found")
-        status = {"QUEUED": "queued", "NOT_STARTED": "queued", "STARTING": "running", "STARTED": "running",
-                  "SUCCESS": "succeeded", "FAILURE": "failed", "CANCELED": "failed"}.get(run.status.value, "running")
-        body: dict[str, Any] = {"id": export_id, "status": status, "run_id": run.run_id}
-        if status == "succeeded":
-            manifest = _manifest(f"{lake().root}/exports/api/{export_id}/")
+        return record
+
+    def export_manifest(export_id: str) -> dict | None:
+        try:
+            return json.loads((exports.directory(export_id) / "export.manifest.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def export_status(request: Request, access: Access, export_id: str) -> dict:
+        record = export_record(access, export_id)
+        body: dict[str, Any] = {"id": export_id, "status": record["status"], "run_id": record.get("run_id"),
+                                "format": record["format"], "created_at": record["created_at"]}
+        if record.get("error"):
+            body["error"] = record["error"]
+        if record["status"] == "succeeded":
+            manifest = export_manifest(export_id)
+            if manifest is not None:
+                # Where the server keeps its lake, and the integrity digests (whole days, every
+                # tenant's events counted), are the operator's: not in the answer.
+                manifest = {k: v for k, v in manifest.items() if k not in ("lake", "integrity")}
             body["manifest"] = manifest
-            body["file"] = str(request.url).rstrip("/") + "/file"
+            body["file"] = link(request, [], path=request.url.path.rstrip("/") + "/file")
         return body
 
-    @app.post("/api/projects/{project_id}/advanced_activity_logs/export", status_code=202)
-    async def project_export(request: Request, project_id: int):
-        key = key_for(request)
-        return await start_export(request, key, export_scope(key, project_id, None), f"project:{project_id}")
-
-    @app.post("/api/organizations/{org_id}/advanced_activity_logs/export", status_code=202)
-    async def organization_export(request: Request, org_id: str):
-        key = key_for(request)
-        export_scope(key, None, org_id)
-        return await start_export(request, key, {}, f"organization:{org_id}")
-
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}")
-    def project_export_status(request: Request, project_id: int, export_id: str):
-        key = key_for(request)
-        export_scope(key, project_id, None)
-        return export_status(key, export_id, f"project:{project_id}", request)
-
-    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}/file")
-    def project_export_file(request: Request, project_id: int, export_id: str):
-        key = key_for(request)
-        export_scope(key, project_id, None)
-        if export_status(key, export_id, f"project:{project_id}", request)["status"] != "succeeded":
+    def export_file(access: Access, export_id: str) -> Response:
+        record = export_record(access, export_id)
+        manifest = export_manifest(export_id) if record["status"] == "succeeded" else None
+        if manifest is None:
             raise ApiError(404, "not found (the export is not finished)")
-        return _file_response(f"{lake().root}/exports/api/{export_id}/")
+        name = Path(manifest["files"][0]["path"]).name
+        media = {"csv": "text/csv", "jsonl": "application/x-ndjson",
+                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[manifest["format"]]
+        return FileResponse(exports.directory(export_id) / name, media_type=media, filename=name)
 
-    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}")
-    def organization_export_status(request: Request, org_id: str, export_id: str):
-        key = key_for(request)
-        export_scope(key, None, org_id)
-        return export_status(key, export_id, f"organization:{org_id}", request)
+    @app.post("/api/projects/{project_id}/advanced_activity_logs/export", status_code=202,
+              response_model=ExportStarted)
+    async def project_export(request: Request, project_id: int, access: Access = access_dependency):
+        return await start_export(request, access)
+
+    @app.post("/api/organizations/{org_id}/advanced_activity_logs/export", status_code=202,
+              response_model=ExportStarted)
+    async def organization_export(request: Request, org_id: str, access: Access = access_dependency):
+        return await start_export(request, access)
+
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}", response_model=ExportStatus,
+             response_model_exclude_unset=True)
+    def project_export_status(request: Request, project_id: int, export_id: str, access: Access = access_dependency):
+        return export_status(request, access, export_id)
+
+    @app.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}/file",
+             response_class=FileResponse, responses=FILE_RESPONSES)
+    def project_export_file(project_id: int, export_id: str, access: Access = access_dependency):
+        return export_file(access, export_id)
+
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}", response_model=ExportStatus,
+             response_model_exclude_unset=True)
+    def organization_export_status(request: Request, org_id: str, export_id: str,
+                                   access: Access = access_dependency):
+        return export_status(request, access, export_id)
+
+    @app.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}/file",
+             response_class=FileResponse, responses=FILE_RESPONSES)
+    def organization_export_file(org_id: str, export_id: str, access: Access = access_dependency):
+        return export_file(access, export_id)
 
     return app
 
@@ -457,48 +508,3 @@ def _mount_docs(app: FastAPI) -> None:
                                       with_google_fonts=False))
 
 
-def start_export_run(export_id: str, activity_filter: ActivityFilter, export_format: str, out: str,
-                     tags: dict[str, str]) -> None:
-    """Run export_job in a background thread, recorded in DAGSTER_HOME like every other run."""
-    def run() -> None:
-        from pipelines.definitions import build_definitions
-        from pipelines.runner import instance
-
-        defs = build_definitions()
-        defs.resolve_job_def("export_job").execute_in_process(
-            run_config={"ops": {"export": {"config": {"format": export_format, "out": out, "name": "export",
-                                                      "filter": activity_filter.to_dict()}}}},
-            instance=instance(), tags=tags, raise_on_error=False)
-
-    threading.Thread(target=run, name=f"export-{export_id}", daemon=True).start()
-
-
-def find_export_run(export_id: str):
-    import dagster as dg
-
-    from pipelines.runner import instance
-
-    runs = instance().get_runs(filters=dg.RunsFilter(tags={"activitylog/export_id": export_id}), limit=1)
-    return runs[0] if runs else None
-
-
-def _manifest(directory: str) -> dict | None:
-    from destinations.exports import _read_bytes
-
-    try:
-        return json.loads(b"".join(_read_bytes(directory + "export.manifest.json")))
-    except Exception:  # noqa: BLE001 - not written yet
-        return None
-
-
-def _file_response(directory: str):
-    from fastapi.responses import Response
-
-    from destinations.exports import _read_bytes
-
-    manifest = _manifest(directory)
-    name = manifest["files"][0]["path"]
-    media = {"csv": "text/csv", "jsonl": "application/x-ndjson",
-             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[manifest["format"]]
-    return Response(b"".join(_read_bytes(directory + name)), media_type=media,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

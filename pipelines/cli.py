@@ -824,14 +824,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     from pipelines.api import create_app
 
+    from pipelines.api import PUBLIC_URL_ENV
+
     settings = _settings()
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
+    # Links in responses (next pages, downloads) start with ACTIVITYLOG_PUBLIC_URL, else with the address
+    # listened on when it is one address (never the request's Host header); with a wildcard host
+    # (0.0.0.0, ::) and no public URL they are relative.
+    public_url = os.environ.get(PUBLIC_URL_ENV) or None
+    if public_url is None and args.host not in ("", "0.0.0.0", "::"):
+        public_url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     print(f"Serving {settings.lake} on http://{args.host}:{args.port} (OpenAPI: /docs, /openapi.json)", file=sys.stderr)
     if args.workers == 1:
-        uvicorn.run(create_app(settings.lake), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(create_app(settings.lake, public_url=public_url), host=args.host, port=args.port,
+                    log_level="info")
     else:  # each worker process builds its app from the environment
         os.environ["ACTIVITYLOG_LAKE"] = settings.lake
+        if public_url:
+            os.environ[PUBLIC_URL_ENV] = public_url
         uvicorn.run("pipelines.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                     log_level="info")
     return EXIT_OK

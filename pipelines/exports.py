@@ -15,6 +15,9 @@ import dagster as dg
         "window": dg.Field(dg.Noneable(str), default_value=None,
                            description="look-back ending now (7d, 1mo) when the filter has no start"),
         "name": dg.Field(dg.Noneable(str), default_value=None, description="file name (default: from the bounds)"),
+        "access": dg.Field(dg.Noneable(dg.Permissive()), default_value=None,
+                           description="the read API's access rule for the key that asked: {organization_id, "
+                                       "project_id (null: the whole organization), hide_impersonated_logins}"),
     },
     required_resource_keys={"lake"},
     description="Export activity_log rows matching a filter to CSV, XLSX or JSONL, with a manifest.",
@@ -32,12 +35,22 @@ def export(context: dg.OpExecutionContext) -> dg.Output[dict]:
         window = parse_duration(settings["window"], "window") if settings["window"] else None
     except (FilterError, DurationError) as exc:
         raise dg.Failure(str(exc)) from None
+    where = None
+    if settings["access"] is not None:
+        from transforms.keys import access_condition
+
+        access = settings["access"]
+        if not access.get("organization_id"):
+            raise dg.Failure("access: names no organization_id")
+        where = access_condition(access["organization_id"], access.get("project_id"),
+                                 hide_impersonated_logins=bool(access.get("hide_impersonated_logins")))
     if window is not None and activity_filter.start is None:
         end = activity_filter.end or datetime.now(timezone.utc)
         activity_filter = activity_filter.with_bounds(window.before(end), activity_filter.end)
     try:
         result = run_export(context.resources.lake.lake(), activity_filter, settings["format"], settings["out"],
-                            name=settings["name"], progress=context.log.info)
+                            name=settings["name"], progress=context.log.info, where=where,
+                            access=settings["access"])
     except ExportError as exc:
         raise dg.Failure(str(exc)) from None
     manifest = result.manifest

@@ -206,3 +206,26 @@ def test_manifest_carries_the_integrity_digest_of_each_day(export_lake, tmp_path
     stored = {r["day"].isoformat(): r["digest"] for r in digests(export_lake).iter_rows(named=True)}
     assert set(integrity["days"]) == {"2024-01-11", "2024-01-12"}
     assert all(integrity["days"][d]["digest"] == stored[d] for d in integrity["days"])
+
+
+@pytest.mark.parametrize("name", ["../../x", "sub/x", "..", "a\\b", " "])
+def test_a_name_never_leaves_out(export_lake, tmp_path, name):
+    from destinations.exports import ExportError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ExportError, match="must be a plain file name"):
+        run_export(export_lake, ActivityFilter(), "csv", f"{out}/", name=name)
+    assert list(out.iterdir()) == [] and not (tmp_path.parent / "x.csv").exists()
+
+
+def test_a_dangling_symlink_at_the_target_is_not_written_through(export_lake, tmp_path):
+    from destinations.exports import ExportError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "elsewhere.csv"
+    (out / "e.csv").symlink_to(victim)  # points at a file that does not exist yet
+    with pytest.raises(ExportError, match="already exists"):
+        run_export(export_lake, ActivityFilter(), "csv", f"{out}/", name="e")
+    assert not victim.exists()

@@ -86,12 +86,15 @@ def export_days(lake: Lake, activity_filter: ActivityFilter, *, read_window: Dur
 
 def export_rows(lake: Lake, activity_filter: ActivityFilter, days: list[date], *,
                 read_window: Duration | None = None, now: datetime | None = None,
-                team_organizations=None) -> pl.DataFrame:
-    """The export rows of some days: matching rows, export columns, stable order."""
+                team_organizations=None, where: pl.Expr | None = None) -> pl.DataFrame:
+    """The export rows of some days: matching rows, export columns, stable order. ``where``: one
+    more row condition (the read API's access rule for the key that asked)."""
     frame = lake.scan(ACTIVITY_LOG)
     in_days = pl.col("day") == days[0] if len(days) == 1 else pl.col("day").is_in(days)
     condition = in_days & activity_filter.expression(read_window=read_window, now=now,
                                                      team_organizations=team_organizations)
+    if where is not None:
+        condition = condition & where
     return (frame.filter(condition).sort(ORDER)
             .select(expression.alias(name) for name, expression in _COLUMNS).collect())
 
@@ -100,7 +103,7 @@ BATCH_ROWS = 200_000  # rows (before filtering) read at once: one Delta scan per
 
 
 def iter_export(lake: Lake, activity_filter: ActivityFilter, *, read_window: Duration | None = None,
-                now: datetime | None = None, batch_rows: int = BATCH_ROWS,
+                now: datetime | None = None, batch_rows: int = BATCH_ROWS, where: pl.Expr | None = None,
                 ) -> Iterator[tuple[dict[date, int], pl.DataFrame]]:
     """({day: rows}, rows) per batch of consecutive days (sized from Delta statistics), oldest first;
     batches without matches are skipped."""
@@ -113,7 +116,7 @@ def iter_export(lake: Lake, activity_filter: ActivityFilter, *, read_window: Dur
     days = export_days(lake, activity_filter, read_window=read_window, now=now)
     for batch in day_batches(lake, ACTIVITY_LOG, days, max_rows=batch_rows):
         rows = export_rows(lake, activity_filter, batch, read_window=read_window, now=now,
-                           team_organizations=organizations)
+                           team_organizations=organizations, where=where)
         if rows.height:
             per_day = rows.group_by(pl.col("created_at").dt.convert_time_zone("UTC").dt.date().alias("day")
                                     ).len().sort("day")

@@ -248,3 +248,32 @@ def authenticate(lake: Lake, token: str | None) -> ApiKey | None:
     if key is None or not matches or key.revoked_at is not None:
         return None
     return key
+
+
+# ------------------------------------------------------------------------------------------------
+# What a key may read: one row condition, used by every API route and by the exports they start.
+
+HIDDEN_LOGIN_ACTIVITIES = ("logged_in", "logged_out")
+
+
+def access_condition(organization_id: str, project_id: int | None = None, *,
+                     hide_impersonated_logins: bool = False) -> pl.Expr:
+    """The rows of ``activity_log`` a request may touch, as a Polars condition.
+
+    ``project_id`` None: the organization's rows (its projects' and its organization-level ones).
+    A project: that project's rows, plus the organization-level rows of ``organization_id`` (what
+    ``include_organization`` may add) — and in both cases only rows that carry ``organization_id`` or
+    no organization at all, so a project that events also tie to another organization never shows
+    that organization's rows. ``hide_impersonated_logins``: leave out impersonated
+    ``logged_in``/``logged_out`` events (what keys that are not admin may not see)."""
+    own_organization = (pl.col("organization_id") == organization_id).fill_null(False)
+    if project_id is None:
+        condition = own_organization
+    else:
+        condition = (((pl.col("team_id") == project_id).fill_null(False)
+                      & (pl.col("organization_id").is_null() | own_organization))
+                     | (pl.col("team_id").is_null() & own_organization))
+    if hide_impersonated_logins:
+        condition = condition & ~(pl.col("was_impersonated").fill_null(False)
+                                  & pl.col("activity").is_in(list(HIDDEN_LOGIN_ACTIVITIES)).fill_null(False))
+    return condition

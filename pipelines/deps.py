@@ -1,0 +1,176 @@
+"""The one access rule of the read API: a FastAPI dependency every ``/api/`` route uses.
+
+:func:`require_access` resolves the request's key (401 without a valid one), its rate limit (429), its
+scopes (403 without ``activity_log:read``, on every route, a key's own projects included), and the
+project or organization of the path (404 for anything the key may not read, so existence does not
+leak). It returns an :class:`Access`: the key, what the route is about, and ``rows`` — the condition on
+``activity_log`` (see :func:`transforms.keys.access_condition`) that every read, filter list and export
+of the route is limited to. No route reads the lake except through it; a test enumerates the routes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+import polars as pl
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+
+from transforms.keys import READ_SCOPE, ApiKey, access_condition, authenticate
+from transforms.lake import ACTIVITY_LOG, Lake
+from transforms.query import team_organizations
+
+INT64_MAX = 2**63 - 1
+WWW_AUTHENTICATE = 'Bearer realm="activitylog"'
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str, attr: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.attr, self.headers = status, detail, attr, headers or {}
+
+
+class RateLimiter:
+    """A sliding one-minute window per key."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.calls: dict[str, deque] = defaultdict(deque)
+        self.lock = threading.Lock()
+
+    def check(self, key_id: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            window = self.calls[key_id]
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= self.per_minute:
+                raise ApiError(429, "rate limit exceeded", headers={"Retry-After": str(int(60 - (now - window[0])) + 1)})
+            window.append(now)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one request may touch."""
+
+    key: ApiKey
+    organization_id: str                 # the key's organization (the route's, on organization routes)
+    project_id: int | None               # None: an organization route
+    sees_hidden_logins: bool             # impersonated logged_in/logged_out events are visible
+    rows: pl.Expr = field(compare=False, repr=False)
+
+    @property
+    def scope_tag(self) -> str:
+        return f"project:{self.project_id}" if self.project_id is not None else f"organization:{self.organization_id}"
+
+    @property
+    def visibility(self) -> tuple:
+        """Two requests with equal visibility and the same URL see the same rows (the page cache key)."""
+        return (self.organization_id, self.project_id, self.sees_hidden_logins)
+
+    def export_access(self) -> dict:
+        """The rule, as an export run applies it (``export_job``'s ``access`` config)."""
+        return {"organization_id": self.organization_id, "project_id": self.project_id,
+                "hide_impersonated_logins": not self.sees_hidden_logins}
+
+
+class AccessRule:
+    """Resolves requests to :class:`Access` for one app (its lake, rate limit and visibility setting)."""
+
+    def __init__(self, lake: Lake, limiter: RateLimiter, hide_logins: bool) -> None:
+        self.lake, self.limiter, self.hide_logins = lake, limiter, hide_logins
+        self._organizations: dict[tuple[int | None, int], set[str]] = {}  # (log version, project) → orgs
+        self._lock = threading.Lock()
+        self._version: tuple[float, int | None] = (0.0, None)
+
+    def log_version(self) -> int | None:
+        """activity_log's version, looked up at most twice a second (not a Delta lookup per request)."""
+        at, version = self._version
+        now = time.monotonic()
+        if now - at > 0.5:
+            version = self.lake.version(ACTIVITY_LOG)
+            self._version = (now, version)
+        return version
+
+    def key(self, request: Request) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        key = authenticate(self.lake, token)
+        if key is None:
+            challenge = WWW_AUTHENTICATE + (', error="invalid_token"' if token else "")
+            raise ApiError(401, "a valid API key is required (Authorization: Bearer alk_…)",
+                           headers={"WWW-Authenticate": challenge})
+        self.limiter.check(key.key_id)
+        if READ_SCOPE not in key.scopes:
+            raise ApiError(403, f"this key does not have the scope {READ_SCOPE}")
+        return key
+
+    def cached_organizations(self, project_id: int) -> set[str] | None:
+        version = self.log_version()
+        with self._lock:
+            return self._organizations.get((version, project_id))
+
+    def organizations_of(self, project_id: int) -> set[str]:
+        """The organizations a project belongs to (reference data + its events), once per table version."""
+        version = self.log_version()
+        with self._lock:
+            found = self._organizations.get((version, project_id))
+        if found is None:
+            frame = self.lake.scan(ACTIVITY_LOG)
+            found = team_organizations(self.lake, (project_id,), frame)[project_id] if frame is not None else set()
+            with self._lock:
+                if len(self._organizations) > 10_000:
+                    self._organizations.clear()
+                self._organizations[(version, project_id)] = found
+        return found
+
+    def may_read_project(self, key: ApiKey, project_id: int, organizations: set[str]) -> bool:
+        """A project the key names, unless the lake ties it to other organizations only; for an admin
+        key, any project of its organization."""
+        if project_id in key.projects:
+            return not organizations or key.organization_id in organizations
+        return key.admin and key.organization_id in organizations
+
+    def access(self, key: ApiKey, project_id: int | None, organization_id: str | None) -> Access:
+        if project_id is None:
+            if not (key.admin and organization_id == key.organization_id):
+                raise ApiError(404, "not found")
+            organization = organization_id
+        else:
+            organization = key.organization_id
+        sees_hidden = key.admin or not self.hide_logins
+        return Access(key=key, organization_id=organization, project_id=project_id, sees_hidden_logins=sees_hidden,
+                      rows=access_condition(organization, project_id, hide_impersonated_logins=not sees_hidden))
+
+
+def _project_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"must be a project id (an integer), not {text[:40]!r}", "project_id") from None
+    if not 0 <= value <= INT64_MAX:
+        raise ApiError(404, "not found")
+    return value
+
+
+async def require_access(request: Request) -> Access:
+    """The access dependency (``Depends(require_access)``) of every ``/api/`` route."""
+    rule: AccessRule = request.app.state.access_rule
+    key = rule.key(request)
+    path = request.path_params
+    if "project_id" in path:
+        project_id = _project_id(str(path["project_id"]))
+        if project_id not in key.projects and not key.admin:
+            raise ApiError(404, "not found")
+        organizations = rule.cached_organizations(project_id)
+        if organizations is None:  # a lookup may read the table: not on the event loop
+            organizations = await run_in_threadpool(rule.organizations_of, project_id)
+        if not rule.may_read_project(key, project_id, organizations):
+            raise ApiError(404, "not found")
+        return rule.access(key, project_id, None)
+    if "org_id" in path:
+        return rule.access(key, None, str(path["org_id"]))
+    raise ApiError(404, "not found")
