@@ -65,15 +65,19 @@ class ExportError(Exception):
 
 
 class CsvWriter:
-    """RFC 4180: CRLF line ends, fields quoted when they hold a comma, quote or line break."""
+    """RFC 4180: CRLF line ends; the header as plain names; every text field of the rows quoted (so a
+    spreadsheet whose locale separates fields by ``;`` cannot split ``x;=1+1`` into a formula cell; an
+    empty text is ``""``, a missing value an empty field), numbers bare; formula starts neutralised."""
 
     def __init__(self, path: Path) -> None:
         self.handle = open(path, "wb")
         self.first = True
 
     def write(self, rows: pl.DataFrame) -> None:
-        neutralise_formulas(format_timestamps(rows)).write_csv(self.handle, include_header=self.first, line_terminator="\r\n",
-                                            quote_style="necessary")
+        if self.first:
+            self.handle.write((",".join(rows.columns) + "\r\n").encode())
+        neutralise_formulas(format_timestamps(rows)).write_csv(self.handle, include_header=False, line_terminator="\r\n",
+                                                               quote_style="non_numeric")
         self.first = False
 
     def close(self, columns: list[str]) -> dict:
@@ -166,7 +170,7 @@ class XlsxWriter:
 
     def write(self, rows: pl.DataFrame) -> None:
         self.columns = rows.columns
-        rows = neutralise_formulas(rows)
+        # No formula prefix here: inline strings are text to every spreadsheet program (no <f> cells).
         start = 0
         while start < rows.height:
             if not self.sheets or self.sheets[-1] >= XLSX_MAX_DATA_ROWS:

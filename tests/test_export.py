@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import zipfile
 from datetime import date, datetime, timezone
 
@@ -13,14 +14,21 @@ import pytest
 from conftest import make_event, write_lines
 from destinations.exports import XLSX_MAX_DATA_ROWS, XlsxWriter, run_export, verify_manifest
 from pipelines.cli import main
-from transforms.export import EXPORT_COLUMNS
+from transforms.export import EXPORT_COLUMNS, FORMULA_START, neutralise_formulas
 from transforms.filters import ActivityFilter
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
 from transforms.refresh import refresh_all
 from transforms.validate import ValidationSettings
 
-NASTY = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR", "\nLF"]
+NASTY = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR", "\nLF",
+         # full-width signs, and formula starts behind spaces and invisible characters
+         "\uff1d1+1", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "\u00a0=1+1", "\u200b=1+1", "\ufeff=1+1", " =1+1",
+         "\u2060\u00a0@x"]
+# Text a spreadsheet reads as text: left as it is.
+HARMLESS = ["a-b", "e-mail", "x=1", "a;b"]
+# A ';' locale splits at ';': a formula behind one gets its own prefix.
+SPLIT = {"x;=1+1": "x;'=1+1", "=a;@b": "'=a;'@b", "x;\u00a0+1": "x;'\u00a0+1"}
 
 
 @pytest.fixture
@@ -28,7 +36,7 @@ def export_lake(lake, landing):
     events = [make_event(created_at=f"2024-01-{d:02d}T{h:02d}:00:00Z", item_id=f"{d}-{h}")
               for d in (10, 11, 12) for h in (9, 10)]
     events += [make_event(created_at="2024-01-12T11:00:00Z", user={"uuid": f"u{i}", "first_name": text, "email": "x@y.z"},
-                          item_id=f"nasty-{i}") for i, text in enumerate(NASTY)]
+                          item_id=f"nasty-{i}") for i, text in enumerate(NASTY + HARMLESS + list(SPLIT))]
     events += [make_event(created_at="2024-01-12T12:00:00Z", item_id="quote, comma", detail={
         "name": 'say "hi"\r\nbye', "changes": [{"field": "big", "before": None, "after": "ü" * 40_000}]})]
     write_lines(landing / "a.jsonl", events)
@@ -58,14 +66,19 @@ def test_csv_is_rfc4180_and_matches_the_lake(export_lake, tmp_path):
 
 
 def test_formulas_are_neutralised_in_csv_and_xlsx(export_lake, tmp_path):
-    run_export(export_lake, ActivityFilter(item_ids=[f"nasty-{i}" for i in range(len(NASTY))]), "csv",
-               str(tmp_path / "n.csv"))
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "n.csv").read_bytes().decode(), newline="")))
-    assert sorted(r["user_first_name"] for r in rows) == sorted("'" + text for text in NASTY)
-    run_export(export_lake, ActivityFilter(item_ids=[f"nasty-{i}" for i in range(len(NASTY))]), "xlsx",
-               str(tmp_path / "n_xlsx.xlsx"))
+    every = ActivityFilter(item_ids=[f"nasty-{i}" for i in range(len(NASTY + HARMLESS) + len(SPLIT))])
+    run_export(export_lake, every, "csv", str(tmp_path / "n.csv"))
+    text = (tmp_path / "n.csv").read_bytes().decode()
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert sorted(r["user_first_name"] for r in rows) == sorted(["'" + t for t in NASTY] + HARMLESS
+                                                                + list(SPLIT.values()))
+    assert '"a;b"' in text and ',,' in text  # text quoted; missing values are empty fields
+    # In a ';' locale the whole line splits at ';' outside quotes only: no field starts a formula.
+    for line in csv.reader(io.StringIO(text, newline=""), delimiter=";"):
+        assert not any(re.match(FORMULA_START, field) for field in line[1:]), line
+    run_export(export_lake, every, "xlsx", str(tmp_path / "n_xlsx.xlsx"))
     sheet = pl.read_excel(tmp_path / "n_xlsx.xlsx", infer_schema_length=0)
-    assert sorted(sheet["user_first_name"].to_list()) == sorted("'" + text for text in NASTY)
+    assert sorted(sheet["user_first_name"].to_list()) == sorted(NASTY + HARMLESS + list(SPLIT))  # the original text
     xml = zipfile.ZipFile(tmp_path / "n_xlsx.xlsx").read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in xml and "<f " not in xml  # no formula cells, every text is an inline string
     assert xml.count('t="inlineStr"') > 0 and "HYPERLINK" in xml
@@ -80,7 +93,9 @@ def test_xlsx_and_jsonl_read_back_equal_to_csv(export_lake, tmp_path):
     assert as_xlsx.columns == as_csv.columns == as_jsonl.columns == EXPORT_COLUMNS
     long = "detail"  # XLSX cuts cells at 32,767 characters; compare the rest exactly
     # created_at is an Excel date-time in XLSX (text in CSV and JSONL): compared as a moment below
-    assert as_xlsx.drop(long, "created_at").equals(as_csv.drop(long, "created_at"))
+    # XLSX keeps the original text; CSV neutralises formula starts: equal once that rule is applied.
+    assert neutralise_formulas(as_xlsx.drop(long, "created_at")).equals(as_csv.drop(long, "created_at"))
+    assert not as_xlsx.drop(long, "created_at").equals(as_csv.drop(long, "created_at"))  # the rule did apply
     moments = pl.read_excel(tmp_path / "e_xlsx.xlsx")["created_at"]
     assert moments.dtype.is_temporal()
     assert moments.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_list() == as_csv["created_at"].to_list()
@@ -133,7 +148,7 @@ def test_xlsx_continues_on_a_second_sheet_beyond_1048575_rows(tmp_path):
     assert extra["sheets"] == [{"name": "activity_log", "rows": XLSX_MAX_DATA_ROWS},
                                {"name": "activity_log (2)", "rows": 5}]
     second = pl.read_excel(tmp_path / "big.xlsx", sheet_name="activity_log (2)")
-    assert second["n"].to_list() == list(range(XLSX_MAX_DATA_ROWS, rows)) and second["text"][0] == "'=x"
+    assert second["n"].to_list() == list(range(XLSX_MAX_DATA_ROWS, rows)) and second["text"][0] == "=x"
     first = pl.read_excel(tmp_path / "big.xlsx", sheet_name="activity_log", columns=["n"])
     assert first.height == XLSX_MAX_DATA_ROWS and first["n"][-1] == XLSX_MAX_DATA_ROWS - 1
 
@@ -158,7 +173,7 @@ def test_export_job_and_the_configured_schedule(export_lake, tmp_path, monkeypat
     assert settings["out"] == str(tmp_path / "audit") + "/" and settings["name"] == "weekly-membership_20240115T020000Z"
     result = defs.resolve_job_def("export_job").execute_in_process(run_config=request.run_config, instance=instance)
     output = result.output_for_node("export")
-    assert output["rows"] == 14 and output["file"] == str(tmp_path / "audit" / "weekly-membership_20240115T020000Z.xlsx")
+    assert output["rows"] == 6 + len(NASTY + HARMLESS) + len(SPLIT) + 1 and output["file"] == str(tmp_path / "audit" / "weekly-membership_20240115T020000Z.xlsx")
     assert verify_manifest(output["manifest"])[1] == []
 
 
@@ -185,9 +200,10 @@ def test_cli_export_and_verify(export_lake, tmp_path, monkeypatch, capsys):
     assert main(["export", "--format", "csv", "--out", str(tmp_path / "x.csv"), "--scope", "FeatureFlag",
                  "--start", "2024-01-12"]) == 0
     out = capsys.readouterr().out
-    assert "Exported 10 rows" in out and "x.manifest.json" in out
+    rows = 2 + len(NASTY + HARMLESS) + len(SPLIT) + 1  # the 12th: two plain events, the nasty ones, one quoted
+    assert f"Exported {rows} rows" in out and "x.manifest.json" in out
     assert main(["verify-export", str(tmp_path / "x.manifest.json")]) == 0
-    assert "OK: 1 file(s) match the manifest (10 rows" in capsys.readouterr().out
+    assert f"OK: 1 file(s) match the manifest ({rows} rows" in capsys.readouterr().out
     (tmp_path / "x.csv").write_text("tampered")
     assert main(["verify-export", str(tmp_path / "x.manifest.json")]) == 1
     assert "MISMATCH x.csv" in capsys.readouterr().out

@@ -9,10 +9,20 @@ Timestamps: one text form everywhere a timestamp leaves the lake as text (CSV an
 ``2024-01-15T10:30:00.000000Z`` (:data:`TIMESTAMP_FORMAT`, :func:`format_timestamps`). XLSX cells hold
 real Excel date-times instead (the writer formats them).
 
-Formula injection (OWASP "CSV Injection"): a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab,
-a carriage return or a line feed gets a leading ``'`` so that spreadsheet programs show it as text
-instead of evaluating it. This is applied to CSV and XLSX (JSONL is data, not a spreadsheet, and keeps
-values exact). Numbers and booleans are typed cells and need no escaping.
+Formula injection (OWASP "CSV Injection"), per format:
+
+- CSV: a text cell whose first visible character is ``=``, ``+``, ``-`` or ``@`` (or their full-width
+  forms ``＝＋－＠``), after any run of spaces and invisible characters (NBSP, zero-width space and
+  joiners, word joiner, BOM), or that starts with a tab, carriage return or line feed, gets a leading
+  ``'`` so that spreadsheet programs show it as text. A program whose locale separates fields by
+  ``;`` splits ``x;=1+1`` into ``x`` and the formula ``=1+1`` (quotes protect only a field they open),
+  so a ``;`` followed by such a start gets a ``'`` after it too: ``x;'=1+1``. Every text field is
+  quoted, a missing value is an empty field and an empty text ``""``.
+- XLSX: cells hold the original text. They are inline strings, which no spreadsheet program evaluates
+  (the writer never emits a formula cell).
+- JSONL is data, not a spreadsheet, and keeps values exact.
+
+Numbers and booleans are typed cells and need no escaping.
 """
 
 from __future__ import annotations
@@ -66,14 +76,20 @@ _COLUMNS: list[tuple[str, pl.Expr]] = [
 ]
 EXPORT_COLUMNS = [name for name, _ in _COLUMNS]
 ORDER = ["created_at", "id"]
-FORMULA_START = r"^[=+\-@\t\r\n]"
+# Spaces and characters that show nothing, which a spreadsheet may skip before reading a formula.
+_INVISIBLE = r"\x20\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
+_SIGNS = r"=+\-@\uff1d\uff0b\uff0d\uff20"
+FORMULA_START = rf"^(?:[\t\r\n]|[{_INVISIBLE}]*[{_SIGNS}])"
+_FORMULA_AFTER_SEMICOLON = rf";([{_INVISIBLE}]*[{_SIGNS}])"
 
 
 def neutralise_formulas(frame: pl.DataFrame | pl.LazyFrame):
-    """Prefix ``'`` to every text cell that a spreadsheet would read as a formula."""
+    """Prefix ``'`` to every text cell (and every ``;``-separated piece of one) that a spreadsheet
+    would read as a formula."""
     text = [name for name, dtype in frame.collect_schema().items() if dtype == pl.String]
     return frame.with_columns(
         pl.when(pl.col(name).str.contains(FORMULA_START)).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name))
+        .str.replace_all(_FORMULA_AFTER_SEMICOLON, ";'${1}")
         .alias(name) for name in text)
 
 
