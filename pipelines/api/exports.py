@@ -1,7 +1,7 @@
 """Exports started through the read API: recorded before the 202 answers, run outside the server.
 
 ``POST …/advanced_activity_logs/export`` writes a record (``<exports root>/<id>/export.json``, status
-``queued``) and hands the id to an :class:`ExportRunner`, which starts ``python -m pipelines.api_exports
+``queued``) and hands the id to an :class:`ExportRunner`, which starts ``python -m pipelines.api.exports
 <root> <id>`` — a process of its own that runs ``export_job`` through Dagster (recorded in
 ``DAGSTER_HOME`` like every run, visible in the UI) and writes the outcome back to the record. The
 server never executes a job in its own process: a run's logging there once held the ``logging`` lock
@@ -170,7 +170,7 @@ class ExportRunner:
         directory = self.store.directory(export_id)
         env = {**os.environ, "ACTIVITYLOG_LAKE": self.lake_root}
         with open(directory / "run.log", "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "pipelines.api_exports", str(self.store.root),
+            process = subprocess.Popen([sys.executable, "-m", "pipelines.api.exports", str(self.store.root),
                                         export_id], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
             self.store.update(export_id, pid=process.pid, host=_host())
             process.wait()

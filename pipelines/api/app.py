@@ -1,0 +1,82 @@
+"""The read API: PostHog's activity-log endpoints over the lake, with scoped keys (``activitylog serve``).
+
+    GET /api/projects/{project_id}/activity_log/                    user, scope, scopes, item_id, ordering, page, page_size
+    GET /api/projects/{project_id}/advanced_activity_logs/          the filter language + after, page_size, schema
+    GET /api/organizations/{org_id}/advanced_activity_logs/         organization-admin keys only
+    GET .../advanced_activity_logs/available_filters/               users, scopes, activities, clients, detail paths
+    POST .../advanced_activity_logs/export                          202; the export runs in a process of its own
+    GET .../advanced_activity_logs/exports/{id}  (and .../file)     status, manifest; the file
+
+Every ``/api/`` route depends on one access rule (:func:`pipelines.api.deps.require_access`): the key, its
+scopes, its organization and projects decide the rows a route may touch, and nothing else reads the
+lake. A missing, wrong or revoked key answers 401 (with ``WWW-Authenticate``), a key without the
+``activity_log:read`` scope 403, anything the key may not read 404 (existence does not leak). Bad
+input answers 400 naming the parameter. Each key may make ``ACTIVITYLOG_API_RATE`` requests per minute
+(default 600); beyond that, 429 with ``Retry-After``. Non-admin keys do not see impersonated
+``logged_in``/``logged_out`` events (``ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS=false`` shows them), as
+in PostHog. Private responses carry ``Cache-Control: no-store``; ``next`` links start with
+``ACTIVITYLOG_PUBLIC_URL`` (or the address ``serve`` listens on), never with the request's ``Host``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from pipelines.api.deps import AccessRule, ApiError, RateLimiter
+from pipelines.api.docs import mount_docs
+from pipelines.api.exports import ExportRunner, ExportStore, exports_root
+from pipelines.api.routes import activity_log, advanced, exports
+from pipelines.api.state import PUBLIC_URL_ENV, ServerState
+from transforms.lake import Lake
+
+ERROR_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permission_denied",
+               404: "invalid_request", 429: "throttled_error"}
+
+
+def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:
+    """The app. ``public_url``: what ``next`` and download links start with (default
+    ``$ACTIVITYLOG_PUBLIC_URL``; without either, links are relative: ``/api/…``)."""
+    app = FastAPI(title="activitylog", version="1.0",
+                  description="PostHog-compatible activity-log endpoints over the activity_log Delta table.",
+                  docs_url=None, redoc_url=None)
+    mount_docs(app)
+    store = Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
+    limiter = RateLimiter(int(os.environ.get("ACTIVITYLOG_API_RATE", "600")))
+    hide_logins = os.environ.get("ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS", "true").lower() != "false"
+    app.state.access_rule = AccessRule(store, limiter, hide_logins)
+    export_store = ExportStore(exports_root(store.root))
+    runner = ExportRunner(export_store, store.root, slots=int(os.environ.get("ACTIVITYLOG_API_EXPORT_SLOTS", "2")),
+                          quota=int(os.environ.get("ACTIVITYLOG_API_EXPORT_QUOTA", "10")))
+    app.state.exports, app.state.export_runner = export_store, runner
+    app.state.server = ServerState(
+        lake=store, exports=export_store, runner=runner,
+        base_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or "").rstrip("/"),
+        use_cache=os.environ.get("ACTIVITYLOG_API_CACHE", "1") != "0")
+
+    @app.middleware("http")
+    async def _private(request: Request, call_next):
+        response = await call_next(request)
+        if request.url.path.startswith("/api/"):  # keys' data: never stored by a browser or a proxy
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        body = {"type": ERROR_TYPES.get(exc.status, "server_error"), "detail": exc.detail}
+        if exc.attr:
+            body["attr"] = exc.attr
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
+        attr = str(first["loc"][-1]) if first.get("loc") else None
+        return JSONResponse({"type": "validation_error", "attr": attr, "detail": first["msg"]}, status_code=400)
+
+    for router in (activity_log.router, advanced.router, exports.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,131 @@
+"""Query parameters and bodies → values the routes use, with every bound a 400 naming the parameter.
+
+User input never causes a 500: page numbers, dates, nesting depth, text length and body size are
+bounded here, before anything is parsed recursively or reaches the lake.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fastapi import Request
+
+from pipelines.api.deps import ApiError
+from transforms.filters import ActivityFilter, FilterError
+
+MAX_PAGE = 1000                 # rows of one page (page_size)
+MAX_DETAIL_FILTERS = 100
+MAX_PATH = 500
+MAX_PAGE_NUMBER = 100_000       # activity_log/?page=
+MAX_TEXT = 1_000                # search_text, user, scope, item_id … (characters of one value)
+MAX_VALUES = 1_000              # values of one list parameter
+MAX_JSON_DEPTH = 32             # nesting of detail_filters and of an export's body
+MAX_PARAMETER_JSON = 65_536     # characters of detail_filters
+MAX_BODY = 65_536               # bytes of an export's body
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def json_depth(text: str) -> int:
+    """How deeply a JSON text nests (strings skipped), without parsing it: a parser recurses."""
+    depth = deepest = 0
+    for char in _STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def text(value: str | None, name: str) -> str | None:
+    if value is not None and len(value) > MAX_TEXT:
+        raise ApiError(400, f"at most {MAX_TEXT:,} characters, not {len(value):,}", name)
+    return value
+
+
+def values(given: list[str] | None, name: str = "") -> list[str]:
+    """Repeated parameters and comma-separated ones alike (``scopes=A,B`` or ``scopes=A&scopes=B``)."""
+    found = [v.strip() for value in given or [] for v in value.split(",") if v.strip()]
+    if len(found) > MAX_VALUES:
+        raise ApiError(400, f"at most {MAX_VALUES:,} values, not {len(found):,}", name)
+    for value in found:
+        text(value, name)
+    return found
+
+
+def boolean(value: str | None, name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"must be true or false, not {value[:40]!r}", name)
+
+
+def page_size(value: int) -> int:
+    if value < 1 or value > MAX_PAGE:
+        raise ApiError(400, f"must be between 1 and {MAX_PAGE}", "page_size")
+    return value
+
+
+def to_filter(data: dict[str, Any], attr_of: dict[str, str] | None = None, where: str = "") -> ActivityFilter:
+    """``ActivityFilter.from_dict`` with every failure a 400: a date out of range (``9999-12-31T23:59:59-23:59``
+    lies past year 9999 in UTC) names its parameter too."""
+    attr_of = attr_of or {}
+    for field, value in data.items():
+        if field in ("start", "end"):
+            try:
+                ActivityFilter.from_dict({field: value}, where="")
+            except (OverflowError, ValueError) as exc:
+                if not isinstance(exc, FilterError):
+                    raise ApiError(400, f"{str(value)[:60]!r} is out of range (years 1 to 9999, in UTC)",
+                                   attr_of.get(field, field)) from None
+    try:
+        return ActivityFilter.from_dict(data, where=where)
+    except FilterError as exc:
+        message = str(exc).lstrip(": ")
+        name = message.split(":", 1)[0].split("[", 1)[0]
+        raise ApiError(400, message, attr_of.get(name, name)) from None
+    except (OverflowError, ValueError, RecursionError, TypeError) as exc:
+        raise ApiError(400, f"not a valid filter ({type(exc).__name__})", attr_of.get("", "filters")) from None
+
+
+def advanced_filter(request: Request, **fixed: Any) -> ActivityFilter:
+    """The filter language from the query string of ``advanced_activity_logs/`` (PostHog's names)."""
+    params = request.query_params
+    data: dict[str, Any] = {}
+    attr_of = {"start": "start", "end": "end", "search": "search_text"}
+    for name, field in (("start_date", "start"), ("end_date", "end"), ("search_text", "search")):
+        if params.get(name):
+            data[field] = text(params[name], name)
+    for name in ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses"):
+        found = values(params.getlist(name), name)
+        if found:
+            data[name] = found
+    for name in ("was_impersonated", "is_system", "include_organization"):
+        value = boolean(params.get(name), name)
+        if value is not None:
+            data[name] = value
+    if params.get("detail_filters"):
+        raw = params["detail_filters"]
+        if len(raw) > MAX_PARAMETER_JSON:
+            raise ApiError(400, f"at most {MAX_PARAMETER_JSON:,} characters", "detail_filters")
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            raise ApiError(400, f"nested deeper than {MAX_JSON_DEPTH} levels", "detail_filters")
+        try:
+            detail = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters") from None
+        if not isinstance(detail, dict):
+            raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters")
+        if len(detail) > MAX_DETAIL_FILTERS:
+            raise ApiError(400, f"at most {MAX_DETAIL_FILTERS} detail filters", "detail_filters")
+        if any(len(str(path)) > MAX_PATH for path in detail):
+            raise ApiError(400, f"a path is at most {MAX_PATH} characters", "detail_filters")
+        data["detail_filters"] = detail
+    data.update(fixed)
+    return to_filter(data, {**attr_of, "": "detail_filters"})

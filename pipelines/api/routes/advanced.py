@@ -1,0 +1,64 @@
+"""``advanced_activity_logs/`` of a project or an organization: the filter language with cursor pages
+(native rows or OCSF), and ``available_filters/``."""
+
+from __future__ import annotations
+
+import polars as pl
+from fastapi import APIRouter, Depends, Query, Request
+
+from pipelines.api import params
+from pipelines.api.deps import Access, ApiError, require_access
+from pipelines.api.rows import native_row
+from pipelines.api.schemas import ActivityPage, AvailableFilters
+from pipelines.api.state import ServerState, server
+from transforms.filters import ActivityFilter, FilterError
+from transforms.query import available_filters, query_page
+from transforms.streams import ocsf_record
+
+router = APIRouter(tags=["advanced_activity_logs"])
+
+
+def cursor_page(request: Request, state: ServerState, access: Access, activity_filter: ActivityFilter, size: int,
+                schema: str) -> dict:
+    if schema not in ("native", "ocsf"):
+        raise ApiError(400, "must be native or ocsf", "schema")
+    after = params.text(request.query_params.get("after"), "after") or None
+    try:
+        page = query_page(state.lake, activity_filter, limit=size, after=after, where=access.rows)
+    except FilterError as exc:
+        raise ApiError(400, str(exc).split(": ", 1)[-1], "after") from None
+    rows, cursor = (page.rows, page.next_cursor) if page is not None else (pl.DataFrame(), None)
+    results = [ocsf_record(r) if schema == "ocsf" else native_row(r) for r in rows.iter_rows(named=True)]
+    next_url = None
+    if cursor:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "after"] + [("after", cursor)]
+        next_url = state.link(request, kept)
+    return {"results": results, "next": next_url, "previous": None}
+
+
+@router.get("/api/projects/{project_id}/advanced_activity_logs/", response_model=ActivityPage)
+async def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
+                           schema: str = "native", access: Access = Depends(require_access),
+                           state: ServerState = Depends(server)):
+    size = params.page_size(page_size_)
+    return await state.cached(request, access, lambda: cursor_page(
+        request, state, access, params.advanced_filter(request, team_ids=[access.project_id]), size, schema))
+
+
+@router.get("/api/organizations/{org_id}/advanced_activity_logs/", response_model=ActivityPage)
+async def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
+                                schema: str = "native", access: Access = Depends(require_access),
+                                state: ServerState = Depends(server)):
+    size = params.page_size(page_size_)
+    return await state.cached(request, access, lambda: cursor_page(
+        request, state, access, params.advanced_filter(request), size, schema))
+
+
+@router.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/", response_model=AvailableFilters)
+def project_filters(project_id: int, access: Access = Depends(require_access), state: ServerState = Depends(server)):
+    return available_filters(state.lake, access.rows & (pl.col("team_id") == access.project_id).fill_null(False))
+
+
+@router.get("/api/organizations/{org_id}/advanced_activity_logs/available_filters/", response_model=AvailableFilters)
+def organization_filters(org_id: str, access: Access = Depends(require_access), state: ServerState = Depends(server)):
+    return available_filters(state.lake, access.rows)
