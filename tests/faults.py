@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: ``steps`` (the last commit of each step — consecutive commits to one table — the first time each
 #: step follows the one before it: a second refresh run repeats the first one's boundaries), or, by
 #: default, ``sample``: at most SAMPLE of the ``steps`` points, spread over the command, which keeps the
-#: harness within a few minutes. CI's nightly pass runs ``steps``.
+#: harness within a few minutes.
 MODE = os.environ.get("ACTIVITYLOG_FAULT_POINTS", "sample")
 SAMPLE = int(os.environ.get("ACTIVITYLOG_FAULT_SAMPLE", "4"))
 
@@ -99,7 +99,6 @@ def kill_points(commits: list[Commit]) -> list[int]:
     for index, commit in enumerate(commits):
         if index + 1 < len(commits) and commits[index + 1].table == commit.table:
             continue  # not the last commit of its step
-        transition = (commits[index - 1].table if index else None, commit.table)
         previous = index - 1
         while previous >= 0 and commits[previous].table == commit.table:
             previous -= 1
