@@ -49,7 +49,7 @@ DIGEST_INTENTS = "digest_intents"
 EMPTY = "empty"
 
 EVENTS_STAGE, CHANGES_STAGE, LOG_STAGE = "events", "changes", "log"
-OK, FAILED = "ok", "failed"
+OK, FAILED, PENDING = "ok", "failed", "pending"
 DIGEST, EXPIRE = "digest", "expire"
 OPEN, CLOSED = "open", "closed"
 
@@ -147,6 +147,18 @@ def record_failed(lake: Lake, failures: dict[date, "DayFailure"], run_id: str | 
         {"day": day, "stage": f.stage, "status": FAILED, "fingerprint": None, "event_id": f.event_id,
          "error": f.error, "recorded_at": now, "run_id": run_id} for day, f in sorted(failures.items())],
         schema=STATE_SCHEMA))
+
+
+def mark_stale(lake: Lake, days: Iterable[date], why: str, run_id: str | None) -> None:
+    """Record that the derived tables of ``days`` are about to diverge from ``activity_raw`` (retention
+    deletes from them before it deletes raw rows): killed in between, the days are stale (one commit)."""
+    day_list = sorted(set(days))
+    if not day_list:
+        return
+    now = _now()
+    lake.append(REFRESH_STATE, pl.DataFrame([
+        {"day": day, "stage": LOG_STAGE, "status": PENDING, "fingerprint": None, "event_id": None, "error": why,
+         "recorded_at": now, "run_id": run_id} for day in day_list], schema=STATE_SCHEMA))
 
 
 def fingerprint_before(lake: Lake, days: Iterable[date]) -> dict[date, str]:

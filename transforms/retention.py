@@ -189,8 +189,8 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
     any of these commits is finished by the next run: whole days are judged by date, so the re-run
     deletes what is left of them everywhere, and the open intent makes the next digest step (of any
     command) expire the digests of the days that are gone (transforms.recovery)."""
-    from transforms.recovery import (LOG_STAGE, finish_digests, fingerprint_before, open_intent, record_refreshed,
-                                     stale_days)
+    from transforms.recovery import (LOG_STAGE, finish_digests, fingerprint_before, mark_stale, open_intent,
+                                     record_refreshed, stale_days)
 
     started = time.perf_counter()
     now = now or datetime.now(timezone.utc)
@@ -232,6 +232,9 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
     stale_before = set(stale_days(lake))  # days already behind activity_raw are left to a refresh
     if lake.exists(ACTIVITY_DIGESTS):
         open_intent(lake, "retention", digest=report.partial_days, expire=report.whole_days, run_id=run_id)
+    # Derived rows go before raw rows: until raw's are gone too, the days are stale (a refresh by any
+    # command in between rebuilds them from raw; the next retention deletes them again).
+    mark_stale(lake, report.whole_days + report.partial_days, "retention in progress", run_id)
     # Whole days are judged by date, not by what activity_raw still holds: a run killed after deleting
     # some tables' days has the re-run delete the others' (each table is asked only if it holds such a day).
     whole_sql = f"day < '{whole_before.isoformat()}'" if whole_before is not None else None
