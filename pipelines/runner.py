@@ -206,16 +206,6 @@ def _run_then_refresh(job: str, op: str, op_config: dict, settings: Settings | N
     return report, run_ids
 
 
-def _refresh_run(defs: dg.Definitions, dagster_instance: dg.DagsterInstance, first: date, last: date,
-                 log_level: str) -> str:
-    """One refresh_job run over the partition range first … last (what a backfill's run covers)."""
-    run = defs.resolve_job_def("refresh_job").execute_in_process(
-        run_config=_run_config(log_level), instance=dagster_instance, raise_on_error=True,
-        tags={"dagster/asset_partition_range_start": first.isoformat(),
-              "dagster/asset_partition_range_end": last.isoformat()})
-    return run.run_id
-
-
 @dataclass
 class BackfillResult:
     ranges: list[tuple[date, date]] = field(default_factory=list)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: default, ``sample``: at most SAMPLE of the ``steps`` points, spread over the command, which keeps the
 #: harness within a few minutes.
 MODE = os.environ.get("ACTIVITYLOG_FAULT_POINTS", "sample")
-SAMPLE = int(os.environ.get("ACTIVITYLOG_FAULT_SAMPLE", "4"))
+SAMPLE = int(os.environ.get("ACTIVITYLOG_FAULT_SAMPLE", "3"))
 
 
 @dataclass

@@ -239,8 +239,9 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
     # some tables' days has the re-run delete the others' (each table is asked only if it holds such a day).
     whole_sql = f"day < '{whole_before.isoformat()}'" if whole_before is not None else None
 
-    def holds_whole_days(name: str) -> bool:
-        return whole_sql is not None and lake.exists(name) and any(d < whole_before for d in lake.days(name))
+    def holds_whole_days(name: str) -> bool:  # tables not partitioned by day are asked when raw has such days
+        return whole_sql is not None and lake.exists(name) and (
+            bool(report.whole_days) or any(d < whole_before for d in lake.days(name)))
 
     partial_sql = f"({_days_sql(report.partial_days)}) AND ({predicate})" if report.partial_days and predicate else None
     for name in [ACTIVITY_ITEM_HISTORY] + DERIVED_TABLES:
