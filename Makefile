@@ -7,6 +7,12 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster
 export ACTIVITYLOG_LAKE ?= $(CURDIR)/data/lake
 export ACTIVITYLOG_LANDING ?= $(CURDIR)/data/landing
 # The demo writes data/activitylog.yaml; use it unless ./activitylog.yaml or ACTIVITYLOG_CONFIG says otherwise.
+# The demo records the first day of its sample here (ACTIVITYLOG_START_DATE ?= …), so `make ui` shows
+# the demo's partitions rather than every day since 2020-01-01; a value in the environment wins.
+-include $(CURDIR)/data/demo.mk
+ifdef ACTIVITYLOG_START_DATE
+export ACTIVITYLOG_START_DATE
+endif
 export ACTIVITYLOG_CONFIG ?= $(if $(wildcard $(CURDIR)/activitylog.yaml),,$(wildcard $(CURDIR)/data/activitylog.yaml))
 
 .PHONY: install demo ui test test-fast test-s3 test-postgres bench bench-scale bench-backfill browser clean

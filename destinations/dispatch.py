@@ -163,12 +163,14 @@ def notify_days(lake: Lake, notifications, days: Iterable[date], *, run_id: str 
     max_age = (notifications.max_event_age.to_timedelta() if notifications.max_event_age is not None else None)
     router = Router(notifications, policy)
     try:
-        for day in sorted(set(days)):
+        ordered = sorted(set(days))
+        for position, day in enumerate(ordered, 1):
+            counter = f"[{position}/{len(ordered)}] "
             report.days.append(day)
             log_rows = lake.read_days(ACTIVITY_LOG, [day])
             if log_rows is None or log_rows.height == 0 or not subscriptions:
                 record_evaluation(lake, day, lake.version(ACTIVITY_LOG), {}, run_id)
-                log(f"{day}: nothing to evaluate")
+                log(f"{counter}{day}: nothing to evaluate")
                 continue
             teams = tuple(sorted({t for _, f in subscriptions if f.include_organization for t in f.team_ids}))
             organizations = team_organizations(lake, teams, log_rows.lazy()) if teams else None
@@ -188,7 +190,7 @@ def notify_days(lake: Lake, notifications, days: Iterable[date], *, run_id: str 
             counts = {k: sum(c[k] for c in report.counts.values()) for k in ("matched", "sent", "skipped", "failed")}
             record_evaluation(lake, day, lake.version(ACTIVITY_LOG), counts, run_id)
             compact_ledger(lake, [day])
-            log(f"{day}: {matches.height:,} matches, {plan.to_send.height:,} to send"
+            log(f"{counter}{day}: {matches.height:,} matches, {plan.to_send.height:,} to send"
                 + (f" ({plan.resumed} resumed after an interrupted run)" if plan.resumed else "")
                 + f", {plan.new_skipped.height:,} skipped (older than {notifications.max_event_age}), "
                   f"{plan.already.height:,} already handled")

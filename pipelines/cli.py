@@ -354,18 +354,24 @@ def _ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _iso_days(flag: str, texts: list[str]) -> list[date]:
+    """Each ``YYYY-MM-DD`` of a repeated flag; a bad one is refused with its value echoed."""
+    days = []
+    for text in texts:
+        try:
+            days.append(date.fromisoformat(text))
+        except ValueError as exc:
+            raise UsageError(f"{flag} {text!r} is not a date like 2024-01-31 ({exc})") from None
+    return days
+
+
 def _backfill(args: argparse.Namespace) -> int:
     from transforms.lake import ACTIVITY_RAW, Lake
     from transforms.refresh import BACKFILL_DAYS_PER_RUN
 
     settings = _settings()
-    bounds = {}
-    for name in ("start", "end"):
-        text = getattr(args, name)
-        try:
-            bounds[name] = date.fromisoformat(text) if text else None
-        except ValueError:
-            raise UsageError(f"--{name} {text!r} is not a date like 2024-01-31") from None
+    bounds = {name: (_iso_days(f"--{name}", [getattr(args, name)]) or [None])[0] if getattr(args, name) else None
+              for name in ("start", "end")}
     if bounds["start"] and bounds["end"] and bounds["start"] > bounds["end"]:
         raise UsageError(f"--start {bounds['start']} is after --end {bounds['end']}")
     days_per_run = args.days_per_run or BACKFILL_DAYS_PER_RUN
@@ -413,6 +419,7 @@ def _demo(args: argparse.Namespace) -> int:
             write_reference_data(Path(settings.lake) / "reference")
         print(f"  {len(report.files)} files, {report.events:,} events, {report.duplicate_lines} duplicate lines, "
               f"{report.malformed_lines} malformed lines, {report.late_events:,} late events")
+        _demo_start_date(settings, report.start_day)
     config_path = _demo_config(settings)
     summary = _run_pipeline(args.quiet)
     _print_summary(summary, settings.lake, time.monotonic() - started)
@@ -424,16 +431,35 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  {report['sent']:,} notifications sent to {', '.join(files) or 'the configured destinations'}; "
               f"{report['skipped']:,} skipped as older than {config.notifications.max_event_age} "
               f"(max_event_age in {config_path or 'the configuration file'})")
-    from transforms.integrity import verify
-    from transforms.lake import Lake
+    from pipelines.checks import run_checks
 
-    integrity = verify(Lake.at(settings.lake))
-    print(f"Integrity chain: {integrity.days} days, {integrity.events:,} events "
-          + ("verify (activitylog verify)" if integrity.ok else f"DO NOT verify: {integrity.first()}"))
+    checks = run_checks(settings)  # recorded in DAGSTER_HOME: the UI shows the checks evaluated
+    chain, ids = checks["integrity_chain"], checks["unique_ids"]
+    print(f"Integrity chain: {chain.metadata['days'].value} days, {chain.metadata['events'].value:,} events "
+          + ("verify (activitylog verify)" if chain.passed else f"DO NOT verify: {chain.metadata['first_problem'].value}"))
+    print(f"Event ids: {'each stored once' if ids.passed else 'REPEATED'} "
+          f"({ids.metadata['rows'].value:,} rows; asset checks activity_raw/unique_ids, activity_digests/integrity_chain)")
     print(f"Dagster runs recorded in {os.environ.get('DAGSTER_HOME')}")
     print("Open the UI with `make ui`, then http://127.0.0.1:3000 (runs, asset lineage, partitions).")
     print("Try: .venv/bin/activitylog query --scope FeatureFlag --limit 5")
     return EXIT_OK
+
+
+DEMO_START_FILE = "demo.mk"
+
+
+def _demo_start_date(settings, first_day) -> None:
+    """Daily partitions start at the sample's first day, not at ACTIVITYLOG_START_DATE's default
+    (2020-01-01: thousands of empty partitions in the UI). Recorded as ``data/demo.mk``, which the
+    Makefile reads, so `make ui` shows the same partitions; an ACTIVITYLOG_START_DATE of your own wins."""
+    if os.environ.get("ACTIVITYLOG_START_DATE", "").strip() or "://" in settings.lake:
+        return
+    os.environ["ACTIVITYLOG_START_DATE"] = first_day.isoformat()
+    path = Path(settings.lake).parent / DEMO_START_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Written by `activitylog demo`: daily partitions start at the sample's first day.\n"
+                    f"ACTIVITYLOG_START_DATE ?= {first_day.isoformat()}\n")
+    print(f"  daily partitions start {first_day} (ACTIVITYLOG_START_DATE, recorded in {path})")
 
 
 DEMO_CONFIG = """\
@@ -704,10 +730,7 @@ def _verify(args: argparse.Namespace) -> int:
     from transforms.integrity import ACTIVITY_DIGESTS, table_on_storage, verify
     from transforms.lake import Lake, is_remote
 
-    try:
-        days = [date.fromisoformat(d) for d in args.day] or None
-    except ValueError as exc:
-        raise UsageError(f"--day: {exc}") from None
+    days = _iso_days("--day", args.day) or None
     lake = Lake.at(_settings().lake)
     if not is_remote(lake.root) and not Path(lake.root).is_dir():
         raise UsageError(f"no lake at {lake.root}: the directory does not exist")
@@ -924,10 +947,7 @@ def _notify(args: argparse.Namespace) -> int:
         return EXIT_FAILURE if problems else EXIT_OK
     if args.retry_failed and args.day:
         raise UsageError("--retry-failed retries every failed delivery: it takes no --day")
-    try:
-        days = sorted({date.fromisoformat(d) for d in args.day}) or None
-    except ValueError as exc:
-        raise UsageError(f"--day: {exc}") from None
+    days = sorted(set(_iso_days("--day", args.day))) or None
     if not config.notifications.subscriptions:
         print("No subscriptions configured (notifications.subscriptions in the configuration file).")
         return EXIT_OK

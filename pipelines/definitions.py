@@ -3,16 +3,12 @@
 import dagster as dg
 
 from assets.enrich import activity_log, reference_assets
-from assets.ingest import (
-    activity_digests,
-    activity_digests_chain,
-    activity_quarantine,
-    activity_raw,
-    activity_raw_unique_ids,
-)
+from assets.ingest import activity_digests, activity_quarantine, activity_raw
 from assets.normalize import activity_changes, activity_events
+from pipelines.checks import LAKE_CHECKS, checks_job
 from pipelines.exports import export_job, export_schedules
 from pipelines.jobs import ingest_job, refresh_job
+from pipelines.progress import progress_logger
 from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
@@ -29,11 +25,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[activity_raw, activity_quarantine, activity_digests, activity_events, activity_changes, activity_log,
                 *reference_assets, deliveries],
-        asset_checks=[activity_raw_unique_ids, activity_digests_chain],
-        jobs=[ingest_job, refresh_job, notify_job, export_job, stream_job, retention_job, erase_user_job],
+        asset_checks=LAKE_CHECKS,
+        jobs=[ingest_job, refresh_job, checks_job, notify_job, export_job, stream_job, retention_job, erase_user_job],
         schedules=[*export_schedules(config.exports), retention_schedule(config)],
         sensors=[landing_sensor, refresh_sensor, notify_sensor, stream_sensor],
         resources=default_resources(settings),
+        loggers={"console": dg.colored_console_logger, "progress": progress_logger},
     )
 
 

@@ -62,10 +62,14 @@ def notify_job() -> None:
     notify()
 
 
+# Days of one notify run the sensor starts: a 365-day backfill asks for 12 runs, not 365.
+NOTIFY_DAYS_PER_RUN = 31
+
+
 @dg.sensor(job=notify_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Starts a notify run for every day of activity_log that was materialized (new days "
-                       "and days changed by late events), one run per day and materialization.")
-def notify_sensor(context: dg.SensorEvaluationContext):
+           description="Starts a notify run for the days of activity_log materialized since its last tick (new "
+                       "days and days changed by late events), up to 31 days per run; none without subscriptions.")
+def notify_sensor(context: dg.SensorEvaluationContext, config: PipelineConfigResource):
     after = int(context.cursor) if context.cursor else None
     result = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("activity_log"), after_storage_id=after),
@@ -73,16 +77,19 @@ def notify_sensor(context: dg.SensorEvaluationContext):
     )
     if not result.records:
         return dg.SkipReason("no new materializations of activity_log")
-    latest: dict[str, int] = {}  # day → newest storage id in this batch (one run per day)
-    for record in result.records:
-        if record.partition_key:
-            latest[record.partition_key] = max(record.storage_id, latest.get(record.partition_key, 0))
-    context.update_cursor(str(max(r.storage_id for r in result.records)))
+    first, last = min(r.storage_id for r in result.records), max(r.storage_id for r in result.records)
+    context.update_cursor(str(last))
+    if not config.load().notifications.subscriptions:
+        return dg.SkipReason("no subscriptions configured (notifications.subscriptions in the configuration file)")
+    days = sorted({r.partition_key for r in result.records if r.partition_key})
+    chunks = [days[i:i + NOTIFY_DAYS_PER_RUN] for i in range(0, len(days), NOTIFY_DAYS_PER_RUN)]
     return [
         dg.RunRequest(
-            run_key=f"notify-{day}-{storage_id}",
-            run_config={"ops": {"notify": {"config": {"days": [day]}}}},
-            tags={"activitylog/day": day, "activitylog/notify": "true"},  # queue limit 1 (dagster.yaml)
+            run_key=f"notify-{first}-{last}-{number}",
+            run_config={"ops": {"notify": {"config": {"days": chunk}}}},
+            # queue limit 1 (dagster.yaml): one notify run at a time
+            tags={"activitylog/days": str(len(chunk)), "activitylog/first_day": chunk[0],
+                  "activitylog/last_day": chunk[-1], "activitylog/notify": "true"},
         )
-        for day, storage_id in sorted(latest.items())
+        for number, chunk in enumerate(chunks)
     ]

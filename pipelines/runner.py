@@ -67,7 +67,9 @@ class PipelineResult:
 
 
 def _run_config(log_level: str) -> dict:
-    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    """What the terminal shows of a run the CLI starts: the ops' progress (pipelines/progress.py), not
+    Dagster's engine events; the run's full log is in the instance either way."""
+    return {"loggers": {"progress": {"config": {"log_level": log_level}}}}
 
 
 def run_ingest(settings: Settings | None = None, *, log_level: str = "INFO",

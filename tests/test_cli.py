@@ -267,7 +267,10 @@ def test_notify_command(built_lake, capsys, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["notify", "--day", "yesterday"], "--day: Invalid isoformat string: 'yesterday'"),
+    (["notify", "--day", "yesterday"], "--day 'yesterday' is not a date like 2024-01-31"),
+    (["notify", "--day", "2024-02-30"], "--day '2024-02-30' is not a date like 2024-01-31 (day is out of range"),
+    (["verify", "--day", "2024-13-01"], "--day '2024-13-01' is not a date like 2024-01-31 (month must be"),
+    (["backfill", "--end", "2024-02-30"], "--end '2024-02-30' is not a date like 2024-01-31"),
     (["notify", "--retry-failed", "--day", "2024-01-01"], "--retry-failed retries every failed delivery"),
     (["notify", "--test", "nope"], "no subscription named 'nope' (subscriptions: none configured)"),
 ])

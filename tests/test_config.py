@@ -132,6 +132,13 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
     assert "line 2" in message  # where the unclosed list began
 
 
+def test_yaml_date_that_is_no_date_names_line(tmp_path):
+    path = write(tmp_path / "bad.yaml", "retention:\n  default: 30d\n  since: 2024-13-45\n")
+    message = load_error(path)
+    assert message.startswith(f"{path}: invalid YAML at line 3, column 10: '2024-13-45' is not a date")
+    assert "month must be in 1..12" in message
+
+
 def test_yaml_bad_indentation_names_line(tmp_path):
     path = write(tmp_path / "bad.yaml", "masking:\n  fields:\n    - password\n   - token\n")
     message = load_error(path)

@@ -1,6 +1,6 @@
 """The Dagster side, run for real: definitions, the ingest job, refreshes of changed days, sensors."""
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make_event, write_lines
 from pipelines.definitions import build_definitions
+from pipelines.resources import PipelineConfigResource
 from pipelines.runner import run_ingest
 from pipelines.settings import Settings
 from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW, Lake
@@ -169,7 +170,7 @@ notifications:
 """
 
 
-def test_notify_sensor_starts_one_run_per_materialized_day_and_the_run_reports_counts(
+def test_notify_sensor_starts_one_run_for_the_materialized_days_and_the_run_reports_counts(
         pipeline_settings, instance, tmp_path, monkeypatch):
     from pipelines.notify import notify_sensor
     from pipelines.runner import run_notify
@@ -183,12 +184,13 @@ def test_notify_sensor_starts_one_run_per_materialized_day_and_the_run_reports_c
                 [make_event(created_at=f"{now}T00:00:00Z"), make_event(created_at="2024-01-03T10:00:00Z")])
     run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
 
-    with dg.build_sensor_context(instance=instance) as context:
-        requests = notify_sensor(context)
+    configured = PipelineConfigResource(path=str(config))
+    with dg.build_sensor_context(instance=instance, resources={"config": configured}) as context:
+        (request,) = notify_sensor(context)  # both days in one run
         cursor = context.cursor
-    assert sorted(r.tags["activitylog/day"] for r in requests) == ["2024-01-03", now]
-    assert all(r.run_config["ops"]["notify"]["config"]["days"] == [r.tags["activitylog/day"]] for r in requests)
-    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+    assert request.run_config["ops"]["notify"]["config"]["days"] == ["2024-01-03", now]
+    assert (request.tags["activitylog/days"], request.tags["activitylog/first_day"]) == ("2", "2024-01-03")
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"config": configured}) as context:
         assert isinstance(notify_sensor(context), dg.SkipReason)  # nothing new: no second run
 
     report, run_id = run_notify(pipeline_settings, dagster_instance=instance, log_level="WARNING")
@@ -200,6 +202,35 @@ def test_notify_sensor_starts_one_run_per_materialized_day_and_the_run_reports_c
     assert metadata["sent"].value == 1 and "| flags | 2 | 1 | 1 | 0 | 0 |" in metadata["per_subscription"].value
     assert (tmp_path / "out.jsonl").read_text().count("\n") == 1
     assert run_notify(pipeline_settings, dagster_instance=instance, log_level="WARNING")[0]["days"] == []
+
+
+def test_notify_sensor_coalesces_many_days_and_stays_quiet_without_subscriptions(
+        pipeline_settings, instance, tmp_path, monkeypatch):
+    from pipelines.notify import NOTIFY_DAYS_PER_RUN, notify_sensor
+
+    # 40 days of activity_log materialized (as a backfill would): two runs of at most 31 days, not 40.
+    days = [(date(2024, 1, 1) + timedelta(days=i)).isoformat() for i in range(40)]
+    for day in days:
+        instance.report_runless_asset_event(dg.AssetMaterialization("activity_log", partition=day))
+    config = tmp_path / "activitylog.yaml"
+    config.write_text(NOTIFY_CONFIG)
+    monkeypatch.setenv("NOTIFY_TEST_URL", "http://127.0.0.1:9/unused")
+    with dg.build_sensor_context(instance=instance, resources={"config": PipelineConfigResource(path=str(config))}) as context:
+        requests = notify_sensor(context)
+    chunks = [r.run_config["ops"]["notify"]["config"]["days"] for r in requests]
+    assert [len(c) for c in chunks] == [NOTIFY_DAYS_PER_RUN, 40 - NOTIFY_DAYS_PER_RUN]
+    assert sum(chunks, []) == days and len({r.run_key for r in requests}) == 2
+    # No subscriptions: nothing to start, and the same materializations are not offered again.
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with dg.build_sensor_context(instance=instance, resources={"config": PipelineConfigResource(path=str(empty))}) as context:
+        skipped = notify_sensor(context)
+        cursor = context.cursor
+    assert isinstance(skipped, dg.SkipReason) and "no subscriptions configured" in skipped.skip_message
+    with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                 resources={"config": PipelineConfigResource(path=str(config))}) as context:
+        again = notify_sensor(context)
+    assert isinstance(again, dg.SkipReason) and "no new materializations" in again.skip_message
 
 
 def test_notify_run_fails_visibly_when_a_delivery_fails(pipeline_settings, instance, tmp_path, monkeypatch):

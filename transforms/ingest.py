@@ -545,33 +545,38 @@ def _new_events(lake: Lake, accepted_frames: list[pl.DataFrame],
     if not accepted_frames:
         return pl.DataFrame(schema={"day": pl.Date}), {}, pl.DataFrame(schema=QUARANTINE_SCHEMA)
     accepted = pl.concat(accepted_frames)
-    # Duplicates within the batch: the first occurrence in file/line order is the reference.
-    accepted = accepted.with_columns(pl.col("id").is_first_distinct().alias("_first"),
-                                     pl.col("payload").hash().alias("_hash"),
-                                     pl.col("payload").str.len_bytes().alias("_len"))
-    stored = _stored_hashes(lake, accepted["id"].unique())
-    reference = accepted.filter(pl.col("_first")).select("id", pl.col("_hash").alias("_ref_hash"),
-                                                         pl.col("_len").alias("_ref_len"))
-    reference = reference.join(stored, on="id", how="left").select(
-        "id", pl.coalesce("_stored_hash", "_ref_hash").alias("_ref_hash"),
-        pl.coalesce("_stored_len", "_ref_len").alias("_ref_len"), pl.col("_stored_day").is_not_null().alias("_stored"))
-    accepted = accepted.join(reference, on="id", how="left", maintain_order="left").with_columns(
-        (pl.col("_first") & ~pl.col("_stored")).alias("_first")).with_row_index("_row")
-    # Not the first occurrence and not byte-identical to it (by hash and length): compared as JSON.
-    accepted = accepted.with_columns((~pl.col("_first") & ((pl.col("_hash") != pl.col("_ref_hash"))
-                                                           | (pl.col("_len") != pl.col("_ref_len")))).alias("_conflict"))
-    differ = accepted.filter(pl.col("_conflict")).select("_row", "id", "payload", "_stored")
-    if differ.height:
-        texts = pl.concat([
-            _stored_texts(lake, stored.join(differ.filter("_stored").select("id"), on="id", how="semi")),
-            accepted.filter(pl.col("_first")).select("id", pl.col("payload").alias("_reference"))
-            .join(differ.filter(~pl.col("_stored")).select("id"), on="id", how="semi"),
-        ])
-        differ = differ.join(texts, on="id", how="left")
-        same = [_same_event(*row) for row in differ.select("payload", "_reference", "_stored").iter_rows()]
-        equal = differ.filter(pl.Series(same, dtype=pl.Boolean)).select("_row", pl.lit(True).alias("_equal"))
-        accepted = accepted.join(equal, on="_row", how="left", maintain_order="left").with_columns(
-            pl.col("_conflict") & pl.col("_equal").is_null())
+    ids = accepted["id"].unique()
+    stored = _stored_hashes(lake, ids)
+    if stored.height == 0 and ids.len() == accepted.height:
+        # No id stored and none repeated (a first ingest): every row is new, nothing to compare.
+        accepted = accepted.with_columns(pl.lit(True).alias("_first"), pl.lit(False).alias("_conflict"))
+    else:
+        # Duplicates within the batch: the first occurrence in file/line order is the reference.
+        accepted = accepted.with_columns(pl.col("id").is_first_distinct().alias("_first"),
+                                         pl.col("payload").hash().alias("_hash"),
+                                         pl.col("payload").str.len_bytes().alias("_len"))
+        reference = accepted.filter(pl.col("_first")).select("id", pl.col("_hash").alias("_ref_hash"),
+                                                             pl.col("_len").alias("_ref_len"))
+        reference = reference.join(stored, on="id", how="left").select(
+            "id", pl.coalesce("_stored_hash", "_ref_hash").alias("_ref_hash"),
+            pl.coalesce("_stored_len", "_ref_len").alias("_ref_len"), pl.col("_stored_day").is_not_null().alias("_stored"))
+        accepted = accepted.join(reference, on="id", how="left", maintain_order="left").with_columns(
+            (pl.col("_first") & ~pl.col("_stored")).alias("_first")).with_row_index("_row")
+        # Not the first occurrence and not byte-identical to it (by hash and length): compared as JSON.
+        accepted = accepted.with_columns((~pl.col("_first") & ((pl.col("_hash") != pl.col("_ref_hash"))
+                                                               | (pl.col("_len") != pl.col("_ref_len")))).alias("_conflict"))
+        differ = accepted.filter(pl.col("_conflict")).select("_row", "id", "payload", "_stored")
+        if differ.height:
+            texts = pl.concat([
+                _stored_texts(lake, stored.join(differ.filter("_stored").select("id"), on="id", how="semi")),
+                accepted.filter(pl.col("_first")).select("id", pl.col("payload").alias("_reference"))
+                .join(differ.filter(~pl.col("_stored")).select("id"), on="id", how="semi"),
+            ])
+            differ = differ.join(texts, on="id", how="left")
+            same = [_same_event(*row) for row in differ.select("payload", "_reference", "_stored").iter_rows()]
+            equal = differ.filter(pl.Series(same, dtype=pl.Boolean)).select("_row", pl.lit(True).alias("_equal"))
+            accepted = accepted.join(equal, on="_row", how="left", maintain_order="left").with_columns(
+                pl.col("_conflict") & pl.col("_equal").is_null())
     fresh = accepted.filter(pl.col("_first")).select(RAW_COLUMNS)
     per_file = accepted.group_by("source").agg(
         pl.col("_first").sum().alias("accepted"),

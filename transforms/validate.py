@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from itertools import repeat
+from operator import attrgetter, is_not
 from typing import Annotated
 
 import msgspec
@@ -318,23 +320,39 @@ def _surrogate_fields(objects: list, prepared: list[str | None]) -> list[str | N
     return found
 
 
-def _key_columns(objects: list, prepared: list[str | None]) -> pl.DataFrame:
-    """Key columns of decoded lines: fast objects column by column, the odd (lenient) ones field by field."""
-    lenient = [i for i, o in enumerate(objects) if isinstance(o, _RawKeys)]
-    fast = [None if isinstance(o, _RawKeys) else o for o in objects] if lenient else objects
-    complete = not lenient and all(o is not None for o in objects)
+_NO_KEYS = _FastKeys()  # stands for a line that is not a fast object (every field null)
+
+
+def _fast_columns(objects: list, prepared: list[str | None]) -> pl.DataFrame:
+    """Key columns of fast objects (every element a ``_FastKeys``), one field at a time."""
+    count = len(objects)
     columns = {}
     for name in KEY_FIELDS:
-        values = jsontext.column(fast, name, complete=complete)
-        if name in _OBJECTS:
-            values = [None if v is None else "{}" for v in values]  # only presence matters here
-        dtype = pl.Boolean if name in _BOOLEANS else pl.Int64 if name == "team_id" else pl.String
-        columns[name] = pl.Series(name, values, dtype=dtype, strict=False).cast(pl.String)
-    frame = pl.DataFrame(columns).with_columns(
+        values = list(map(attrgetter(name), objects))
+        if name in _OBJECTS:  # only presence matters here
+            present = pl.Series(name, list(map(is_not, values, repeat(None, count))), dtype=pl.Boolean)
+            columns[name] = pl.select(pl.when(present).then(pl.lit("{}")).otherwise(None).alias(name)).to_series()
+        elif name in _BOOLEANS:
+            columns[name] = pl.Series(name, values, dtype=pl.Boolean).cast(pl.String)
+        elif name == "team_id":
+            columns[name] = pl.Series(name, values, dtype=pl.Int64).cast(pl.String)
+        else:  # item_id may be an integer: its decimal text
+            columns[name] = pl.Series(name, values, dtype=pl.String, strict=name != "item_id")
+    surrogates = _surrogate_fields(objects, prepared) if any(prepared) else None
+    return pl.DataFrame(columns).with_columns(
         *(pl.when(pl.col(name).is_not_null()).then(pl.lit(kind)).otherwise(None).alias(f"{name}_kind")
           for name, kind in _FAST_KINDS.items()),
-        pl.Series("unpaired_surrogate_in", _surrogate_fields(fast, prepared), dtype=pl.String),
+        pl.Series("unpaired_surrogate_in", surrogates, dtype=pl.String) if surrogates is not None
+        else pl.lit(None, dtype=pl.String).alias("unpaired_surrogate_in"),
     ).select(PARSED_SCHEMA.keys())
+
+
+def _key_columns(objects: list, prepared: list[str | None]) -> pl.DataFrame:
+    """Key columns of decoded lines: fast objects column by column, the odd (lenient) ones field by field."""
+    types = set(map(type, objects))
+    lenient = [i for i, o in enumerate(objects) if type(o) is _RawKeys] if _RawKeys in types else []
+    fast = [o if type(o) is _FastKeys else _NO_KEYS for o in objects] if types - {_FastKeys} else objects
+    frame = _fast_columns(fast, prepared)
     if not lenient:
         return frame
     rows = []

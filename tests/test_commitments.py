@@ -1,0 +1,247 @@
+"""Event leaves: RFC 8785 canonical JSON, salted commitments, verification before and after erasure."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tests.conftest import make_event
+from transforms.commitments import (
+    SALT_SIZE, CommitmentError, Leaf, build_leaf, canonical, delete_salts, personal_paths, read_salts,
+    salts_frame, verify_erased_event, verify_event, verify_field, write_salts,
+)
+from transforms.lake import Lake
+
+# ------------------------------------------------------------------------------- RFC 8785 examples
+
+
+def test_rfc8785_main_example():
+    # RFC 8785 §3.2.2 / §3.2.3: input and its canonical form.
+    text = ('{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+            ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+            ' "literals": [null, true, false]}')
+    expected = ('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+                '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}')
+    assert canonical(json.loads(text)) == expected.encode()
+
+
+def test_rfc8785_property_sorting():
+    # RFC 8785 §3.2.3: keys sorted by their UTF-16 code units.
+    doc = json.loads('{"\\u20ac": "Euro Sign", "\\r": "Carriage Return", "\\ufb33": "Hebrew Letter Dalet With Dagesh",'
+                     ' "1": "One", "\\ud83d\\ude00": "Emoji: Grinning Face", "\\u0080": "Control",'
+                     ' "\\u00f6": "Latin Small Letter O With Diaeresis"}')
+    keys = list(json.loads(canonical(doc)))
+    assert keys == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001F600", "\ufb33"]
+
+
+@pytest.mark.parametrize("value,text", [
+    (0.0, "0"), (-0.0, "0"), (1e21, "1e+21"), (1e20, "100000000000000000000"), (5e-324, "5e-324"),
+    (1.7976931348623157e308, "1.7976931348623157e+308"), (9007199254740992.0, "9007199254740992"),
+    (0.000001, "0.000001"), (1e-7, "1e-7"), (295147905179352830000.0, "295147905179352830000"),
+    (-1.5, "-1.5"), (333333333.3333333, "333333333.3333333"),
+])
+def test_rfc8785_numbers(value, text):
+    # RFC 8785 Appendix B (ECMAScript number serialization).
+    assert canonical(value) == text.encode()
+
+
+def test_values_jcs_cannot_represent_are_refused():
+    with pytest.raises(CommitmentError):
+        canonical(float("nan"))
+    with pytest.raises(CommitmentError):
+        canonical(2 ** 64)
+
+
+# ----------------------------------------------------------------------------------------------- leaves
+
+def _event(**overrides):
+    event = make_event(**overrides)
+    event["detail"]["changes"].append(
+        {"type": "OrganizationMembership", "action": "changed", "field": "email",
+         "before": "old.address@example.org", "after": "jane@example.com"})
+    event["detail"]["name"] = "flag owned by user-uuid-42"
+    return event
+
+
+def _erase(event: dict) -> dict:
+    """What erasure does to the actor's event: pseudonymous user, no IP, emails replaced."""
+    out = copy.deepcopy(event)
+    out["user"] = {"uuid": "pseudonym-1", "first_name": "Erased user"}
+    out["ip_address"] = None
+    for change in out["detail"]["changes"]:
+        for side in ("before", "after"):
+            if isinstance(change.get(side), str) and "@" in change[side]:
+                change[side] = "pseudonym-1@erased.invalid"
+    out["detail"]["name"] = "erased"
+    return out
+
+
+def test_personal_paths_cover_the_actor_and_their_mentions():
+    assert personal_paths(_event()) == [
+        "/detail/changes/1/after", "/detail/changes/1/before", "/detail/name", "/ip_address",
+        "/user/email", "/user/first_name", "/user/id", "/user/last_name", "/user/uuid"]
+    assert personal_paths(make_event(user=None, ip_address=None)) == []
+
+
+def test_a_leaf_verifies_with_its_salts_and_holds_no_personal_data():
+    event = _event()
+    leaf, salts = build_leaf(event)
+    assert set(salts) == set(personal_paths(event))
+    assert all(len(s) == SALT_SIZE for s in salts.values())
+    assert len(set(salts.values())) == len(salts)  # a fresh salt per field
+    verify_event(event, leaf, salts)
+    for value in ("jane", "Jane", "Doe", "user-uuid-42", "203.0.113.7", "old.address", "example"):
+        assert value.encode() not in leaf
+    # The same event again: fresh salts, a different leaf.
+    again, other_salts = build_leaf(event)
+    assert again != leaf and set(other_salts.values()).isdisjoint(salts.values())
+    verify_event(event, again, other_salts)
+    # Given salts reproduce the leaf exactly.
+    assert build_leaf(event, salts=salts)[0] == leaf
+
+
+@pytest.mark.parametrize("path,value", [
+    ("user.email", "john@example.com"), ("user.first_name", "Jan"), ("ip_address", "203.0.113.8"),
+    ("activity", "deleted"), ("item_id", "12346"), ("team_id", 2), ("created_at", "2024-01-15T10:30:00.000001Z"),
+])
+def test_any_changed_field_fails(path, value):
+    event = _event()
+    leaf, salts = build_leaf(event)
+    changed = copy.deepcopy(event)
+    node = changed
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    with pytest.raises(CommitmentError):
+        verify_event(changed, leaf, salts)
+
+
+def test_changed_detail_and_added_or_removed_members_fail():
+    event = _event()
+    leaf, salts = build_leaf(event)
+    for change in (lambda e: e["detail"]["changes"][0].update(after=False),
+                   lambda e: e["detail"]["changes"][1].update(after="other@example.com"),
+                   lambda e: e.update(extra=1),
+                   lambda e: e.pop("client"),
+                   lambda e: e["user"].update(email=None)):
+        changed = copy.deepcopy(event)
+        change(changed)
+        with pytest.raises(CommitmentError):
+            verify_event(changed, leaf, salts)
+
+
+def test_wrong_or_missing_salts_fail():
+    event = _event()
+    leaf, salts = build_leaf(event)
+    wrong = dict(salts, **{"/user/email": bytes(32)})
+    with pytest.raises(CommitmentError, match="/user/email"):
+        verify_event(event, leaf, wrong)
+    with pytest.raises(CommitmentError):
+        verify_event(event, leaf, {k: v for k, v in salts.items() if k != "/ip_address"})
+
+
+def test_an_erased_event_still_matches_its_leaf():
+    event = _event()
+    leaf, salts = build_leaf(event)
+    erased = _erase(event)
+    verify_erased_event(erased, leaf)
+    verify_erased_event(event, leaf)  # the original too: the rest is the same
+    with pytest.raises(CommitmentError):
+        verify_event(erased, leaf, salts)
+    # Personal fields removed outright (not only replaced) match as well.
+    removed = copy.deepcopy(erased)
+    del removed["user"]
+    del removed["ip_address"]
+    verify_erased_event(removed, leaf)
+    # A change to what erasure keeps fails.
+    tampered = copy.deepcopy(erased)
+    tampered["activity"] = "deleted"
+    with pytest.raises(CommitmentError):
+        verify_erased_event(tampered, leaf)
+    tampered = copy.deepcopy(erased)
+    del tampered["detail"]["changes"][1]
+    with pytest.raises(CommitmentError):
+        verify_erased_event(tampered, leaf)
+
+
+def test_a_disclosed_value_opens_its_commitment():
+    event = _event()
+    leaf, salts = build_leaf(event)
+    verify_field("/user/email", "jane@example.com", salts["/user/email"], leaf)
+    with pytest.raises(CommitmentError):
+        verify_field("/user/email", "Jane@example.com", salts["/user/email"], leaf)
+    with pytest.raises(CommitmentError):
+        verify_field("/user/phone", "x", salts["/user/email"], leaf)
+
+
+def test_leaf_bytes_are_canonical_and_checked():
+    leaf, _ = build_leaf(_event())
+    parsed = Leaf.from_bytes(leaf)
+    assert parsed.to_bytes() == leaf
+    with pytest.raises(CommitmentError):
+        Leaf.from_bytes(json.dumps(json.loads(leaf), indent=1).encode())
+    with pytest.raises(CommitmentError):
+        Leaf.from_bytes(b"not json")
+    with pytest.raises(CommitmentError):
+        build_leaf(["not", "an", "object"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(2 ** 53) + 1, 2 ** 53 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+                    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+                    max_leaves=10))
+def test_any_detail_round_trips(detail):
+    event = make_event(detail=detail)
+    leaf, salts = build_leaf(event)
+    verify_event(json.loads(json.dumps(event)), leaf, salts)
+
+
+# ------------------------------------------------------------------------------------------------ salts
+
+def test_salts_table_round_trip_and_erasure(tmp_path):
+    lake = Lake.at(tmp_path)
+    a, b = _event(id="evt-a"), _event(id="evt-b")
+    leaf_a, salts_a = build_leaf(a)
+    leaf_b, salts_b = build_leaf(b)
+    write_salts(lake, salts_frame([("evt-a", date(2024, 1, 15), salts_a), ("evt-b", date(2024, 1, 15), salts_b)]))
+    assert read_salts(lake, "evt-a") == salts_a
+    assert read_salts(lake, "evt-b", date(2024, 1, 15)) == salts_b
+    verify_event(a, leaf_a, read_salts(lake, "evt-a"))
+    delete_salts(lake, ["evt-a"])
+    assert read_salts(lake, "evt-a") == {}
+    assert read_salts(lake, "evt-b") == salts_b
+    verify_erased_event(_erase(a), leaf_a)
+    assert read_salts(Lake.at(tmp_path / "none"), "evt-a") == {}
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2 ** 53) + 1, 2 ** 53 - 1) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_fast_encoder_agrees_with_rfc8785(value):
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:  # lone surrogates: refused either way
+        with pytest.raises(CommitmentError):
+            canonical(value)
+        return
+    assert canonical(value) == expected
+
+
+def test_the_event_is_left_as_it_was():
+    event = _event()
+    before = json.dumps(event, sort_keys=True)
+    build_leaf(event)
+    verify_erased_event(_erase(event), build_leaf(event)[0])
+    assert json.dumps(event, sort_keys=True) == before
