@@ -1,6 +1,7 @@
 """Enrich: ``activity_events`` + ``activity_changes`` + reference data → ``activity_log``."""
 
 import dagster as dg
+import polars as pl
 
 from assets.normalize import activity_changes, activity_events, day_asset, run_in_batches
 from pipelines.pools import table_pool
@@ -36,10 +37,25 @@ def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
                  config: PipelineConfigResource) -> dg.MaterializeResult:
     """The table people query, export and notify from: names, changed fields and a summary sentence.
     Also keeps ``activity_item_history`` (the same events laid out by resource) for the same days."""
+    from transforms.recovery import LOG_STAGE, failures_of_run, record_refreshed, run_stage_fingerprints
+
     store = lake.lake()
     references = config.references(store)
-    stats = run_in_batches(context, store, refresh_log, references, "rows")
+    stats = run_in_batches(context, store, refresh_log, references, "rows", LOG_STAGE, config.mask_rules())
     days, written = stats["day"].to_list(), int(stats["rows"].sum())
+    # The days written all the way through: recorded with the raw fingerprint their events were built from.
+    fingerprints, failed = run_stage_fingerprints(store, context.run_id, days)
+    record_refreshed(store, LOG_STAGE, {d: fp for d, fp in fingerprints.items() if d not in failed}, context.run_id)
+    failures = failures_of_run(store, context.run_id)
+    if failures.height:
+        for day in days:  # the days that did refresh are materialized (notify_sensor picks them up)
+            context.log_event(dg.AssetMaterialization(asset_key="activity_log", partition=day.isoformat(),
+                                                      metadata={"rows": int(stats.filter(pl.col("day") == day)["rows"].sum())}))
+        listed = "; ".join(f"{d} ({stage}{f', event {e}' if e else ''}: {err})"
+                           for d, stage, e, err in failures.iter_rows())
+        raise dg.Failure(description=f"refresh failed on {failures['day'].n_unique()} day(s): {listed}. "
+                                     f"The other {len(days)} day(s) were refreshed; a later run retries these.",
+                         metadata={"failed_days": dg.MetadataValue.json([d.isoformat() for d in failures["day"].to_list()])})
     preview = store.read_days(ACTIVITY_LOG, days[-1:])
     once = raw_events_once_in_log(store, days)
     leaks = unmasked_secrets(store, days, config.mask_rules())

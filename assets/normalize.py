@@ -18,17 +18,49 @@ refresh_when_upstream_changes = dg.AutomationCondition.eager().without(
 )
 
 
-def run_in_batches(context: dg.AssetExecutionContext, store, refresh, argument, counted: str) -> pl.DataFrame:
-    """Run a ``transforms.refresh`` step over the run's days in batches, logging each day."""
+def run_in_batches(context: dg.AssetExecutionContext, store, refresh, argument, counted: str, stage: str,
+                   probe_argument=None) -> pl.DataFrame:
+    """Run a ``transforms.refresh`` step over the run's days in batches, logging each day.
+
+    Failure isolation: a batch that fails is run again day by day, and a day that still fails is
+    bisected to the event that makes it fail; it is recorded as failed in ``refresh_state`` (so it
+    stays stale and the next run tries it again), logged as an error, and left out of the later
+    stages of this run. The other days go on; the run fails at its end (``activity_log``), naming
+    the failed days. The ``events`` stage records the raw fingerprint each day was built from, taken
+    before reading; the ``log`` stage copies it once the day is written through (transforms.recovery)."""
+    from transforms.recovery import (EVENTS_STAGE, fingerprint_before, record_failed, record_refreshed,
+                                     run_isolated, run_stage_fingerprints)
+    from transforms.refresh import stage_inputs, stage_probe
+
     days = day_keys(context.partition_keys)
-    batches = day_batches(store, ACTIVITY_RAW, days)
-    done, stats = 0, []
+    fingerprints = fingerprint_before(store, days) if stage == EVENTS_STAGE else {}
+    _, failed_before = run_stage_fingerprints(store, context.run_id, days)
+    todo = [d for d in days if d not in failed_before]
+    for day in sorted(failed_before):
+        context.log.warning(f"{day}: skipped by {stage} (an earlier stage of this run failed on it)")
+    batches = day_batches(store, ACTIVITY_RAW, todo)
+    done, stats, failures = 0, [], {}
+    rules = argument if stage != "log" else probe_argument
+    references = argument if stage == "log" else None
     for batch in batches:
-        batch_stats = refresh(store, batch, argument)
+        batch_stats, failed = run_isolated(batch, lambda b: refresh(store, b, argument), stage,
+                                           stage_inputs(store, stage), stage_probe(store, stage, rules, references))
+        for failure in failed.values():
+            context.log.error(f"{failure} — the day is left as it was; the other days go on")
+        failures.update(failed)
+        if batch_stats is None:
+            continue
         for day, rows in batch_stats.select("day", counted).iter_rows():
             done += 1
             context.log.info(f"[{done}/{len(days)}] {day}: {rows:,} {counted}")
         stats.append(batch_stats)
+    record_failed(store, failures, context.run_id)
+    if stage == EVENTS_STAGE:
+        record_refreshed(store, EVENTS_STAGE, {d: fp for d, fp in fingerprints.items()
+                                              if d in todo and d not in failures}, context.run_id)
+    if not stats:
+        return pl.DataFrame(schema={"day": pl.Date, **{c: pl.Int64 for c in (
+            "raw_rows", "events", "repeated_ids", "changes", "events_without_changes", "masked", "rows")}})
     return pl.concat(stats)
 
 
@@ -60,7 +92,7 @@ def activity_events(context: dg.AssetExecutionContext, lake: LakeResource,
                     config: PipelineConfigResource) -> dg.MaterializeResult:
     """One typed row per event: UTC timestamps, level, actor columns, detail as JSON text (secrets masked)."""
     store, rules = lake.lake(), config.mask_rules()
-    stats = run_in_batches(context, store, refresh_events, rules, "events")
+    stats = run_in_batches(context, store, refresh_events, rules, "events", "events")
     written, raw_rows, repeated = (int(stats[c].sum()) for c in ("events", "raw_rows", "repeated_ids"))
     preview = store.read_days(ACTIVITY_EVENTS, stats["day"].tail(1).to_list())
     return dg.MaterializeResult(
@@ -87,7 +119,7 @@ def activity_changes(context: dg.AssetExecutionContext, lake: LakeResource,
                      config: PipelineConfigResource) -> dg.MaterializeResult:
     """One row per entry of detail.changes: field, before/after as exact JSON text, secrets masked."""
     store, rules = lake.lake(), config.mask_rules()
-    stats = run_in_batches(context, store, refresh_changes, rules, "changes")
+    stats = run_in_batches(context, store, refresh_changes, rules, "changes", "changes")
     written = int(stats["changes"].sum())
     expected = expected_change_rows(store, stats["day"].to_list())
     return dg.MaterializeResult(

@@ -34,10 +34,16 @@ def ingest_landing(context: dg.OpExecutionContext, config: IngestConfig, lake: L
             metadata={"quarantined": report.quarantined,
                       "reasons": dg.MetadataValue.md(reasons_markdown(report.quarantine_reasons))},
         ))
-    # The integrity chain covers every day whose raw rows changed (a new digest version per day).
-    from transforms.integrity import update_digests
+    # The integrity chain covers every day whose raw rows changed (a new digest version per day), and
+    # whatever an interrupted run left owed (its digest intents; transforms.recovery).
+    from transforms.recovery import finish_digests, stale_days
 
-    chained = update_digests(store, report.days_changed)
+    chained = finish_digests(store, report.days_changed, run_id=context.run_id)
+    # Days an interrupted run left unrefreshed: materialized too, so declarative automation refreshes
+    # them with the days this run changed (the CLI refreshes them itself).
+    for day in sorted(set(stale_days(store)) - set(report.days_changed)):
+        context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
+                                                  metadata={"recovery": "stale: derived tables not up to date"}))
     if chained:
         context.log_event(dg.AssetMaterialization(
             asset_key="activity_digests",

@@ -26,7 +26,7 @@ def policy_of(config):
 )
 def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from transforms.ingest import ingest
-    from transforms.integrity import update_digests
+    from transforms.recovery import finish_digests
     from transforms.retention import apply_retention, system_event, vacuum, write_system_event
 
     config = context.resources.config.load()
@@ -39,7 +39,7 @@ def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
         return dg.Output({"configured": False, "dry_run": dry_run, "deleted": {}, "vacuumed_files": vacuumed,
                           "vacuum_grace": str(grace) if grace is not None else "never", "days_changed": []})
     policy = policy_of(config)
-    report = apply_retention(lake, policy, dry_run=dry_run, log=context.log.info)
+    report = apply_retention(lake, policy, dry_run=dry_run, log=context.log.info, run_id=context.run_id)
     detail = report.as_detail(policy)
     days_changed: list[str] = []
     if not dry_run:
@@ -49,7 +49,7 @@ def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
         event = system_event("retention_deleted", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
         ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
                           run_id=context.run_id)
-        update_digests(lake, ingested.days_changed)
+        finish_digests(lake, ingested.days_changed, run_id=context.run_id)
         for day in sorted(ingested.days_changed):
             context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
                                                       metadata={"system_event": "retention_deleted"}))
@@ -84,22 +84,22 @@ def retention_schedule(config) -> dg.ScheduleDefinition:
 def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from transforms.erasure import ErasureError, erase_user as erase
     from transforms.ingest import ingest
-    from transforms.integrity import update_digests
+    from transforms.recovery import finish_digests
     from transforms.retention import system_event, write_system_event
 
     lake = context.resources.lake.lake()
     try:
-        report = erase(lake, context.op_config["user"])
+        report = erase(lake, context.op_config["user"], run_id=context.run_id)
     except ErasureError as exc:
         raise dg.Failure(str(exc)) from None
-    update_digests(lake, report.days, reason="erasure")
+    finish_digests(lake, report.days, reason="erasure", run_id=context.run_id)
     detail = {"pseudonym": report.pseudonym, "events": report.events, "days": len(report.days),
               "quarantine_lines": report.quarantine_lines, "reference_rows": report.reference_rows,
               "identifiers_found": report.identifiers}  # counts only: the erased values are not repeated here
     event = system_event("user_erased", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
     ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
                       run_id=context.run_id)
-    update_digests(lake, ingested.days_changed)
+    finish_digests(lake, ingested.days_changed, run_id=context.run_id)
     days = sorted(set(report.days) | set(ingested.days_changed))
     for day in days:
         context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),

@@ -45,6 +45,20 @@ def dispose_instances() -> None:
             _INSTANCES.popitem()[1].dispose()
 
 
+class RefreshFailed(RuntimeError):
+    """Refresh runs failed on some days (the other days were refreshed). The first line of the message
+    lists the days, the stage and the event that failed (from ``refresh_state``)."""
+
+    def __init__(self, failures: list[str], run_ids: list[str]) -> None:
+        super().__init__(f"refresh failed on {len(failures)} day(s): " + "; ".join(failures)
+                         + " (the other days were refreshed; run the command again once fixed)")
+        self.failures = failures
+        self.run_ids = run_ids
+
+    def __reduce__(self):  # a backfill worker process raises it; the parent unpickles it
+        return (RefreshFailed, (self.failures, self.run_ids))
+
+
 @dataclass
 class PipelineResult:
     ingest: dict = field(default_factory=dict)
@@ -75,10 +89,52 @@ def run_ingest(settings: Settings | None = None, *, log_level: str = "INFO",
     result.run_ids.append(ingest.run_id)
     result.ingest = ingest.output_for_node("ingest_landing")
     days = [date.fromisoformat(d) for d in result.ingest["days_changed"]]
-    for first, last in contiguous_ranges(days):
-        result.run_ids.append(_refresh_run(defs, dagster_instance, first, last, log_level))
-    result.refreshed_days = days
+    result.refreshed_days = _refresh_with_stale(defs, dagster_instance, settings, days, log_level, result.run_ids)
     return result
+
+
+def _stale(settings: Settings) -> list[date]:
+    from transforms.lake import Lake
+    from transforms.recovery import stale_days
+
+    return stale_days(Lake.at(settings.lake))
+
+
+def _refresh_with_stale(defs: dg.Definitions, dagster_instance: dg.DagsterInstance, settings: Settings,
+                        days: list[date], log_level: str, run_ids: list[str]) -> list[date]:
+    """Refresh ``days`` and every stale day (transforms.recovery: what an interrupted run left
+    unfinished), one refresh run per contiguous range. A range whose run fails on some days does not
+    stop the others; :class:`RefreshFailed` names the failed days at the end."""
+    todo = sorted(set(days) | set(_stale(settings)))
+    failures: list[str] = []
+    for first, last in contiguous_ranges(todo):
+        run_id, failed = _refresh_run_checked(defs, dagster_instance, first, last, log_level, settings)
+        run_ids.append(run_id)
+        failures += failed
+    if failures:
+        raise RefreshFailed(failures, run_ids)
+    return todo
+
+
+def _refresh_run_checked(defs: dg.Definitions, dagster_instance: dg.DagsterInstance, first: date, last: date,
+                         log_level: str, settings: Settings) -> tuple[str, list[str]]:
+    """One refresh run; (its run id, a line per failed day — empty when it succeeded)."""
+    from transforms.lake import Lake
+    from transforms.recovery import failures_of_run
+
+    run = defs.resolve_job_def("refresh_job").execute_in_process(
+        run_config=_run_config(log_level), instance=dagster_instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": first.isoformat(),
+              "dagster/asset_partition_range_end": last.isoformat()})
+    if run.success:
+        return run.run_id, []
+    failed = failures_of_run(Lake.at(settings.lake), run.run_id)
+    if failed.height:
+        return run.run_id, [f"{d} ({stage}{f', event {e}' if e else ''}: {err})"
+                            for d, stage, e, err in failed.iter_rows()]
+    errors = [event.message or "" for event in run.all_events if event.is_step_failure]
+    detail = errors[0].splitlines()[0] if errors else "the run failed"
+    return run.run_id, [f"{first} … {last} ({detail})"]
 
 
 def run_notify(settings: Settings | None = None, *, days: list[date] | None = None, retry_failed: bool = False,
@@ -90,9 +146,11 @@ def run_notify(settings: Settings | None = None, *, days: list[date] | None = No
     from transforms.notify import days_to_evaluate
 
     settings = settings or Settings.from_env()
+    defs = build_definitions(settings)
+    # What an interrupted run left unrefreshed is brought up to date first: notify reads activity_log.
+    _refresh_with_stale(defs, dagster_instance or instance(), settings, [], log_level, [])
     if days is None and not retry_failed:
         days = days_to_evaluate(Lake.at(settings.lake))
-    defs = build_definitions(settings)
     run_config = _run_config(log_level)
     run_config["ops"] = {"notify": {"config": {"days": [d.isoformat() for d in days or []],
                                                "retry_failed": retry_failed}}}
@@ -108,7 +166,9 @@ def run_stream(settings: Settings | None = None, *, names: list[str] | None = No
     """One stream run (as the sensor starts them). Returns (the run's report, run id); raises on failure."""
     from pipelines.definitions import build_definitions
 
-    defs = build_definitions(settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    defs = build_definitions(settings)
+    _refresh_with_stale(defs, dagster_instance or instance(), settings, [], log_level, [])  # streams read activity_log
     run_config = _run_config(log_level)
     run_config["ops"] = {"stream": {"config": {"streams": names or []}}}
     result = defs.resolve_job_def("stream_job").execute_in_process(
@@ -144,19 +204,8 @@ def _run_then_refresh(job: str, op: str, op_config: dict, settings: Settings | N
     report = result.output_for_node(op)
     run_ids = [result.run_id]
     days = [date.fromisoformat(d) for d in report.get("days_changed", [])]
-    for first, last in contiguous_ranges(days):
-        run_ids.append(_refresh_run(defs, dagster_instance, first, last, log_level))
+    _refresh_with_stale(defs, dagster_instance, settings, days, log_level, run_ids)
     return report, run_ids
-
-
-def _refresh_run(defs: dg.Definitions, dagster_instance: dg.DagsterInstance, first: date, last: date,
-                 log_level: str) -> str:
-    """One refresh_job run over the partition range first … last (what a backfill's run covers)."""
-    run = defs.resolve_job_def("refresh_job").execute_in_process(
-        run_config=_run_config(log_level), instance=dagster_instance, raise_on_error=True,
-        tags={"dagster/asset_partition_range_start": first.isoformat(),
-              "dagster/asset_partition_range_end": last.isoformat()})
-    return run.run_id
 
 
 @dataclass
@@ -170,7 +219,16 @@ def _backfill_range(settings: Settings, first: date, last: date, log_level: str)
     """A backfill worker process: one refresh run, recorded in this process's DAGSTER_HOME instance."""
     from pipelines.definitions import build_definitions
 
-    return _refresh_run(build_definitions(settings), instance(), first, last, log_level)
+    return _backfill_run(build_definitions(settings), instance(), first, last, log_level, settings)
+
+
+def _backfill_run(defs: dg.Definitions, dagster_instance: dg.DagsterInstance, first: date, last: date,
+                  log_level: str, settings: Settings) -> str:
+    """One refresh run of a backfill; raises naming the failed days (the range's other days are refreshed)."""
+    run_id, failed = _refresh_run_checked(defs, dagster_instance, first, last, log_level, settings)
+    if failed:
+        raise RefreshFailed(failed, [run_id])
+    return run_id
 
 
 def run_backfill(days: list[date], settings: Settings | None = None, *, workers: int = 2,
@@ -182,6 +240,8 @@ def run_backfill(days: list[date], settings: Settings | None = None, *, workers:
     from pipelines.definitions import build_definitions
 
     settings = settings or Settings.from_env()
+    # Stale days (what an interrupted run left unfinished) are refreshed along with the days asked for.
+    days = sorted(set(days) | set(_stale(settings)))
     result = BackfillResult(ranges=contiguous_ranges(days, days_per_run))
     say = progress or (lambda _message: None)
     total = len(result.ranges)
@@ -200,7 +260,8 @@ def run_backfill(days: list[date], settings: Settings | None = None, *, workers:
         for index, (first, last) in enumerate(result.ranges, 1):
             started = time.monotonic()
             try:
-                finished(index, first, last, started, _refresh_run(defs, dagster_instance, first, last, log_level), None)
+                run_id = _backfill_run(defs, dagster_instance, first, last, log_level, settings)
+                finished(index, first, last, started, run_id, None)
             except Exception as exc:  # noqa: BLE001 - reported per range; the other ranges go on
                 finished(index, first, last, started, None, first_line(exc))
         return result

@@ -126,5 +126,7 @@ def test_a_failed_range_is_reported_and_the_others_still_refresh(tmp_path, monke
     assert "Backfill: 2 of 3 runs succeeded" in result.stdout
     assert f"failed: {days[3]} … {days[5]}:" in result.stderr
     assert "run the command again for those days" in result.stderr
+    assert f"{days[4]} (events" in result.stderr  # the day that failed is named
     refreshed = set(lake.scan(ACTIVITY_LOG).select("day").unique().collect()["day"])
-    assert refreshed == set(days[:3] + days[6:])  # the other ranges were refreshed all the same
+    # The other ranges were refreshed all the same, and so were the failed range's other days.
+    assert refreshed == set(days) - {days[4]}

@@ -31,7 +31,7 @@ from pathlib import Path
 import polars as pl
 
 from transforms import jsontext
-from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_QUARANTINE, ACTIVITY_RAW, Lake
+from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_QUARANTINE, ACTIVITY_RAW, Lake
 
 ERASED_NAME = "Erased user"
 
@@ -58,9 +58,18 @@ def find_user_events(lake: Lake, user: str) -> tuple[pl.DataFrame, set[str]]:
     needle = user.strip()
     if not needle:
         raise ErasureError("give the user's uuid or email")
-    mine = events.filter((pl.col("actor_uuid") == needle) | (pl.col("actor_email").str.to_lowercase() == needle.lower()))
-    rows = mine.select("id", "day", "actor_uuid", "actor_email", "actor_first_name", "actor_last_name",
-                       "ip_address").collect()
+    columns = ["id", "day", "actor_uuid", "actor_email", "actor_first_name", "actor_last_name", "ip_address"]
+
+    def matching(frame: pl.LazyFrame) -> pl.DataFrame:
+        return frame.filter((pl.col("actor_uuid") == needle)
+                            | (pl.col("actor_email").str.to_lowercase() == needle.lower())).select(columns).collect()
+
+    rows = matching(events)
+    # An erasure killed while the derived tables were being rebuilt leaves the user in activity_log
+    # (rebuilt last) though no longer in activity_events: found there, the erasure is run again.
+    log = lake.scan(ACTIVITY_LOG)
+    if log is not None and set(columns) <= set(log.collect_schema().names()):
+        rows = pl.concat([rows, matching(log)], how="vertical_relaxed").unique("id", keep="first", maintain_order=True)
     values: set[str] = {needle}
     for column in ("actor_uuid", "actor_email"):
         values |= {v for v in rows[column].drop_nulls().unique().to_list() if v}
@@ -85,10 +94,17 @@ def _scrub_payload(text: str, pseudonym: str, emails: set[str], own: bool = True
     return _replace_emails(text, pseudonym, emails)
 
 
-def erase_user(lake: Lake, user: str) -> ErasureReport:
+def erase_user(lake: Lake, user: str, *, run_id: str | None = None) -> ErasureReport:
     """Rewrite the raw rows of ``user``'s events, and of other events that name their email, without
     their personal data (see the module docs). The caller then refreshes ``report.days`` downstream
-    and updates their digests."""
+    and updates their digests (:func:`transforms.recovery.finish_digests`).
+
+    Crash safety: the digest intent of the days is recorded before ``activity_raw`` is rewritten (one
+    atomic commit), the quarantine's redaction is one merge, and a run killed anywhere is finished by
+    running the erasure again (the user is still found in a derived table until it is rebuilt) or by
+    the next command that changes the lake (stale days, owed digests: transforms.recovery)."""
+    from transforms.recovery import open_intent
+
     rows, values = find_user_events(lake, user)
     if rows.height == 0:
         raise ErasureError(f"no events of {user!r} (matched against actor uuid and email)")
@@ -115,6 +131,7 @@ def erase_user(lake: Lake, user: str) -> ErasureReport:
         for event_id, text in affected.iter_rows()]}, schema={"id": pl.String, "_scrubbed": pl.String})
     scrubbed = (raw.join(rewritten, on="id", how="left", maintain_order="left")
                 .with_columns(pl.coalesce("_scrubbed", "payload").alias("payload")).drop("_scrubbed"))
+    open_intent(lake, "erasure", digest=days, run_id=run_id)
     lake.replace_days(ACTIVITY_RAW, days, scrubbed)
     report.days = days
     report.quarantine_lines = _scrub_quarantine(lake, emails | (values - emails), pseudonym)
@@ -132,11 +149,12 @@ def _scrub_quarantine(lake: Lake, values: set[str], pseudonym: str) -> int:
     if hits.height == 0:
         return 0
     redacted = hits.with_columns(pl.col("raw_text").str.replace_all(pattern, f"{pseudonym}@erased.invalid"))
+    # One merge (one atomic commit): a delete then an append would lose the lines if killed between.
     table = lake.table(ACTIVITY_QUARANTINE)
-    keys = " OR ".join(f"(source = '{s.replace(chr(39), chr(39) * 2)}' AND line = {n})"
-                       for s, n in hits.select("source", "line").iter_rows())
-    table.delete(keys)
-    lake.append(ACTIVITY_QUARANTINE, redacted.select(frame.collect_schema().names()))
+    columns = frame.collect_schema().names()
+    (table.merge(redacted.select(columns).unique(["source", "line"], keep="first").to_arrow(), predicate="t.source = s.source AND t.line = s.line",
+                 source_alias="s", target_alias="t")
+     .when_matched_update_all().execute())
     return hits.height
 
 

@@ -80,6 +80,9 @@ class FileResult:
     duplicates: int = 0
     quarantined: int = 0
     days: set[date] = field(default_factory=set)
+    #: Of ``accepted``: events an interrupted earlier read of this file stored before it died (its ledger
+    #: row never written). They are this file's lines, so they count as accepted, not as duplicates.
+    recovered: int = 0
 
 
 @dataclass
@@ -113,6 +116,10 @@ class IngestReport:
         return sum(f.quarantined for f in self.files_ingested)
 
     @property
+    def recovered(self) -> int:
+        return sum(f.recovered for f in self.files_ingested)
+
+    @property
     def balanced(self) -> bool:
         return self.accepted + self.duplicates + self.quarantined == self.lines
 
@@ -139,6 +146,7 @@ class IngestReport:
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
+            "recovered": self.recovered,
             "days_changed": len(self.days_changed),
         }
 
@@ -444,7 +452,17 @@ def _append_evolving(lake: Lake, name: str, frame: pl.DataFrame) -> None:
 
 
 def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> None:
+    """Write a batch: the digest intent of the days it changes, the events, the rejected lines, then
+    the ledger rows of its files (each a commit; a run killed between two of them is finished by the
+    next: the files without a ledger row are read again, their events found stored and counted as
+    recovered, and the intent makes the next digest step cover the days)."""
+    from transforms.recovery import open_intent
+
     fresh, counts, conflicts = _new_events(lake, batch.accepted)
+    recovered = _recovered_lines(lake, batch, counts)
+    run_id = batch.ledger[0]["run_id"] if batch.ledger else None
+    if fresh.height:
+        open_intent(lake, "ingest", digest=fresh["day"].unique().to_list(), run_id=run_id)
     lake.append(ACTIVITY_RAW, fresh, partition_by=["day"])
     report.events_per_day.update(dict(fresh.group_by("day").len().iter_rows()))
     rejected = pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *batch.rejected, conflicts],
@@ -459,6 +477,12 @@ def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> No
             result.accepted, result.duplicates = int(row["accepted"]), int(row["duplicates"])
             result.quarantined += int(row["quarantined"])
             result.days = set(row["days"])
+        mine = recovered.get(result.source)
+        if mine is not None:
+            result.recovered = min(mine[0], result.duplicates)
+            result.accepted += result.recovered
+            result.duplicates -= result.recovered
+            result.days |= mine[1]
         ledger_rows.append({**entry, "lines": result.lines, "accepted": result.accepted,
                             "duplicates": result.duplicates, "quarantined": result.quarantined,
                             "days": sorted(result.days)})
@@ -477,6 +501,33 @@ def _flush(lake: Lake, batch: _Batch, report: IngestReport, say: Progress) -> No
     _append_evolving(lake, INGEST_LEDGER, pl.DataFrame(ledger_rows, schema=LEDGER_SCHEMA))
     say(f"wrote {fresh.height:,} new events over {fresh['day'].n_unique()} days; "
         f"{sum(r.duplicates for r in batch.results):,} duplicates, {rejected.height:,} quarantined")
+
+
+def _recovered_lines(lake: Lake, batch: _Batch, counts: dict[str, dict]) -> dict[str, tuple[int, set[date]]]:
+    """source → (lines, days) of this batch's duplicates that are the very lines an earlier, interrupted
+    read of the same file stored: ``activity_raw`` holds the id from the same source and line, written
+    by a run that has no ledger row for that source (it died between the two commits)."""
+    if not any(int(row.get("duplicates") or 0) for row in counts.values()):
+        return {}
+    raw = lake.scan(ACTIVITY_RAW)
+    if raw is None:
+        return {}
+    keys = pl.concat([f.select("id", "source", "line") for f in batch.accepted if f.height]) if batch.accepted else None
+    if keys is None or keys.height == 0:
+        return {}
+    sources = keys["source"].unique().to_list()
+    stored = (raw.select("id", "source", "line", "run_id", "day")
+              .join(keys.lazy(), on="id", how="semi")
+              .filter(pl.col("source").is_in(sources)).collect()
+              .join(keys, on=["id", "source", "line"], how="semi"))
+    if stored.height == 0:
+        return {}
+    ledger = read_ledger(lake)
+    if ledger.height and "run_id" in ledger.columns:
+        recorded = ledger.filter(pl.col("source").is_in(sources)).select("source", "run_id").unique()
+        stored = stored.join(recorded, on=["source", "run_id"], how="anti")
+    return {source: (group.height, set(group["day"].to_list()))
+            for (source,), group in stored.group_by("source")}
 
 
 def _new_events(lake: Lake, accepted_frames: list[pl.DataFrame],

@@ -104,10 +104,12 @@ def latest(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.sort("day", "version", "computed_at").group_by("day", maintain_order=True).last()
 
 
-def update_digests(lake: Lake, days: Iterable[date], reason: str = "ingest", *, expire: Iterable[date] = (),
-                   ) -> list[dict]:
+def update_digests(lake: Lake, days: Iterable[date], reason: str | dict[date, str] = "ingest", *,
+                   expire: Iterable[date] = ()) -> list[dict]:
     """Append a new digest version for each of ``days`` whose content changed (and an ``expired`` row
-    for each of ``expire``), in day order, chaining each to the latest digest of the day before."""
+    for each of ``expire``), in day order, chaining each to the latest digest of the day before.
+    ``reason`` is one reason for every day, or one per day. Commands call this through
+    :func:`transforms.recovery.finish_digests`, which adds what interrupted runs owe."""
     from transforms.lake import ACTIVITY_RAW
 
     day_list = sorted(set(days))
@@ -138,9 +140,10 @@ def update_digests(lake: Lake, days: Iterable[date], reason: str = "ingest", *, 
         version = (before["version"] + 1) if before else 1
         digest = chain_digest(day, version, events, day_hash, previous_digest)
         signature, kind = _sign(digest)
+        why = reason.get(day, "ingest") if isinstance(reason, dict) else reason
         row = {"day": day, "version": version, "events": events, "day_hash": day_hash, "previous_day": previous_day,
-               "previous_digest": previous_digest, "digest": digest, "reason": reason if before is None else
-               ("late events" if reason == "ingest" else reason), "expired": False, "signature": signature,
+               "previous_digest": previous_digest, "digest": digest, "reason": why if before is None else
+               ("late events" if why == "ingest" else why), "expired": False, "signature": signature,
                "signature_kind": kind, "computed_at": now}
         new_rows.append(row)
         current[day] = row

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -10,7 +12,8 @@ from pathlib import Path
 from typing import Iterable
 
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+import deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 # Table names are part of the public contract (DESIGN.md "Data flow").
@@ -26,6 +29,110 @@ ACTIVITY_LOG = "activity_log"
 
 
 _OPEN_TABLES: dict[str, DeltaTable] = {}
+
+
+# ----------------------------------------------------------------------------------------------
+# The commit hook: every Delta commit of the process goes through the functions below
+# ----------------------------------------------------------------------------------------------
+#
+# Whatever writes a table — this module's methods, Polars' ``write_delta`` (which calls
+# ``deltalake.write_deltalake``), a ``DeltaTable``'s delete / merge / update / optimize / vacuum /
+# alter — passes through :func:`committed` once it succeeded. That is the one place fault injection
+# hooks into (tests/faults.py):
+#
+# * ``ACTIVITYLOG_FAULT_KILL_AFTER_COMMIT=N`` kills the process (SIGKILL, no cleanup, like a power cut)
+#   right after its N-th successful commit;
+# * ``ACTIVITYLOG_FAULT_COMMIT_LOG=PATH`` appends one line per commit (``pid <TAB> n <TAB> operation
+#   <TAB> table``) to PATH, so a test learns how many commits a command makes, and which.
+#
+# Both are for tests only; without them the hook costs one dictionary lookup per commit.
+
+KILL_AFTER_ENV = "ACTIVITYLOG_FAULT_KILL_AFTER_COMMIT"
+COMMIT_LOG_ENV = "ACTIVITYLOG_FAULT_COMMIT_LOG"
+_COMMITS = {"count": 0}
+_HOOK_STATE = threading.local()
+_HOOK_LOCK = threading.Lock()
+
+
+def committed(operation: str, table: object = None) -> None:
+    """Count one successful commit of this process; kill or log it when the fault variables say so."""
+    kill_after = os.environ.get(KILL_AFTER_ENV)
+    log_path = os.environ.get(COMMIT_LOG_ENV)
+    if not kill_after and not log_path:
+        return
+    with _HOOK_LOCK:
+        _COMMITS["count"] += 1
+        count = _COMMITS["count"]
+        if log_path:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"{os.getpid()}\t{count}\t{operation}\t{_table_name(table)}\n")
+        if kill_after and count >= int(kill_after):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def commits_made() -> int:
+    """Commits this process made so far (counted only while a fault variable is set)."""
+    return _COMMITS["count"]
+
+
+def _table_name(table: object) -> str:
+    if isinstance(table, DeltaTable):
+        table = table.table_uri
+    elif hasattr(table, "table") or hasattr(table, "_table"):  # TableOptimizer, TableAlterer, TableMerger
+        inner = getattr(table, "table", None) or getattr(table, "_table", None)
+        table = getattr(inner, "table_uri", inner)
+    text = str(table or "?").rstrip("/")
+    return text.rsplit("/", 1)[-1]
+
+
+def _committing(function, operation: str, *, table_arg: int | None = 0):
+    """``function`` wrapped so that a successful call counts as one commit (nested calls count once)."""
+    if getattr(function, "_activitylog_commit_hook", False):
+        return function
+
+    def wrapper(*args, **kwargs):
+        depth = getattr(_HOOK_STATE, "depth", 0)
+        _HOOK_STATE.depth = depth + 1
+        try:
+            result = function(*args, **kwargs)
+        finally:
+            _HOOK_STATE.depth = depth
+        if depth == 0:
+            target = args[table_arg] if table_arg is not None and len(args) > table_arg else kwargs.get("table_or_uri")
+            committed(operation, target)
+        return result
+
+    wrapper._activitylog_commit_hook = True  # type: ignore[attr-defined]
+    wrapper.__name__ = getattr(function, "__name__", operation)
+    wrapper.__doc__ = getattr(function, "__doc__", None)
+    return wrapper
+
+
+def _install_commit_hook() -> None:
+    from deltalake import table as table_module
+    from deltalake import writer as writer_module
+
+    write = _committing(deltalake.write_deltalake, "write", table_arg=0)
+    deltalake.write_deltalake = write
+    if getattr(writer_module, "write_deltalake", None) is not None:
+        writer_module.write_deltalake = write
+    for name in ("delete", "update", "restore", "vacuum", "repair", "create_write_transaction"):
+        if hasattr(DeltaTable, name):
+            setattr(DeltaTable, name, _committing(getattr(DeltaTable, name), name))
+    DeltaTable.create = classmethod(_committing(DeltaTable.create.__func__, "create", table_arg=1))
+    for cls_name, methods in (("TableOptimizer", ("compact", "z_order")),
+                              ("TableAlterer", ("add_columns", "add_constraint", "drop_constraint",
+                                                "add_feature", "set_table_properties", "set_table_description",
+                                                "set_column_metadata")),
+                              ("TableMerger", ("execute",))):
+        cls = getattr(table_module, cls_name, None)
+        for name in methods:
+            if cls is not None and hasattr(cls, name):
+                setattr(cls, name, _committing(getattr(cls, name), f"{cls_name}.{name}"))
+
+
+_install_commit_hook()
+write_deltalake = deltalake.write_deltalake
 
 
 def s3_storage_options() -> dict[str, str]:

@@ -81,7 +81,11 @@ def refresh_events(lake: "Lake", days: list[date], rules: "MaskRules | None" = N
     from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_RAW
     from transforms.normalize import normalize_events
 
+    from transforms.recovery import check_poison
+
     raw = lake.read_days(ACTIVITY_RAW, days)
+    if raw is not None:
+        check_poison(raw)
     events = normalize_events(raw) if raw is not None and raw.height else pl.DataFrame()
     events = mask_detail(events, rules or MaskRules())
     lake.replace_days(ACTIVITY_EVENTS, days, events)
@@ -146,12 +150,63 @@ def refresh_log(
     return _per_day(events, days, "events").join(_per_day(log, days, "rows"), on="day")
 
 
-def refresh_all(lake: "Lake", days: Iterable[date], rules: "MaskRules | None" = None,
-                references: dict[str, pl.DataFrame] | None = None) -> None:
-    """Rebuild events, changes and log for ``days`` in batches (what a refresh run does)."""
-    from transforms.lake import ACTIVITY_RAW
+# Probes for failure isolation (transforms.recovery.run_isolated): a stage's transformation of some of
+# a day's input rows, without writing anything; bisection over a failing day's rows finds the event.
 
-    for batch in day_batches(lake, ACTIVITY_RAW, days):
-        refresh_events(lake, batch, rules)
-        refresh_changes(lake, batch, rules)
-        refresh_log(lake, batch, references)
+def stage_inputs(lake: "Lake", stage: str):
+    """``day → the stage's input rows`` for bisection."""
+    from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_RAW
+    from transforms.recovery import EVENTS_STAGE
+
+    table = ACTIVITY_RAW if stage == EVENTS_STAGE else ACTIVITY_EVENTS
+    return lambda day: lake.read_days(table, [day])
+
+
+def stage_probe(lake: "Lake", stage: str, rules: "MaskRules | None" = None,
+                references: dict[str, pl.DataFrame] | None = None):
+    """``rows → the stage's transformation of them`` (raises where the stage would)."""
+    from transforms.changes import MaskRules, explode_changes, mask_detail
+    from transforms.enrich import build_activity_log
+    from transforms.normalize import normalize_events
+    from transforms.recovery import CHANGES_STAGE, EVENTS_STAGE, check_poison
+
+    rules = rules or MaskRules()
+    if stage == EVENTS_STAGE:
+        def probe(rows: pl.DataFrame):
+            check_poison(rows)
+            return mask_detail(normalize_events(rows), rules)
+    elif stage == CHANGES_STAGE:
+        def probe(rows: pl.DataFrame):
+            return explode_changes(rows, rules)
+    else:
+        def probe(rows: pl.DataFrame):
+            changes, _ = explode_changes(rows, rules)
+            return build_activity_log(rows, changes, references)
+    return probe
+
+
+def refresh_all(lake: "Lake", days: Iterable[date], rules: "MaskRules | None" = None,
+                references: dict[str, pl.DataFrame] | None = None, *, run_id: str | None = None) -> list:
+    """Rebuild events, changes and log for ``days`` in batches (what a refresh run does), recording in
+    ``refresh_state`` what was built from which raw files. A day that fails is left as it was and
+    returned (``transforms.recovery.DayFailure``); the other days are refreshed."""
+    from transforms.lake import ACTIVITY_RAW
+    from transforms.recovery import (CHANGES_STAGE, EVENTS_STAGE, LOG_STAGE, fingerprint_before, record_failed,
+                                     record_refreshed, run_isolated)
+
+    day_list = sorted(set(days))
+    fingerprints = fingerprint_before(lake, day_list)
+    failures: dict = {}
+    for batch in day_batches(lake, ACTIVITY_RAW, day_list):
+        for stage, step in ((EVENTS_STAGE, lambda b: refresh_events(lake, b, rules)),
+                            (CHANGES_STAGE, lambda b: refresh_changes(lake, b, rules)),
+                            (LOG_STAGE, lambda b: refresh_log(lake, b, references))):
+            todo = [d for d in batch if d not in failures]
+            if not todo:
+                break
+            _, failed = run_isolated(todo, step, stage, stage_inputs(lake, stage),
+                                     stage_probe(lake, stage, rules, references))
+            failures.update(failed)
+    record_refreshed(lake, LOG_STAGE, {d: fp for d, fp in fingerprints.items() if d not in failures}, run_id)
+    record_failed(lake, failures, run_id)
+    return [failures[d] for d in sorted(failures)]

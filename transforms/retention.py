@@ -37,6 +37,7 @@ from transforms.notify import DELIVERIES, NOTIFY_EVALUATIONS
 from transforms.streams import STREAM_LEDGER, STREAM_PROGRESS
 
 EVENT_TABLES = [ACTIVITY_LOG, ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_RAW]  # derived first, raw last
+DERIVED_TABLES = EVENT_TABLES[:-1]
 LEDGERS = [DELIVERIES, STREAM_LEDGER]
 BOOKKEEPING = [NOTIFY_EVALUATIONS, STREAM_PROGRESS]
 ID_CHUNK = 5_000  # event ids per ledger delete predicate
@@ -179,8 +180,18 @@ def _delete(lake: Lake, table_name: str, predicate: str) -> int:
 
 
 def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False,
-                    log: Callable[[str], None] = lambda _: None) -> RetentionReport:
-    """Delete (or, with ``dry_run``, count) what the policy expires. Vacuum is separate: :func:`vacuum`."""
+                    log: Callable[[str], None] = lambda _: None, run_id: str | None = None) -> RetentionReport:
+    """Delete (or, with ``dry_run``, count) what the policy expires. Vacuum is separate: :func:`vacuum`.
+
+    Every prefix of the run leaves evidence of what is left to do: first the digest intent (the whole
+    days to expire, the thinned days to digest again), then the derived tables, the ledgers and their
+    bookkeeping, the quarantine, and the system of record last; then the digests. A run killed after
+    any of these commits is finished by the next run: whole days are judged by date, so the re-run
+    deletes what is left of them everywhere, and the open intent makes the next digest step (of any
+    command) expire the digests of the days that are gone (transforms.recovery)."""
+    from transforms.recovery import (LOG_STAGE, finish_digests, fingerprint_before, mark_stale, open_intent,
+                                     record_refreshed, stale_days)
+
     started = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     report = RetentionReport(now=now, cutoffs=policy.cutoffs(now), dry_run=dry_run)
@@ -216,16 +227,34 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
         return report
 
     # Delete: derived tables first, the system of record last (a re-run finishes an interrupted run).
-    whole_sql = f"day < '{whole_before.isoformat()}'" if report.whole_days else None
+    from transforms.integrity import ACTIVITY_DIGESTS
+
+    stale_before = set(stale_days(lake))  # days already behind activity_raw are left to a refresh
+    if lake.exists(ACTIVITY_DIGESTS):
+        open_intent(lake, "retention", digest=report.partial_days, expire=report.whole_days, run_id=run_id)
+    # Derived rows go before raw rows: until raw's are gone too, the days are stale (a refresh by any
+    # command in between rebuilds them from raw; the next retention deletes them again).
+    mark_stale(lake, report.whole_days + report.partial_days, "retention in progress", run_id)
+    # Whole days are judged by date, not by what activity_raw still holds: a run killed after deleting
+    # some tables' days has the re-run delete the others' (each table is asked only if it holds such a day).
+    whole_sql = f"day < '{whole_before.isoformat()}'" if whole_before is not None else None
+
+    def holds_whole_days(name: str) -> bool:  # tables not partitioned by day are asked when raw has such days
+        return whole_sql is not None and lake.exists(name) and (
+            bool(report.whole_days) or any(d < whole_before for d in lake.days(name)))
+
     partial_sql = f"({_days_sql(report.partial_days)}) AND ({predicate})" if report.partial_days and predicate else None
-    for name in [ACTIVITY_ITEM_HISTORY] + EVENT_TABLES:
+    for name in [ACTIVITY_ITEM_HISTORY] + DERIVED_TABLES:
         for sql in (whole_sql, partial_sql):
+            if sql is whole_sql and (name == ACTIVITY_ITEM_HISTORY and not report.whole_days or
+                                     name != ACTIVITY_ITEM_HISTORY and not holds_whole_days(name)):
+                continue
             if sql:
                 deleted = _delete(lake, name, sql)
                 report.tables[name] += deleted
                 log(f"{name}: deleted {deleted:,} rows ({'whole days' if sql is whole_sql else 'expired rows'})")
     for name in LEDGERS + BOOKKEEPING:
-        if whole_sql and lake.exists(name):
+        if holds_whole_days(name):
             report.tables[name] += _delete(lake, name, whole_sql)
     for name in LEDGERS:
         for day, ids in expired_ids.items():
@@ -235,12 +264,20 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
     quarantine_cut = min(known) if whole_before is not None else None
     if quarantine_cut is not None and lake.exists(ACTIVITY_QUARANTINE):
         report.tables[ACTIVITY_QUARANTINE] += _delete(lake, ACTIVITY_QUARANTINE, f"ingested_at < {_ts(quarantine_cut)}")
+    # The system of record last: until it is gone, a re-run finds the same days and ids again.
+    for sql in (whole_sql if report.whole_days else None, partial_sql):
+        if sql:
+            deleted = _delete(lake, ACTIVITY_RAW, sql)
+            report.tables[ACTIVITY_RAW] += deleted
+            log(f"{ACTIVITY_RAW}: deleted {deleted:,} rows ({'whole days' if sql is whole_sql else 'expired rows'})")
     report.seconds = time.perf_counter() - started  # the deletes; the digests below are bookkeeping
+    # The derived tables lost exactly the rows activity_raw lost: the days are up to date as they are.
+    thinned = [d for d in report.whole_days + report.partial_days if d not in stale_before]
+    if thinned:
+        record_refreshed(lake, LOG_STAGE, fingerprint_before(lake, thinned), run_id)
     # The integrity chain: deleted days keep their digest, marked expired; thinned days get a new version.
-    from transforms.integrity import ACTIVITY_DIGESTS, update_digests
-
-    if lake.exists(ACTIVITY_DIGESTS):
-        update_digests(lake, report.partial_days, reason="retention", expire=report.whole_days)
+    finish_digests(lake, report.partial_days, reason="retention", expire=report.whole_days, run_id=run_id,
+                   create=False)
     return report
 
 
