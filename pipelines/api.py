@@ -183,34 +183,8 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         return ~(pl.col("was_impersonated").fill_null(False) & pl.col("activity").is_in(["logged_in", "logged_out"]))
 
     def advanced_filter(request: Request, **fixed: Any) -> ActivityFilter:
-        params = request.query_params
-        data: dict[str, Any] = {}
-        for name, field in (("start_date", "start"), ("end_date", "end"), ("search_text", "search")):
-            if params.get(name):
-                data[field] = params[name]
-        for name in ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses"):
-            values = _list(params.getlist(name))
-            if values:
-                data[name] = values
-        for name in ("was_impersonated", "is_system", "include_organization"):
-            value = _bool(params.get(name), name)
-            if value is not None:
-                data[name] = value
-        if params.get("detail_filters"):
-            try:
-                detail = json.loads(params["detail_filters"])
-            except ValueError:
-                raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters") from None
-            if not isinstance(detail, dict):
-                raise ApiError(400, "must be a JSON object of {path: {operation, value}}", "detail_filters")
-            if len(detail) > MAX_DETAIL_FILTERS:
-                raise ApiError(400, f"at most {MAX_DETAIL_FILTERS} detail filters", "detail_filters")
-            if any(len(str(path)) > MAX_PATH for path in detail):
-                raise ApiError(400, f"a path is at most {MAX_PATH} characters", "detail_filters")
-            data["detail_filters"] = detail
-        data.update(fixed)
         try:
-            return ActivityFilter.from_dict(data, where="")
+            return ActivityFilter.from_query(request.query_params.multi_items(), **fixed)
         except FilterError as exc:
             message = str(exc).lstrip(": ")
             raise ApiError(400, message, message.split(":", 1)[0].split("[", 1)[0]) from None
@@ -253,9 +227,9 @@ def create_app(lake_root: str | None = None) -> FastAPI:
         try:
             condition = visibility(key) if extra is None else visibility(key) & extra
             page = query_page(lake(), activity_filter, limit=size, after=request.query_params.get("after") or None,
-                              where=condition)
+                              where=condition, ordering=request.query_params.get("ordering", "-created_at"))
         except FilterError as exc:
-            raise ApiError(400, str(exc).split(": ", 1)[-1], "after") from None
+            raise ApiError(400, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
         rows, cursor = (page.rows, page.next_cursor) if page is not None else (pl.DataFrame(), None)
         results = [ocsf_record(r) if schema == "ocsf" else _row(r) for r in rows.iter_rows(named=True)]
         next_url = None
