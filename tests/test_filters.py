@@ -88,7 +88,7 @@ def matching(lake, ids, **fields):
     ({"team_ids": ["seven"]}, r"^filter: team_ids\[0\]: must be a project id \(an integer\), not 'seven'"),
     ({"is_system": "yes"}, r"^filter: is_system: must be true or false, not a string"),
     ({"detail_filters": {"changes[": {"operation": "exact", "value": 1}}}, r"path 'changes\[' is malformed"),
-    ({"detail_filters": {"a..b": {"operation": "exact", "value": 1}}}, r"path 'a\.\.b' is malformed at ''"),
+    ({"detail_filters": {"a..b": {"operation": "exact", "value": 1}}}, r"path 'a\.\.b' has an empty segment"),
     ({"detail_filters": {"name": {"operation": "like", "value": "x"}}},
      r"detail_filters\['name'\]\.operation: 'like' is not one of exact, contains, in"),
     ({"detail_filters": {"name": {"operation": "in", "value": "x"}}},
@@ -121,7 +121,7 @@ def test_dict_python_and_aliases_describe_the_same_filter():
             "include_organization": True, "was_impersonated": False, "is_system": False, "clients": ["web"],
             "ip_addresses": ["203.0.113.*"], "search": "checkout",
             "detail_filters": {"changes[].field": {"operation": "exact", "value": "active"},
-                               "name": "new-checkout-flow"}}
+                               "name": {"operation": "exact", "value": "new-checkout-flow"}}}
     from_dict = ActivityFilter.from_dict(data)
     assert from_dict.item_ids == ("42",) and from_dict.team_ids == (1,)
     assert ActivityFilter.from_dict(from_dict.to_dict()) == from_dict
@@ -161,14 +161,14 @@ def test_paths_walk_objects_and_arrays():
 # -- every field against a real lake -----------------------------------------------------------
 
 
-def test_detail_exact_compares_json_values(built):
+def test_detail_exact_compares_type_variants_as_posthog(built):
     lake, ids = built
     one = {"detail_filters": {"changes[].after": {"operation": "exact", "value": 1}}}
-    assert matching(lake, ids, **one) == {"int", "float"}
+    assert matching(lake, ids, **one) == {"int", "float", "string"}  # 1, 1.0 and "1"; not true
     string = {"detail_filters": {"changes[].after": {"operation": "exact", "value": "1"}}}
-    assert matching(lake, ids, **string) == {"string"}
+    assert matching(lake, ids, **string) == {"int", "float", "string", "bool"}  # "1" is also 1 and true
     boolean = {"detail_filters": {"changes[].after": {"operation": "exact", "value": True}}}
-    assert matching(lake, ids, **boolean) == {"bool"}
+    assert matching(lake, ids, **boolean) == {"bool", "string"}  # true, "true", "True", "1"; not the number 1
     hundred = {"detail_filters": {"changes[].after": {"operation": "exact", "value": 100}}}
     assert matching(lake, ids, **hundred) == {"exp"}
     whole = {"detail_filters": {"changes[].after": {"operation": "exact", "value": {"groups": [{"rollout_percentage": 50}]}}}}
@@ -181,7 +181,7 @@ def test_detail_contains_in_and_nested_paths(built):
     assert matching(lake, ids, detail_filters={"name": {"operation": "exact", "value": "café ünïcode"}}) == {"unicode"}
     assert matching(lake, ids, detail_filters={"trigger.job_type": {"operation": "contains", "value": "export"}}) == {"trigger"}
     assert matching(lake, ids, detail_filters={"changes[].after": {"operation": "in", "value": ["1", True]}}) == {
-        "string", "bool"}
+        "int", "float", "string", "bool"}
     assert matching(lake, ids, detail_filters={"changes[].after[]": {"operation": "exact", "value": 1}}) == set()
     assert matching(lake, ids, detail_filters={
         "changes[].after.groups[].rollout_percentage": {"operation": "in", "value": [50]}}) == {"object"}

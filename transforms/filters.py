@@ -510,7 +510,7 @@ class ActivityFilter:
         (``true``/``1``/``yes``, ``false``/``0``/``no``; empty means unset) and ``detail_filters`` (a
         JSON object). Other parameters (paging, schema, ordering) are not the filter's and are left
         alone. ``fixed`` fields override the parameters (e.g. the project of the URL). A
-        :class:`FilterError` starts with the parameter's name (``ip_addresses[0]: …``)."""
+        :class:`FilterError` starts with the field's name (``ip_addresses[0]: …``, ``start: …``)."""
         multi: dict[str, list[str]] = {}
         for name, value in params:
             multi.setdefault(name, []).append(value)
@@ -530,12 +530,7 @@ class ActivityFilter:
         if multi.get("detail_filters") and multi["detail_filters"][-1]:
             data["detail_filters"] = _query_detail_filters(multi["detail_filters"][-1])
         data.update(fixed)
-        try:
-            return cls.from_dict(data, where="")
-        except FilterError as exc:
-            message = str(exc).lstrip(": ")
-            name = message.split(":", 1)[0]
-            raise FilterError(_QUERY_NAMES.get(name, name) + message[len(name):]) from None
+        return cls.from_dict(data, where="")
 
     @classmethod
     def from_json(cls, text: str, where: str = "filter") -> "ActivityFilter":
@@ -659,7 +654,6 @@ def check_ip_filter(value: str, where: str = "ip_addresses") -> None:
 
 #: The list parameters of the read API (PostHog's ``JSONTolerantListField`` ones).
 QUERY_LISTS = ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses", "team_ids")
-_QUERY_NAMES = {"start": "start_date", "end": "end_date", "search": "search_text"}
 
 
 def query_list(values: Sequence[str], name: str = "") -> list[Any]:
