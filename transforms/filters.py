@@ -25,14 +25,18 @@ and raises :class:`FilterError` naming the field before anything is read.
 
 Detail paths walk the event's ``detail`` JSON: ``name``, ``trigger.job_type``, ``changes[].field``;
 ``[]`` means "any element" (no limit on the array's length) and ``[N]`` the N-th (from 0).
-Operations:
+Operations (PostHog's, see the README's "Filter language"):
 
-* ``exact`` compares JSON values: ``1`` matches ``1`` and ``1.0`` but not ``"1"``; ``true`` is not
-  ``1``; lists and objects compare element by element. (The types stay apart because ``before``/``after``
-  keep them apart: a flag's rollout changing to the string ``"50"`` is a different change.)
+* ``exact`` matches a value equal to any of PostHog's type variants of the filter value
+  (:func:`type_variants`): ``"42"`` matches ``"42"``, ``42`` and ``42.0``; ``"true"`` matches ``true``;
+  ``"1"`` matches ``1`` and ``true``; ``true`` matches ``"true"``, ``"True"`` and ``"1"``. Variants
+  compare as ``jsonb`` does: the JSON types apart, numbers by value.
 * ``contains`` is a case-insensitive substring of the value's text form (a string is itself; anything
-  else is its compact JSON).
-* ``in`` takes a list and matches when the value equals (as ``exact``) any element.
+  else is its compact JSON; ``null`` has none).
+* ``in`` takes a list and matches when ``exact`` matches for any element.
+
+Paths follow PostHog's rules (:func:`check_path`): no ``__``, no lookup-named segment, at most three
+``[]``. Each filter is ``{operation, value}``; the value must not be null.
 
 Masked fields read ``"masked"`` here, as in ``activity_log``: a filter cannot reveal a secret.
 """
