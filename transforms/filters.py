@@ -265,9 +265,39 @@ def text_form(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-# One JSON token: a string (escapes included), a structural character, or a bare scalar (number,
-# true, false, null). Outside strings JSON has no quotes, so a left-to-right scan cuts exactly these.
-_TOKEN = r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+'
+# A literal that appears verbatim in the stored JSON text whenever a string value equals/contains it:
+# printable ASCII without the characters JSON may escape or reformat.
+_VERBATIM = re.compile(r"^[\x20-\x7e]+$")
+_REFORMATTED = set('"\\/:,{}[]')
+
+
+def _verbatim(text: str) -> bool:
+    return bool(_VERBATIM.match(text)) and not (_REFORMATTED & set(text))
+
+
+# One JSON token: a key with its colon (``"name":``), a string (escapes included), a structural
+# character, or a bare scalar (number, true, false, null). Outside strings JSON has no quotes, so a
+# left-to-right scan cuts exactly these; a colon only ever follows a key.
+_TOKEN = r'"(?:[^"\\]|\\.)*"\s*:|"(?:[^"\\]|\\.)*"|[{}\[\],]|[^\s{}\[\]:,"]+'
+
+
+def _annotate() -> pl.Expr:
+    """Each JSON token of a row (inside ``list.eval``) with what the path walk needs, computed once:
+    the token ``t``; its ``level`` (how many containers are open around it); whether it ``open``s or
+    ``close``s one or is a ``key``; and ``name``, a key's or a string's text (null for other tokens)."""
+    t = pl.element()
+    opens = t.is_in(["{", "["])
+    closes = t.is_in(["}", "]"])
+    level = (opens.cast(pl.Int32) - closes.cast(pl.Int32)).cum_sum() - opens.cast(pl.Int32)
+    is_key = t.str.ends_with(":")
+    quoted = pl.when(is_key).then(t.str.strip_chars_end(": \t\r\n")).when(t.str.starts_with('"')).then(t)
+    # A string's text lies between its quotes (no quote is inside unless escaped); only one holding an
+    # escape is decoded (few are, and the decoder is the costly part: a null costs it nothing).
+    escaped = quoted.str.contains("\\", literal=True)
+    name = pl.when(escaped).then(pl.when(escaped).then(quoted).str.json_decode(pl.String)).otherwise(
+        quoted.str.strip_chars('"'))
+    return pl.struct(t.alias("t"), level.alias("level"), opens.alias("open"), closes.alias("close"),
+                     is_key.alias("key"), name.alias("name"))
 
 
 def _scalars(variants: Iterable[Any]) -> tuple[list[str], list[float], list[bool], list[str]]:
@@ -345,8 +375,32 @@ class DetailFilter:
         fast = self._changed_fields_expression()
         if fast is not None:
             return fast
-        return (pl.col("detail").str.extract_all(_TOKEN).list.eval(self._token_condition())
+        # Only rows whose text can match are cut into tokens (the others are null, which costs nothing).
+        candidates = pl.when(self._prefilter()).then(pl.col("detail"))
+        return (candidates.str.extract_all(_TOKEN).list.eval(_annotate()).list.eval(self._token_condition())
                 .list.any().fill_null(False))
+
+    def _prefilter(self) -> pl.Expr:
+        """A necessary condition on the stored JSON text, checked without cutting it into tokens: the
+        last key appears as written, and a text value (or a ``contains`` needle) appears verbatim
+        when it is printable ASCII that JSON never escapes or reformats."""
+        text = pl.col("detail")
+        condition = text.is_not_null()
+        keys = [step for step in self.steps if isinstance(step, str) and step != ANY]
+        if keys and _verbatim(keys[-1]):
+            condition = condition & text.str.contains(f'"{keys[-1]}"', literal=True)
+        if self.operation == "contains":
+            if _verbatim(self.value):
+                condition = condition & text.str.contains("(?i)" + re.escape(self.value))
+        else:
+            variants = self.variants()
+            if variants and all(isinstance(v, str) and v and _verbatim(v) for v in variants):
+                condition = condition & text.str.contains("|".join(re.escape(v) for v in variants))
+            elif variants and all(isinstance(v, (bool, str)) for v in variants) and all(
+                    isinstance(v, bool) or (v and _verbatim(v)) for v in variants):
+                words = [("true" if v else "false") if isinstance(v, bool) else v for v in variants]
+                condition = condition & text.str.contains("|".join(re.escape(w) for w in words))
+        return condition.fill_null(False)
 
     def _changed_fields_expression(self) -> pl.Expr | None:
         """``changes[].field`` is also the ``changed_fields`` list column: no JSON parsing needed,
@@ -364,46 +418,45 @@ class DetailFilter:
                 .list.any().fill_null(False))
 
     def _token_condition(self) -> pl.Expr:
-        """Over one row's JSON tokens: True at each value the path reaches that the operation accepts.
+        """Over one row's annotated tokens (:func:`_annotate`): True at each value the path reaches.
 
-        A token's level is the number of containers open around it. A value at path step ``k`` sits at
-        level ``k``; for each step ``j`` its container is the last ``{``/``[`` opened at level ``j-1``
-        and, in an object, its key the last key at level ``j`` (or, in an array, its index the
-        commas at level ``j`` since that ``[``)."""
-        t = pl.element()
+        A value at path step ``k`` sits at level ``k``; for each step ``j`` its container is the last
+        ``{``/``[`` opened at level ``j-1`` and, in an object, its key the last key at level ``j`` (in an
+        array, its index the commas at level ``j`` since that ``[``)."""
+        token = pl.element().struct
+        t, level, name = token.field("t"), token.field("level"), token.field("name")
+        opens, closes, is_key = token.field("open"), token.field("close"), token.field("key")
+        is_string = name.is_not_null() & ~is_key
         first = t.str.slice(0, 1)
-        opens = t.is_in(["{", "["])
-        closes = t.is_in(["}", "]"])
-        delta = opens.cast(pl.Int32) - closes.cast(pl.Int32)
-        level = delta.cum_sum() - opens.cast(pl.Int32)
-        is_string = first == '"'
-        is_key = is_string & (t.shift(-1) == ":")
         depth = len(self.steps)
-        selected = (level == depth) & ~is_key & ~closes & ~t.is_in([":", ","])
+        selected = (level == depth) & ~is_key & ~closes & (t != ",")
         for j, step in enumerate(self.steps, start=1):
-            container = pl.when(opens & (level == j - 1)).then(t).forward_fill()
+            opened = opens & (level == j - 1)
             if step == ANY:
-                selected = selected & (container == "[")
+                selected = selected & (pl.when(opened).then(t).forward_fill() == "[")
             elif isinstance(step, int):
                 commas = ((t == ",") & (level == j)).cast(pl.Int32).cum_sum()
-                at_open = pl.when(opens & (level == j - 1)).then(commas).forward_fill()
-                selected = selected & (container == "[") & ((commas - at_open) == step)
+                at_open = pl.when(opened).then(commas).forward_fill()
+                selected = (selected & (pl.when(opened).then(t).forward_fill() == "[")
+                            & ((commas - at_open) == step))
             else:
-                key = pl.when(is_key & (level == j)).then(t).forward_fill()
-                decoded = pl.when(key.is_not_null()).then(key).otherwise(pl.lit('""')).str.json_decode(pl.String)
-                selected = selected & (container == "{") & (decoded == step)
-        decoded_value = pl.when(is_string).then(t).otherwise(pl.lit('""')).str.json_decode(pl.String)
+                # The last key at level j, reset by each container opened at level j - 1: an array's
+                # elements never see a key of an earlier object.
+                key = pl.when(is_key & (level == j)).then(pl.lit("k") + name).when(opened).then(pl.lit("o"))
+                selected = selected & (key.forward_fill() == "k" + step)
+        decoded_value = name
         is_number = first.is_in(list("-0123456789"))
         if self.operation == "contains":
             needs_text = True
         else:
             strings, numbers, booleans, containers = _scalars(self.variants())
             needs_text = bool(containers)
-        if needs_text:
-            lengths = t.str.len_chars()
+        if needs_text:  # a container's compact JSON text: its tokens joined, from its ``{``/``[`` to its close
+            compact = pl.when(is_key).then(t.str.strip_chars_end(": \t\r\n") + ":").otherwise(t)
+            lengths = compact.str.len_chars()
             ends = lengths.cum_sum()
             close_end = pl.when(closes & (level == depth)).then(ends).backward_fill()
-            container_text = t.str.join("").str.slice(ends - lengths, close_end - ends + lengths)
+            container_text = compact.str.join("").str.slice(ends - lengths, close_end - ends + lengths)
         if self.operation == "contains":
             text = (pl.when(is_string).then(decoded_value).when(opens).then(container_text)
                     .when(t == "null").then(pl.lit(None, dtype=pl.String)).otherwise(t))
