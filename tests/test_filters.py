@@ -335,11 +335,14 @@ def jsonb_equal(stored, variant):
 def reference(document, path, operation, value):
     """PostHog's rule, per value the path reaches ([] is every element)."""
     found = [document]
-    for step in path.replace("[]", ".[]").split("."):
+    for step in path.replace("[", ".[").split("."):
         nxt = []
         for current in found:
             if step == "[]":
                 nxt += current if isinstance(current, list) else []
+            elif step.startswith("["):
+                index = int(step[1:-1])
+                nxt += [current[index]] if isinstance(current, list) and index < len(current) else []
             elif isinstance(current, dict) and step in current:
                 nxt.append(current[step])
         found = nxt
@@ -366,9 +369,9 @@ _FILTERS = st.one_of(
     st.tuples(st.just("exact"), st.one_of(_SCALARS.filter(lambda v: v is not None), st.lists(_SCALARS, max_size=2))),
     st.tuples(st.just("in"), st.lists(_SCALARS.filter(lambda v: v is not None), min_size=1, max_size=3)),
     st.tuples(st.just("contains"), st.one_of(_TEXT, _NUMERIC_TEXT, st.integers(-100, 100), st.booleans())
-              .filter(lambda v: v != "" and not (isinstance(v, str) and v == ""))),
+              .filter(lambda v: v != "")),
 )
-_PATHS = st.sampled_from(["v", "v[]", "items[].id", "items[]", "items[].id[]"])
+_PATHS = st.sampled_from(["v", "v[]", "v[1]", "items[].id", "items[]", "items[].id[]", "items[0].id"])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
