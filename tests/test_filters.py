@@ -3,13 +3,20 @@
 import json
 from datetime import date, datetime, timezone
 
+import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import make_event, write_lines
+from pipelines.config import ConfigError, load_config
 from transforms.durations import Duration
-from transforms.filters import ActivityFilter, DetailFilter, FilterError, decode_cursor, encode_cursor, json_equal
+from transforms.export import export_days, export_rows
+from transforms.filters import (ActivityFilter, DetailFilter, FilterError, check_ip_filter, decode_cursor,
+                                encode_cursor, json_equal, query_list, type_variants)
 from transforms.ingest import ingest
-from transforms.lake import ACTIVITY_RAW
+from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
+from transforms.notify import evaluate
 from transforms.query import query, query_page
 from transforms.refresh import refresh_all
 from transforms.validate import ValidationSettings
@@ -88,7 +95,7 @@ def matching(lake, ids, **fields):
     ({"team_ids": ["seven"]}, r"^filter: team_ids\[0\]: must be a project id \(an integer\), not 'seven'"),
     ({"is_system": "yes"}, r"^filter: is_system: must be true or false, not a string"),
     ({"detail_filters": {"changes[": {"operation": "exact", "value": 1}}}, r"path 'changes\[' is malformed"),
-    ({"detail_filters": {"a..b": {"operation": "exact", "value": 1}}}, r"path 'a\.\.b' is malformed at ''"),
+    ({"detail_filters": {"a..b": {"operation": "exact", "value": 1}}}, r"path 'a\.\.b' has an empty segment"),
     ({"detail_filters": {"name": {"operation": "like", "value": "x"}}},
      r"detail_filters\['name'\]\.operation: 'like' is not one of exact, contains, in"),
     ({"detail_filters": {"name": {"operation": "in", "value": "x"}}},
@@ -121,7 +128,7 @@ def test_dict_python_and_aliases_describe_the_same_filter():
             "include_organization": True, "was_impersonated": False, "is_system": False, "clients": ["web"],
             "ip_addresses": ["203.0.113.*"], "search": "checkout",
             "detail_filters": {"changes[].field": {"operation": "exact", "value": "active"},
-                               "name": "new-checkout-flow"}}
+                               "name": {"operation": "exact", "value": "new-checkout-flow"}}}
     from_dict = ActivityFilter.from_dict(data)
     assert from_dict.item_ids == ("42",) and from_dict.team_ids == (1,)
     assert ActivityFilter.from_dict(from_dict.to_dict()) == from_dict
@@ -161,14 +168,14 @@ def test_paths_walk_objects_and_arrays():
 # -- every field against a real lake -----------------------------------------------------------
 
 
-def test_detail_exact_compares_json_values(built):
+def test_detail_exact_compares_type_variants_as_posthog(built):
     lake, ids = built
     one = {"detail_filters": {"changes[].after": {"operation": "exact", "value": 1}}}
-    assert matching(lake, ids, **one) == {"int", "float"}
+    assert matching(lake, ids, **one) == {"int", "float", "string"}  # 1, 1.0 and "1"; not true
     string = {"detail_filters": {"changes[].after": {"operation": "exact", "value": "1"}}}
-    assert matching(lake, ids, **string) == {"string"}
+    assert matching(lake, ids, **string) == {"int", "float", "string", "bool"}  # "1" is also 1 and true
     boolean = {"detail_filters": {"changes[].after": {"operation": "exact", "value": True}}}
-    assert matching(lake, ids, **boolean) == {"bool"}
+    assert matching(lake, ids, **boolean) == {"bool", "string"}  # true, "true", "True", "1"; not the number 1
     hundred = {"detail_filters": {"changes[].after": {"operation": "exact", "value": 100}}}
     assert matching(lake, ids, **hundred) == {"exp"}
     whole = {"detail_filters": {"changes[].after": {"operation": "exact", "value": {"groups": [{"rollout_percentage": 50}]}}}}
@@ -181,7 +188,7 @@ def test_detail_contains_in_and_nested_paths(built):
     assert matching(lake, ids, detail_filters={"name": {"operation": "exact", "value": "café ünïcode"}}) == {"unicode"}
     assert matching(lake, ids, detail_filters={"trigger.job_type": {"operation": "contains", "value": "export"}}) == {"trigger"}
     assert matching(lake, ids, detail_filters={"changes[].after": {"operation": "in", "value": ["1", True]}}) == {
-        "string", "bool"}
+        "int", "float", "string", "bool"}
     assert matching(lake, ids, detail_filters={"changes[].after[]": {"operation": "exact", "value": 1}}) == set()
     assert matching(lake, ids, detail_filters={
         "changes[].after.groups[].rollout_percentage": {"operation": "in", "value": [50]}}) == {"object"}
@@ -282,3 +289,231 @@ def test_pages_never_skip_or_repeat_rows_sharing_a_timestamp(lake, landing):
     second = query_page(lake, ActivityFilter(item_ids=["1", "2", "3"]), limit=2, after=first.next_cursor)
     assert first.rows["id"].to_list() + second.rows["id"].to_list() == ["evt-03", "evt-02", "evt-01"]
     assert second.next_cursor is None
+
+
+# -- PostHog's semantics: type variants, validation, query parameters, ordering -----------------
+
+
+def posthog_variants(value):
+    """A plain reading of PostHog's ``_get_type_variants`` (posthog/api/advanced_activity_logs/filters.py)."""
+    out = [value]
+    if isinstance(value, str) and value.strip():
+        s = value.strip()
+        try:
+            if str(int(s)) == s:
+                out.append(int(s))
+        except ValueError:
+            pass
+        try:
+            f = float(s)
+            if str(f) == s or (s.endswith(".0") and str(f) == s[:-2]):
+                out.append(f)
+        except ValueError:
+            pass
+        if s.lower() in ("true", "1"):
+            out.append(True)
+        elif s.lower() in ("false", "0"):
+            out.append(False)
+    elif isinstance(value, bool):
+        out += [str(value).lower(), str(value), "1" if value else "0"]
+    elif isinstance(value, (int, float)):
+        out.append(str(value))
+    return out
+
+
+def jsonb_equal(stored, variant):
+    """PostgreSQL jsonb equality of scalars: the JSON types apart, numbers by value; a list or an object
+    compares as its compact JSON text (the documented rule of this project)."""
+    kind = lambda v: "bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else type(v).__name__  # noqa: E731
+    if isinstance(stored, (list, dict)) or isinstance(variant, (list, dict)):
+        return (isinstance(stored, (list, dict)) and isinstance(variant, (list, dict))
+                and json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
+                == json.dumps(variant, separators=(",", ":"), ensure_ascii=False))
+    return kind(stored) == kind(variant) and stored is not None and stored == variant
+
+
+def reference(document, path, operation, value):
+    """PostHog's rule, per value the path reaches ([] is every element)."""
+    found = [document]
+    for step in path.replace("[", ".[").split("."):
+        nxt = []
+        for current in found:
+            if step == "[]":
+                nxt += current if isinstance(current, list) else []
+            elif step.startswith("["):
+                index = int(step[1:-1])
+                nxt += [current[index]] if isinstance(current, list) and index < len(current) else []
+            elif isinstance(current, dict) and step in current:
+                nxt.append(current[step])
+        found = nxt
+    if operation == "contains":
+        needle = (value if isinstance(value, str) else json.dumps(value)).lower()
+        texts = [v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+                 for v in found if v is not None]
+        return any(needle in text.lower() for text in texts)
+    options = value if operation == "in" else [value]
+    variants = [variant for option in options for variant in posthog_variants(option)]
+    return any(jsonb_equal(stored, variant) for stored in found for variant in variants)
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list("abAB01 .-+e\"\\:,[]{}é")), max_size=6)
+_NUMERIC_TEXT = st.sampled_from(["42", "42.0", " 42 ", "-0", "-0.0", "1", "0", "1.0", "1.5", "1e5", "007", "true",
+                                 "True", "FALSE", "false", "", " ", "nan", "inf", "1_000"])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 53), 2 ** 53),
+                     st.floats(allow_nan=False, allow_infinity=False), _TEXT, _NUMERIC_TEXT,
+                     st.sampled_from([0, 1, 42, 42.0, 1.5, -0.0, 100000.0]))
+_STORED = st.one_of(_SCALARS, st.lists(_SCALARS, max_size=4))
+_DETAILS = st.fixed_dictionaries({}, optional={
+    "v": _STORED, "items": st.lists(st.one_of(st.fixed_dictionaries({"id": _STORED}), _SCALARS), max_size=4)})
+_FILTERS = st.one_of(
+    st.tuples(st.just("exact"), st.one_of(_SCALARS.filter(lambda v: v is not None), st.lists(_SCALARS, max_size=2))),
+    st.tuples(st.just("in"), st.lists(_SCALARS.filter(lambda v: v is not None), min_size=1, max_size=3)),
+    st.tuples(st.just("contains"), st.one_of(_TEXT, _NUMERIC_TEXT, st.integers(-100, 100), st.booleans())
+              .filter(lambda v: v != "")),
+)
+_PATHS = st.sampled_from(["v", "v[]", "v[1]", "items[].id", "items[]", "items[].id[]", "items[0].id"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(details=st.lists(_DETAILS, min_size=1, max_size=6), path=_PATHS, spec=_FILTERS)
+def test_detail_expression_agrees_with_a_plain_reading_of_posthogs_rule(details, path, spec):
+    """Arbitrary JSON scalars and arrays in ``detail``, arbitrary filter values: the vectorized Polars
+    expression selects exactly the rows the plain-Python reading of PostHog's rule selects."""
+    operation, value = spec
+    frame = pl.DataFrame({"detail": [json.dumps(d, ensure_ascii=False) for d in details],
+                          "changed_fields": [[] for _ in details]})
+    detail_filter = DetailFilter(path, operation, value)
+    got = frame.select(detail_filter.expression()).to_series().to_list()
+    want = [reference(d, path, operation, value) for d in details]
+    assert got == want
+    assert [detail_filter.matches(d) for d in details] == want
+
+
+def test_escaped_keys_and_values_compare_decoded():
+    frame = pl.DataFrame({"detail": ['{"caf\\u00e9": "\\u00e9t\\u00e9", "q": "a\\"b"}', '{"café": "été"}', "null", None]})
+    assert frame.select(DetailFilter("café", "exact", "été").expression()).to_series().to_list() == [
+        True, True, False, False]
+    assert frame.select(DetailFilter("q", "contains", 'A"B').expression()).to_series().to_list() == [
+        True, False, False, False]
+
+
+def test_type_variants_are_posthogs():
+    assert type_variants("42") == ["42", 42]
+    assert type_variants("42.0") == ["42.0", 42.0]
+    assert type_variants("1") == ["1", 1, True]
+    assert type_variants("FALSE") == ["FALSE", False]
+    assert type_variants(True) == [True, "true", "True", "1"]
+    assert type_variants(42) == [42, "42"] and type_variants(1.5) == [1.5, "1.5"]
+    assert type_variants("1_000") == ["1_000"] and type_variants(" ") == [" "]
+
+
+@pytest.mark.parametrize("path, message", [
+    ("user__email", "Detail filter field path 'user__email' contains '__'."),
+    ("regex", "Detail filter field path 'regex' uses reserved segment 'regex'."),
+    ("name.regex", "Detail filter field path 'name.regex' uses reserved segment 'regex'."),
+    ("changes[].in", "uses reserved segment 'in'."),
+    ("a[].b[].c[].d[].e", "Detail filter field path 'a[].b[].c[].d[].e' nests too many arrays."),
+    ("a..b", "has an empty segment."),
+    ("x" * 501, "must be at most 500 characters."),
+])
+def test_detail_paths_are_checked_as_posthog_checks_them(path, message):
+    with pytest.raises(FilterError) as info:
+        ActivityFilter.from_dict({"detail_filters": {path: {"operation": "exact", "value": "x"}}},
+                                 where="activitylog.yaml: exports[0].filter")
+    assert str(info.value).startswith("activitylog.yaml: exports[0].filter: detail_filters")
+    assert message in str(info.value)
+    ActivityFilter.from_dict({"detail_filters": {"a[].b[].c[].d": {"operation": "exact", "value": "x"}}})  # three
+
+
+def test_the_shorthand_and_null_values_are_errors():
+    with pytest.raises(FilterError, match=r"Detail filter 'name' must be an object"):
+        ActivityFilter.from_dict({"detail_filters": {"name": "test"}})
+    with pytest.raises(FilterError, match=r"detail_filters\['name'\]\.value: must not be null"):
+        ActivityFilter.from_dict({"detail_filters": {"name": {"operation": "exact", "value": None}}})
+    with pytest.raises(FilterError, match="operation: 'regex' is not one of"):
+        ActivityFilter.from_dict({"detail_filters": {"name": {"operation": "regex", "value": ".*"}}})
+
+
+@pytest.mark.parametrize("value, valid", [
+    ("203.0.113.42", True), ("2001:db8::1", True), ("203.0.113.*", True), ("*", True), ("255.255.255.255", True),
+    ("256.1.1.1", False), ("not-an-ip", False), ("192.168.1.(0|1)", False), ("", False), ("10.0.0", False),
+    ("abc", False), ("::1", True),
+])
+def test_ip_addresses_are_checked_as_posthog_checks_them(value, valid):
+    if valid:
+        check_ip_filter(value)
+        assert ActivityFilter(ip_addresses=[value]).ip_addresses == (value,)
+    else:
+        with pytest.raises(FilterError, match=r"^ip_addresses\[0\]: "):
+            ActivityFilter(ip_addresses=[value])
+
+
+def test_query_parameters_read_json_encoded_lists_repeated_and_comma_separated():
+    assert query_list(['["FeatureFlag","Insight"]'], "scopes") == ["FeatureFlag", "Insight"]
+    assert query_list([' ["x"] ']) == ["x"]
+    assert query_list(["FeatureFlag", "Insight"]) == ["FeatureFlag", "Insight"]
+    assert query_list(["A,B", "C"]) == ["A", "B", "C"]
+    assert query_list(["[not json"]) == ["[not json"]
+    assert query_list(["", " "]) == [] and query_list([""], "ip_addresses") == [""]
+    pairs = [("scopes", '["FeatureFlag","Insight"]'), ("item_ids", '[680699, "123"]'), ("team_ids", "[1, 2]"),
+             ("users", '["u-1"]'), ("activities", '["updated"]'), ("clients", '["web"]'),
+             ("ip_addresses", '["10.0.0.*"]'), ("start_date", "2024-01-01"), ("was_impersonated", "false"),
+             ("is_system", ""), ("page_size", "5"), ("ordering", "created_at"),
+             ("detail_filters", json.dumps({"count": {"operation": "exact", "value": "42"},
+                                            "skipped": {"operation": "in", "value": None}}))]
+    activity_filter = ActivityFilter.from_query(pairs, team_ids=[7])
+    assert activity_filter == ActivityFilter(
+        scopes=["FeatureFlag", "Insight"], item_ids=["680699", "123"], team_ids=[7], users=["u-1"],
+        activities=["updated"], clients=["web"], ip_addresses=["10.0.0.*"], start=date(2024, 1, 1),
+        was_impersonated=False, detail_filters={"count": {"operation": "exact", "value": "42"}})
+    assert ActivityFilter.from_query([("team_ids", "[1, 2]")]).team_ids == (1, 2)
+    for pairs, message in [([("ip_addresses", "")], r"^ip_addresses\[0\]: must not be empty"),
+                           ([("ip_addresses", '["nope"]')], r"^ip_addresses\[0\]: Invalid IP address"),
+                           ([("detail_filters", '{"regex": {"operation": "exact", "value": null}}')],
+                            "reserved segment 'regex'"),
+                           ([("detail_filters", '["x"]')], "^detail_filters: detail_filters must be an object"),
+                           ([("is_system", "maybe")], "^is_system: must be true or false")]:
+        with pytest.raises(FilterError, match=message):
+            ActivityFilter.from_query(pairs)
+
+
+def test_ordering_oldest_first_pages_with_the_id_as_tiebreak(lake, landing):
+    events = [make_event(created_at=at(10), item_id=str(i)) for i in range(7)] + [
+        make_event(created_at=at(11), item_id="later")]
+    write_lines(landing / "events.jsonl", events)
+    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
+    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    tied = sorted(e["id"] for e in events[:7])
+    seen, cursor = [], None
+    while True:
+        page = query_page(lake, ActivityFilter(), limit=3, after=cursor, ordering="created_at")
+        seen += page.rows["id"].to_list()
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == tied + [events[7]["id"]]
+    newest = query_page(lake, ActivityFilter(), limit=3)
+    assert newest.rows["id"].to_list() == [events[7]["id"]] + tied[::-1][:2]
+    with pytest.raises(FilterError, match="^after: .* other order"):
+        query_page(lake, ActivityFilter(), limit=3, after=newest.next_cursor, ordering="created_at")
+    with pytest.raises(FilterError, match='^ordering: "scope" is not a valid choice'):
+        query(lake, ActivityFilter(), ordering="scope")
+
+
+def test_notifications_exports_and_configuration_share_the_semantics(built, tmp_path):
+    lake, ids = built
+    activity_filter = ActivityFilter.from_dict(
+        {"detail_filters": {"changes[].after": {"operation": "exact", "value": "1"}}})
+    expected = {"int", "float", "string", "bool"}
+    log = lake.scan(ACTIVITY_LOG).collect()
+    matched = set(evaluate(log, [("ones", activity_filter)])["event_id"])
+    assert {name for name, event_id in ids.items() if event_id in matched} == expected
+    exported = set(export_rows(lake, activity_filter, export_days(lake, activity_filter))["id"])
+    assert {name for name, event_id in ids.items() if event_id in exported} == expected
+    path = tmp_path / "activitylog.yaml"
+    path.write_text('exports:\n  - {name: x, schedule: "0 2 * * *", format: csv, destination: "%s",\n'
+                    '     filter: {detail_filters: {"name.regex": {operation: exact, value: x}}}}\n'
+                    % (tmp_path / "out").as_posix())
+    with pytest.raises(ConfigError, match=r"exports\[0\]\.filter: detail_filters: Detail filter field path "
+                                          r"'name\.regex' uses reserved segment 'regex'"):
+        load_config(path)

@@ -120,7 +120,7 @@ def test_one_pass_evaluation_agrees_with_the_query_engine(lake, landing):
                                make_event(scope="Insight", created_at="2024-01-10T11:00:00Z")], "a.jsonl")
     subscriptions = [
         ("flags", ActivityFilter(scopes=["FeatureFlag"])),
-        ("active", ActivityFilter(detail_filters={"changes[].field": "active"})),
+        ("active", ActivityFilter(detail_filters={"changes[].field": {"operation": "exact", "value": "active"}})),
         ("insights by jane", ActivityFilter(scopes=["Insight"], users=["JANE@example.com"])),
         ("none", ActivityFilter(scopes=["Cohort"])),
     ]

@@ -25,14 +25,18 @@ and raises :class:`FilterError` naming the field before anything is read.
 
 Detail paths walk the event's ``detail`` JSON: ``name``, ``trigger.job_type``, ``changes[].field``;
 ``[]`` means "any element" (no limit on the array's length) and ``[N]`` the N-th (from 0).
-Operations:
+Operations (PostHog's, see the README's "Filter language"):
 
-* ``exact`` compares JSON values: ``1`` matches ``1`` and ``1.0`` but not ``"1"``; ``true`` is not
-  ``1``; lists and objects compare element by element. (The types stay apart because ``before``/``after``
-  keep them apart: a flag's rollout changing to the string ``"50"`` is a different change.)
+* ``exact`` matches a value equal to any of PostHog's type variants of the filter value
+  (:func:`type_variants`): ``"42"`` matches ``"42"``, ``42`` and ``42.0``; ``"true"`` matches ``true``;
+  ``"1"`` matches ``1`` and ``true``; ``true`` matches ``"true"``, ``"True"`` and ``"1"``. Variants
+  compare as ``jsonb`` does: the JSON types apart, numbers by value.
 * ``contains`` is a case-insensitive substring of the value's text form (a string is itself; anything
-  else is its compact JSON).
-* ``in`` takes a list and matches when the value equals (as ``exact``) any element.
+  else is its compact JSON; ``null`` has none).
+* ``in`` takes a list and matches when ``exact`` matches for any element.
+
+Paths follow PostHog's rules (:func:`check_path`): no ``__``, no lookup-named segment, at most three
+``[]``. Each filter is ``{operation, value}``; the value must not be null.
 
 Masked fields read ``"masked"`` here, as in ``activity_log``: a filter cannot reveal a secret.
 """
@@ -130,49 +134,48 @@ def _as_end(value: date | datetime | None) -> datetime | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# JSON values
-# ----------------------------------------------------------------------------------------------
-
-
-def json_equal(left: Any, right: Any) -> bool:
-    """Equality of JSON values: numbers by value (1 == 1.0), booleans apart from numbers, strings apart
-    from everything else, lists and objects element by element."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if isinstance(left, (int, float)) and isinstance(right, (int, float)):
-        return left == right
-    if isinstance(left, str) or isinstance(right, str):
-        return isinstance(left, str) and isinstance(right, str) and left == right
-    if left is None or right is None:
-        return left is None and right is None
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(json_equal(a, b) for a, b in zip(left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
-    return False
-
-
-def text_form(value: Any) -> str:
-    """What ``contains`` searches: a string as is, anything else as compact JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-# ----------------------------------------------------------------------------------------------
 # Detail paths and detail filters
 # ----------------------------------------------------------------------------------------------
 
 _SEGMENT = re.compile(r"^([^.\[\]]+)((?:\[\d*\])*)$")
 ANY = "[]"
 
+#: PostHog's limits and reserved names for detail filters (``posthog/api/advanced_activity_logs/filters.py``).
+MAX_DETAIL_FILTERS = 100
+MAX_PATH_LENGTH = 500
+MAX_ARRAY_LEVELS = 3  # PostHog: 5 ** count("[]") <= 125
+#: Segment names PostHog rejects: Django's lookups on a JSON field and on a key of it (``regex`` would
+#: turn ``name.regex`` into a regular expression run against every row there).
+RESERVED_SEGMENTS = frozenset({
+    "contained_by", "contains", "endswith", "exact", "gt", "gte", "has_any_keys", "has_key", "has_keys",
+    "icontains", "iendswith", "iexact", "in", "iregex", "isnull", "istartswith", "lt", "lte", "range",
+    "regex", "startswith",
+})
+
+
+def check_path(path: Any, where: str = "detail_filters") -> None:
+    """PostHog's rules for a detail path, with PostHog's messages: non-empty text of at most 500
+    characters, no ``__``, at most three ``[]``, no empty segment, no segment named like a lookup."""
+    if not isinstance(path, str) or not path:
+        raise FilterError(f"{where}: Detail filter field paths must be non-empty strings.")
+    if len(path) > MAX_PATH_LENGTH:
+        raise FilterError(f"{where}: Detail filter field paths must be at most {MAX_PATH_LENGTH} characters.")
+    if "__" in path:
+        raise FilterError(f"{where}: Detail filter field path '{path}' contains '__'.")
+    if path.count("[]") > MAX_ARRAY_LEVELS:
+        raise FilterError(f"{where}: Detail filter field path '{path}' nests too many arrays.")
+    for segment in path.replace("[]", "").split("."):
+        if not segment:
+            raise FilterError(f"{where}: Detail filter field path '{path}' has an empty segment.")
+        if segment in RESERVED_SEGMENTS:
+            raise FilterError(f"{where}: Detail filter field path '{path}' uses reserved segment '{segment}'.")
+
 
 def parse_path(path: Any, where: str = "detail_filters") -> tuple[str | int, ...]:
     """``changes[].field`` → ("changes", ANY, "field"); ``items[2].id`` → ("items", 2, "id")."""
-    if not isinstance(path, str) or not path.strip():
-        raise FilterError(f"{where}: a path must be a non-empty string like changes[].field, not {kind_of(path)}")
+    check_path(path, where)
     steps: list[str | int] = []
-    for segment in path.strip().split("."):
+    for segment in path.split("."):
         match = _SEGMENT.match(segment)
         if not match:
             raise FilterError(
@@ -201,15 +204,118 @@ def values_at(document: Any, steps: Sequence[str | int]) -> Iterator[Any]:
         yield from values_at(document[step], rest)
 
 
+def type_variants(value: Any) -> list[Any]:
+    """PostHog's ``_get_type_variants``: the values an ``exact`` filter for ``value`` matches.
+
+    A string adds the integer it spells (``"42"`` → 42, only when ``str(int)`` gives it back), the
+    float it spells (``"4.5"``, ``"42.0"``), and ``True``/``False`` for ``"true"``/``"1"`` and
+    ``"false"``/``"0"`` (any case); a boolean adds ``"true"``, ``"True"``, ``"1"`` (or the false ones);
+    a number adds ``str(number)``. The original value always comes first."""
+    variants: list[Any] = [value]
+    if isinstance(value, str) and value.strip():
+        stripped = value.strip()
+        try:
+            if str(int(stripped)) == stripped:
+                variants.append(int(stripped))
+        except ValueError:
+            pass
+        try:
+            number = float(stripped)
+            if str(number) == stripped or (stripped.endswith(".0") and str(number) == stripped[:-2]):
+                variants.append(number)
+        except ValueError:
+            pass
+        if stripped.lower() in ("true", "1"):
+            variants.append(True)
+        elif stripped.lower() in ("false", "0"):
+            variants.append(False)
+    elif isinstance(value, bool):
+        variants.extend([str(value).lower(), str(value), "1" if value else "0"])
+    elif isinstance(value, (int, float)):
+        variants.append(str(value))
+    unique: list[Any] = []
+    for variant in variants:
+        if not any(type(variant) is type(seen) and variant == seen for seen in unique):
+            unique.append(variant)
+    return unique
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """Equality of JSON values as PostgreSQL's ``jsonb`` has it: numbers by value (1 == 1.0), booleans
+    apart from numbers, strings apart from everything else, lists and objects element by element."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, (int, float)) and isinstance(right, (int, float)):
+        return float(left) == float(right)
+    if isinstance(left, str) or isinstance(right, str):
+        return isinstance(left, str) and isinstance(right, str) and left == right
+    if left is None or right is None:
+        return left is None and right is None
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(json_equal(a, b) for a, b in zip(left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    return False
+
+
+def text_form(value: Any) -> str:
+    """What ``contains`` searches: a string as is, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 # A literal that appears verbatim in the stored JSON text whenever a string value equals/contains it:
 # printable ASCII without the characters JSON may escape or reformat.
-_VERBATIM = re.compile(r'^[\x20-\x7e]+$')
+_VERBATIM = re.compile(r"^[\x20-\x7e]+$")
 _REFORMATTED = set('"\\/:,{}[]')
-_NUMBER_CHARS = set("0123456789.+-eEinfaINFA")
 
 
 def _verbatim(text: str) -> bool:
     return bool(_VERBATIM.match(text)) and not (_REFORMATTED & set(text))
+
+
+# One JSON token: a key with its colon (``"name":``), a string (escapes included), a structural
+# character, or a bare scalar (number, true, false, null). Outside strings JSON has no quotes, so a
+# left-to-right scan cuts exactly these; a colon only ever follows a key.
+_TOKEN = r'"(?:[^"\\]|\\.)*"\s*:|"(?:[^"\\]|\\.)*"|[{}\[\],]|[^\s{}\[\]:,"]+'
+
+
+def _annotate() -> pl.Expr:
+    """Each JSON token of a row (inside ``list.eval``) with what the path walk needs, computed once:
+    the token ``t``; its ``level`` (how many containers are open around it); whether it ``open``s or
+    ``close``s one or is a ``key``; and ``name``, a key's or a string's text (null for other tokens)."""
+    t = pl.element()
+    opens = t.is_in(["{", "["])
+    closes = t.is_in(["}", "]"])
+    level = (opens.cast(pl.Int32) - closes.cast(pl.Int32)).cum_sum() - opens.cast(pl.Int32)
+    is_key = t.str.ends_with(":")
+    quoted = pl.when(is_key).then(t.str.strip_chars_end(": \t\r\n")).when(t.str.starts_with('"')).then(t)
+    # A string's text lies between its quotes (no quote is inside unless escaped); only one holding an
+    # escape is decoded (few are, and the decoder is the costly part: a null costs it nothing).
+    escaped = quoted.str.contains("\\", literal=True)
+    name = pl.when(escaped).then(pl.when(escaped).then(quoted).str.json_decode(pl.String)).otherwise(
+        quoted.str.strip_chars('"'))
+    return pl.struct(t.alias("t"), level.alias("level"), opens.alias("open"), closes.alias("close"),
+                     is_key.alias("key"), name.alias("name"))
+
+
+def _scalars(variants: Iterable[Any]) -> tuple[list[str], list[float], list[bool], list[str]]:
+    """Variants split by JSON type: strings, numbers (as floats), booleans, containers (compact text)."""
+    strings, numbers, booleans, containers = [], [], [], []
+    for variant in variants:
+        if isinstance(variant, bool):
+            booleans.append(variant)
+        elif isinstance(variant, (int, float)):
+            try:
+                numbers.append(float(variant))
+            except OverflowError:  # an integer beyond float range equals no stored number
+                pass
+        elif isinstance(variant, str):
+            strings.append(variant)
+        elif isinstance(variant, (list, dict)):
+            containers.append(text_form(variant))
+    return strings, numbers, booleans, containers
 
 
 @dataclass(frozen=True)
@@ -225,12 +331,14 @@ class DetailFilter:
         object.__setattr__(self, "steps", parse_path(self.path, "detail_filters"))
         if self.operation not in OPERATIONS:
             raise FilterError(f"{where}.operation: {self.operation!r} is not one of {', '.join(OPERATIONS)}")
+        if self.value is None:
+            raise FilterError(f"{where}.value: must not be null (PostHog ignores such a filter; remove it)")
         if self.operation == "in" and not isinstance(self.value, (list, tuple)):
             raise FilterError(f"{where}.value: operation 'in' takes a list, not {kind_of(self.value)}")
         if self.operation == "in":
             object.__setattr__(self, "value", list(self.value))
         if self.operation == "contains":
-            if isinstance(self.value, (list, dict)) or self.value is None:
+            if isinstance(self.value, (list, dict)):
                 raise FilterError(f"{where}.value: operation 'contains' takes text, not {kind_of(self.value)}")
             if not isinstance(self.value, str):
                 object.__setattr__(self, "value", text_form(self.value))
@@ -239,15 +347,24 @@ class DetailFilter:
 
     steps: tuple = field(init=False, repr=False, compare=False, default=())
 
+    def variants(self) -> list[Any]:
+        """The values ``exact``/``in`` accept (PostHog's type variants of each)."""
+        options = self.value if self.operation == "in" else [self.value]
+        out: list[Any] = []
+        for option in options:
+            for variant in type_variants(option):
+                if not any(type(variant) is type(seen) and variant == seen for seen in out):
+                    out.append(variant)
+        return out
+
     def matches(self, detail: Any) -> bool:
-        """Whether a parsed detail object matches."""
+        """Whether a parsed detail object matches (the rule the Polars expression follows)."""
         found = values_at(detail, self.steps)
-        if self.operation == "exact":
-            return any(json_equal(v, self.value) for v in found)
-        if self.operation == "in":
-            return any(json_equal(v, option) for v in found for option in self.value)
-        needle = self.value.lower()
-        return any(needle in text_form(v).lower() for v in found)
+        if self.operation == "contains":
+            needle = self.value.lower()
+            return any(v is not None and needle in text_form(v).lower() for v in found)
+        variants = self.variants()
+        return any(json_equal(v, variant) for v in found for variant in variants)
 
     def to_dict(self) -> dict[str, Any]:
         return {"operation": self.operation, "value": self.value}
@@ -258,47 +375,102 @@ class DetailFilter:
         fast = self._changed_fields_expression()
         if fast is not None:
             return fast
-        return pl.col("detail").map_batches(self._match_batch, return_dtype=pl.Boolean, is_elementwise=True)
+        # Only rows whose text can match are cut into tokens (the others are null, which costs nothing).
+        candidates = pl.when(self._prefilter()).then(pl.col("detail"))
+        return (candidates.str.extract_all(_TOKEN).list.eval(_annotate()).list.eval(self._token_condition())
+                .list.any().fill_null(False))
+
+    def _prefilter(self) -> pl.Expr:
+        """A necessary condition on the stored JSON text, checked without cutting it into tokens: the
+        last key appears as written, and a text value (or a ``contains`` needle) appears verbatim
+        when it is printable ASCII that JSON never escapes or reformats."""
+        text = pl.col("detail")
+        condition = text.is_not_null()
+        keys = [step for step in self.steps if isinstance(step, str) and step != ANY]
+        if keys and _verbatim(keys[-1]):
+            condition = condition & text.str.contains(f'"{keys[-1]}"', literal=True)
+        if self.operation == "contains":
+            if _verbatim(self.value):
+                condition = condition & text.str.contains("(?i)" + re.escape(self.value))
+        else:
+            variants = self.variants()
+            if variants and all(isinstance(v, str) and v and _verbatim(v) for v in variants):
+                condition = condition & text.str.contains("|".join(re.escape(v) for v in variants))
+            elif variants and all(isinstance(v, (bool, str)) for v in variants) and all(
+                    isinstance(v, bool) or (v and _verbatim(v)) for v in variants):
+                words = [("true" if v else "false") if isinstance(v, bool) else v for v in variants]
+                condition = condition & text.str.contains("|".join(re.escape(w) for w in words))
+        return condition.fill_null(False)
 
     def _changed_fields_expression(self) -> pl.Expr | None:
-        """``changes[].field`` is also the ``changed_fields`` list column: no JSON parsing needed."""
+        """``changes[].field`` is also the ``changed_fields`` list column: no JSON parsing needed,
+        as long as every variant is text (field names are)."""
         if self.steps != ("changes", ANY, "field"):
             return None
         element = pl.col("changed_fields").list
-        if self.operation == "exact" and isinstance(self.value, str):
-            return element.contains(pl.lit(self.value)).fill_null(False)
-        if self.operation == "in" and all(isinstance(v, str) for v in self.value):
-            return element.eval(pl.element().is_in(list(self.value))).list.any().fill_null(False)
+        if self.operation in ("exact", "in"):
+            variants = self.variants()
+            if not all(isinstance(v, str) for v in variants):
+                return None
+            return element.eval(pl.element().is_in(variants)).list.any().fill_null(False)
+        needle = self.value.lower()
+        return (element.eval(pl.element().str.to_lowercase().str.contains(needle, literal=True))
+                .list.any().fill_null(False))
+
+    def _token_condition(self) -> pl.Expr:
+        """Over one row's annotated tokens (:func:`_annotate`): True at each value the path reaches.
+
+        A value at path step ``k`` sits at level ``k``; for each step ``j`` its container is the last
+        ``{``/``[`` opened at level ``j-1`` and, in an object, its key the last key at level ``j`` (in an
+        array, its index the commas at level ``j`` since that ``[``)."""
+        token = pl.element().struct
+        t, level, name = token.field("t"), token.field("level"), token.field("name")
+        opens, closes, is_key = token.field("open"), token.field("close"), token.field("key")
+        is_string = name.is_not_null() & ~is_key
+        first = t.str.slice(0, 1)
+        depth = len(self.steps)
+        selected = (level == depth) & ~is_key & ~closes & (t != ",")
+        for j, step in enumerate(self.steps, start=1):
+            opened = opens & (level == j - 1)
+            if step == ANY:
+                selected = selected & (pl.when(opened).then(t).forward_fill() == "[")
+            elif isinstance(step, int):
+                commas = ((t == ",") & (level == j)).cast(pl.Int32).cum_sum()
+                at_open = pl.when(opened).then(commas).forward_fill()
+                selected = (selected & (pl.when(opened).then(t).forward_fill() == "[")
+                            & ((commas - at_open) == step))
+            else:
+                # The last key at level j, reset by each container opened at level j - 1: an array's
+                # elements never see a key of an earlier object.
+                key = pl.when(is_key & (level == j)).then(pl.lit("k") + name).when(opened).then(pl.lit("o"))
+                selected = selected & (key.forward_fill() == "k" + step)
+        decoded_value = name
+        is_number = first.is_in(list("-0123456789"))
         if self.operation == "contains":
-            needle = self.value.lower()
-            return (element.eval(pl.element().str.to_lowercase().str.contains(needle, literal=True))
-                    .list.any().fill_null(False))
-        return None
-
-    def _prefilter(self, text: pl.Series) -> pl.Series:
-        """Rows whose JSON text can possibly match (a necessary condition, checked without parsing)."""
-        mask = text.is_not_null()
-        keys = [s for s in self.steps if isinstance(s, str) and s != ANY]
-        if keys and _verbatim(keys[-1]):
-            mask = mask & text.str.contains(f'"{keys[-1]}"', literal=True)
-        if self.operation == "exact" and isinstance(self.value, str) and self.value and _verbatim(self.value):
-            mask = mask & text.str.contains(self.value, literal=True)
-        elif self.operation == "in" and self.value and all(
-                isinstance(v, str) and v and _verbatim(v) for v in self.value):
-            mask = mask & text.str.contains("|".join(re.escape(v) for v in self.value))
-        elif self.operation == "contains" and _verbatim(self.value) and not set(self.value) <= _NUMBER_CHARS:
-            mask = mask & text.str.contains("(?i)" + re.escape(self.value))
-        return mask.fill_null(False)
-
-    def _match_batch(self, text: pl.Series) -> pl.Series:
-        mask = self._prefilter(text)
-        result = [False] * text.len()
-        for position, candidate in zip(mask.arg_true().to_list(), text.filter(mask).to_list()):
-            try:
-                result[position] = self.matches(json.loads(candidate))
-            except ValueError:  # not JSON: cannot match a path
-                pass
-        return pl.Series(text.name, result, dtype=pl.Boolean)
+            needs_text = True
+        else:
+            strings, numbers, booleans, containers = _scalars(self.variants())
+            needs_text = bool(containers)
+        if needs_text:  # a container's compact JSON text: its tokens joined, from its ``{``/``[`` to its close
+            compact = pl.when(is_key).then(t.str.strip_chars_end(": \t\r\n") + ":").otherwise(t)
+            lengths = compact.str.len_chars()
+            ends = lengths.cum_sum()
+            close_end = pl.when(closes & (level == depth)).then(ends).backward_fill()
+            container_text = compact.str.join("").str.slice(ends - lengths, close_end - ends + lengths)
+        if self.operation == "contains":
+            text = (pl.when(is_string).then(decoded_value).when(opens).then(container_text)
+                    .when(t == "null").then(pl.lit(None, dtype=pl.String)).otherwise(t))
+            return selected & text.str.to_lowercase().str.contains(self.value.lower(), literal=True).fill_null(False)
+        condition = pl.lit(False)
+        if strings:
+            condition = condition | (is_string & decoded_value.is_in(strings))
+        if numbers:
+            condition = condition | (is_number & t.cast(pl.Float64, strict=False).is_in(numbers))
+        for flag in sorted(set(booleans)):
+            condition = condition | (t == ("true" if flag else "false"))
+        if containers:
+            condition = condition | (opens & container_text.is_in(containers))
+        return selected & condition.fill_null(False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -344,6 +516,8 @@ class ActivityFilter:
         for name in ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses"):
             object.__setattr__(self, name, _strings(getattr(self, name), name))
         object.__setattr__(self, "team_ids", _team_ids(self.team_ids))
+        for position, address in enumerate(self.ip_addresses):
+            check_ip_filter(address, f"ip_addresses[{position}]")
         for name in ("include_organization", "was_impersonated", "is_system"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
@@ -384,6 +558,36 @@ class ActivityFilter:
             return cls(**values)
         except FilterError as exc:
             raise FilterError(f"{where}: {exc}" if where else str(exc)) from None
+
+    @classmethod
+    def from_query(cls, params: Iterable[tuple[str, str]], **fixed: Any) -> "ActivityFilter":
+        """The read API's query parameters (``request.query_params.multi_items()``), as PostHog reads
+        them: ``start_date``, ``end_date``, ``search_text``, the list parameters (repeated,
+        comma-separated or one JSON-encoded array: ``scopes=["FeatureFlag","Insight"]``), the booleans
+        (``true``/``1``/``yes``, ``false``/``0``/``no``; empty means unset) and ``detail_filters`` (a
+        JSON object). Other parameters (paging, schema, ordering) are not the filter's and are left
+        alone. ``fixed`` fields override the parameters (e.g. the project of the URL). A
+        :class:`FilterError` starts with the field's name (``ip_addresses[0]: …``, ``start: …``)."""
+        multi: dict[str, list[str]] = {}
+        for name, value in params:
+            multi.setdefault(name, []).append(value)
+        data: dict[str, Any] = {}
+        for name, canonical in (("start_date", "start"), ("end_date", "end"), ("search_text", "search")):
+            if multi.get(name) and multi[name][-1]:
+                data[canonical] = multi[name][-1]
+        for name in QUERY_LISTS:
+            if name in multi:
+                values = query_list(multi[name], name)
+                if values:
+                    data[name] = values
+        for name in ("was_impersonated", "is_system", "include_organization"):
+            value = query_bool(multi[name][-1], name) if name in multi else None
+            if value is not None:
+                data[name] = value
+        if multi.get("detail_filters") and multi["detail_filters"][-1]:
+            data["detail_filters"] = _query_detail_filters(multi["detail_filters"][-1])
+        data.update(fixed)
+        return cls.from_dict(data, where="")
 
     @classmethod
     def from_json(cls, text: str, where: str = "filter") -> "ActivityFilter":
@@ -486,6 +690,77 @@ class ActivityFilter:
         return replace(self, start=start, end=end)
 
 
+_IP_FILTER = re.compile(r"^[0-9a-fA-F:.*]+$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def check_ip_filter(value: str, where: str = "ip_addresses") -> None:
+    """PostHog's rule for an ``ip_addresses`` entry: only hex digits, ``:``, ``.`` and ``*``; then a
+    pattern with ``*``, an IPv4 address (octets up to 255) or an IPv6 address (it has a ``:``)."""
+    text = (value or "").strip()
+    valid = bool(text) and bool(_IP_FILTER.match(text))
+    if valid and "*" not in text:
+        if _IPV4.match(text):
+            valid = all(int(octet) <= 255 for octet in text.split("."))
+        else:
+            valid = ":" in text
+    if not valid:
+        raise FilterError(f"{where}: Invalid IP address format. Use a valid IPv4/IPv6 address or a wildcard "
+                          f"like `203.0.113.*` (not {value[:60]!r}).")
+
+
+#: The list parameters of the read API (PostHog's ``JSONTolerantListField`` ones).
+QUERY_LISTS = ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses", "team_ids")
+
+
+def query_list(values: Sequence[str], name: str = "") -> list[Any]:
+    """One list parameter's values: a single JSON-encoded array (``["FeatureFlag","Insight"]``, as
+    PostHog's ``JSONTolerantListField`` reads it: the one value, stripped, starts with ``[``, ends with
+    ``]`` and parses as a JSON array), else every value split on commas, blanks dropped. A blank
+    ``ip_addresses`` stays, so that it is rejected as PostHog rejects it."""
+    if len(values) == 1:
+        candidate = values[0].strip()
+        if candidate.startswith("[") and candidate.endswith("]"):
+            try:
+                parsed = json.loads(candidate)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list):
+                return parsed
+    out: list[Any] = []
+    for value in values:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        out += parts if parts or name != "ip_addresses" else [value]
+    return out
+
+
+def query_bool(value: str | None, name: str) -> bool | None:
+    """``true``/``1``/``yes`` or ``false``/``0``/``no`` (any case); empty or absent is None."""
+    if value is None or value == "":
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise FilterError(f"{name}: must be true or false, not {value[:40]!r}")
+
+
+def _query_detail_filters(text: str) -> dict[str, Any]:
+    """``detail_filters`` as the read API takes it: a JSON object. As in PostHog, every entry is
+    validated and an entry whose value is null (or missing) is then dropped: it filters nothing."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FilterError("detail_filters: must be a JSON object of {path: {operation, value}}") from None
+    if not isinstance(data, dict):
+        raise FilterError("detail_filters: detail_filters must be an object.")
+    stand_in = {"in": [0], "contains": "x"}  # a valid value, to check the rest of a null-valued entry
+    _detail_filters({path: {**spec, "value": stand_in.get(spec.get("operation"), 0)}
+                     if isinstance(spec, dict) and spec.get("value") is None else spec
+                     for path, spec in data.items()})
+    return {path: spec for path, spec in data.items() if spec.get("value") is not None}
+
+
 def _strings(value: Any, name: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -524,10 +799,14 @@ def _team_ids(value: Any) -> tuple[int, ...]:
 
 def _detail_filters(data: Mapping[str, Any]) -> list[DetailFilter]:
     out = []
+    if len(data) > MAX_DETAIL_FILTERS:
+        raise FilterError(f"detail_filters: detail_filters accepts at most {MAX_DETAIL_FILTERS} entries.")
     for path, spec in data.items():
         where = f"detail_filters[{path!r}]"
-        if not isinstance(spec, Mapping):  # shorthand: {path: value} means exact
-            spec = {"operation": "exact", "value": spec}
+        check_path(path)
+        if not isinstance(spec, Mapping):  # PostHog has no {path: value} shorthand
+            raise FilterError(f"detail_filters: Detail filter '{path}' must be an object "
+                              "({\"operation\": \"exact\", \"value\": ...}).")
         unknown = set(spec) - {"operation", "value"}
         if unknown:
             raise FilterError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: operation, value)")
@@ -538,29 +817,40 @@ def _detail_filters(data: Mapping[str, Any]) -> list[DetailFilter]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Cursors: stable pagination in the order created_at desc, id desc
+# Cursors: stable pagination in the order created_at, id (descending, or ascending)
 # ----------------------------------------------------------------------------------------------
 
 
-def encode_cursor(created_at: datetime, event_id: str) -> str:
+def encode_cursor(created_at: datetime, event_id: str, *, descending: bool = True) -> str:
+    """The position of a row; a cursor of the oldest-first order is marked (``+``) so that it is never
+    read in the other order."""
     micros = int((_utc(created_at) - datetime(1970, 1, 1, tzinfo=timezone.utc)) / timedelta(microseconds=1))
-    return base64.urlsafe_b64encode(f"{micros}:{event_id}".encode()).decode().rstrip("=")
+    mark = "" if descending else "+"
+    return base64.urlsafe_b64encode(f"{mark}{micros}:{event_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, *, descending: bool = True) -> tuple[datetime, str]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        micros, event_id = text.split(":", 1)
+        ascending = text.startswith("+")
+        micros, event_id = text.lstrip("+").split(":", 1)
         moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(micros))
     except (ValueError, UnicodeDecodeError, OverflowError):
         raise FilterError(f"after: {cursor!r} is not a cursor printed by a previous page") from None
     if not event_id:
         raise FilterError(f"after: {cursor!r} is not a cursor printed by a previous page")
+    if ascending == descending:
+        raise FilterError(f"after: {cursor!r} was printed by a page in the other order "
+                          f"(ordering={'created_at' if ascending else '-created_at'})")
     return moment, event_id
 
 
-def after_cursor(cursor: str) -> pl.Expr:
-    """Rows strictly after the cursor's row in the order ``created_at desc, id desc``."""
-    moment, event_id = decode_cursor(cursor)
-    return (pl.col("day") <= moment.date()) & (
-        (pl.col("created_at") < moment) | ((pl.col("created_at") == moment) & (pl.col("id") < event_id)))
+def after_cursor(cursor: str, *, descending: bool = True) -> pl.Expr:
+    """Rows strictly after the cursor's row in the order ``created_at, id`` (both descending by default,
+    both ascending with ``descending=False``)."""
+    moment, event_id = decode_cursor(cursor, descending=descending)
+    if descending:
+        return (pl.col("day") <= moment.date()) & (
+            (pl.col("created_at") < moment) | ((pl.col("created_at") == moment) & (pl.col("id") < event_id)))
+    return (pl.col("day") >= moment.date()) & (
+        (pl.col("created_at") > moment) | ((pl.col("created_at") == moment) & (pl.col("id") > event_id)))

@@ -17,12 +17,24 @@ from transforms.filters import ActivityFilter, FilterError, after_cursor, encode
 from transforms.lake import ACTIVITY_LOG, Lake
 
 ORDER = ["created_at", "id"]  # newest first: created_at desc, id desc (stable when timestamps tie)
+#: PostHog's ``ordering`` choices: newest first (the default) or oldest first, ``id`` breaking ties the same way.
+ORDERINGS = ("-created_at", "created_at")
+
+
+def descending(ordering: str | None) -> bool:
+    """Whether ``ordering`` (PostHog's ``-created_at``, the default, or ``created_at``) is newest first;
+    any other value is a :class:`FilterError` naming ``ordering``."""
+    if ordering is None:
+        return True
+    if ordering not in ORDERINGS:
+        raise FilterError(f'ordering: "{str(ordering)[:40]}" is not a valid choice (-created_at or created_at)')
+    return ordering == "-created_at"
 
 # Kept for callers of the first query API: the filter model grew into ActivityFilter.
 BasicFilter = ActivityFilter
 
-__all__ = ["ORDER", "ActivityFilter", "BasicFilter", "FilterError", "QueryPage", "parse_moment", "query",
-           "query_page", "team_organizations"]
+__all__ = ["ORDER", "ORDERINGS", "ActivityFilter", "BasicFilter", "FilterError", "QueryPage", "parse_moment", "query",
+           "query_page", "descending", "team_organizations"]
 
 
 def team_organizations(lake: Lake, team_ids: tuple[int, ...], frame: pl.LazyFrame | None = None,
@@ -51,13 +63,15 @@ def team_organizations(lake: Lake, team_ids: tuple[int, ...], frame: pl.LazyFram
 
 def query(lake: Lake, activity_filter: ActivityFilter, *, limit: int | None = None, after: str | None = None,
           read_window: Duration | None = None, now: datetime | None = None,
-          where: pl.Expr | None = None) -> pl.LazyFrame | None:
-    """Matching rows of ``activity_log``, newest first; None when the table does not exist yet.
+          where: pl.Expr | None = None, ordering: str | None = None) -> pl.LazyFrame | None:
+    """Matching rows of ``activity_log``, newest first (``ordering="created_at"``: oldest first, as
+    PostHog's ``ordering``); None when the table does not exist yet.
 
     ``after``: a cursor from :func:`query_page` (rows strictly after that row). ``read_window``: the
     look-back applied to every read (e.g. ``Duration(months=2)``), on top of the filter's own bounds.
     ``where``: one more row condition (e.g. the read API's visibility rules).
     """
+    newest_first = descending(ordering)
     frame = lake.scan(ACTIVITY_LOG)
     if frame is None:
         return None
@@ -72,10 +86,10 @@ def query(lake: Lake, activity_filter: ActivityFilter, *, limit: int | None = No
         organizations = team_organizations(lake, activity_filter.team_ids, bounded)
     condition = activity_filter.expression(read_window=read_window, now=now, team_organizations=organizations)
     if after:
-        condition = condition & after_cursor(after)
+        condition = condition & after_cursor(after, descending=newest_first)
     if where is not None:
         condition = condition & where
-    frame = frame.filter(condition).sort(ORDER, descending=True)
+    frame = frame.filter(condition).sort(ORDER, descending=newest_first)
     return frame.head(limit) if limit else frame
 
 
@@ -87,11 +101,13 @@ class QueryPage:
 
 def query_page(lake: Lake, activity_filter: ActivityFilter, *, limit: int = 100, after: str | None = None,
                read_window: Duration | None = None, now: datetime | None = None,
-               where: pl.Expr | None = None) -> QueryPage | None:
-    """One page of at most ``limit`` rows and the cursor of the next page (None on the last page)."""
+               where: pl.Expr | None = None, ordering: str | None = None) -> QueryPage | None:
+    """One page of at most ``limit`` rows and the cursor of the next page (None on the last page);
+    ``ordering`` as for :func:`query` (a cursor is valid only in the order that printed it)."""
     if limit <= 0:
         raise FilterError("limit: must be a positive number of rows")
-    frame = query(lake, activity_filter, limit=limit + 1, after=after, read_window=read_window, now=now, where=where)
+    frame = query(lake, activity_filter, limit=limit + 1, after=after, read_window=read_window, now=now, where=where,
+                  ordering=ordering)
     if frame is None:
         return None
     rows = frame.collect()
@@ -99,7 +115,7 @@ def query_page(lake: Lake, activity_filter: ActivityFilter, *, limit: int = 100,
         return QueryPage(rows, None)
     rows = rows.head(limit)
     last = rows.row(limit - 1, named=True)
-    return QueryPage(rows, encode_cursor(last["created_at"], last["id"]))
+    return QueryPage(rows, encode_cursor(last["created_at"], last["id"], descending=descending(ordering)))
 
 
 # Detail paths a filter can use, and the activity_log column that shows an event has one.

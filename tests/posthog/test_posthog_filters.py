@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .phserver import differs, ids, project
+from .phserver import ids, project
 
 
 def _logs(details: list) -> tuple[int, list[str]]:
@@ -27,8 +27,8 @@ EXACT, EXACT_IDS = _logs([{"count": 42}, {"count": "42"}, {"count": 42.0}, {"cou
 
 
 @pytest.mark.parametrize("value", [
-    pytest.param("42", id="string", marks=differs("detail filter 'exact' is type-strict: \"42\" matches only the string \"42\", not 42 or 42.0")),
-    pytest.param(42, id="number", marks=differs("detail filter 'exact' is type-strict: 42 matches 42 and 42.0 but not the string \"42\"")),
+    pytest.param("42", id="string"),
+    pytest.param(42, id="number"),
 ])
 def test_apply_detail_filters_exact_type_insensitive(posthog, value):
     log1, log2, log3, _ = EXACT_IDS
@@ -38,7 +38,6 @@ def test_apply_detail_filters_exact_type_insensitive(posthog, value):
 IN, IN_IDS = _logs([{"count": "42"}, {"count": 42}, {"count": "other"}])
 
 
-@differs('detail filter \'in\' is type-strict: ["42"] does not match the number 42 (PostHog compares each element\'s string/number/boolean variants)')
 def test_apply_detail_filters_in_type_insensitive(posthog):
     log1, log2, _ = IN_IDS
     assert ids(_detail(posthog, IN, {"count": {"operation": "in", "value": ["42"]}})) == {log1, log2}
@@ -55,7 +54,6 @@ def test_apply_detail_filters_contains_unchanged(posthog):
 NESTED, NESTED_IDS = _logs([{"config": {"timeout": 30}}, {"config": {"timeout": "30"}}, {"config": {"timeout": 60}}])
 
 
-@differs('detail filter \'exact\' is type-strict: "30" on config.timeout does not match the number 30')
 def test_nested_object_type_conversion(posthog):
     log1, log2, _ = NESTED_IDS
     assert ids(_detail(posthog, NESTED, {"config.timeout": {"operation": "exact", "value": "30"}})) == {log1, log2}
@@ -65,7 +63,6 @@ ARRAY, ARRAY_IDS = _logs([{"items": [{"id": 1}, {"id": 2}]}, {"items": [{"id": "
                           {"items": [{"id": "other"}]}])
 
 
-@differs('detail filter \'exact\' is type-strict inside arrays: "1" on items[].id does not match the number 1')
 def test_array_field_type_conversion(posthog):
     log1, log2, _ = ARRAY_IDS
     assert ids(_detail(posthog, ARRAY, {"items[].id": {"operation": "exact", "value": "1"}})) == {log1, log2}
@@ -75,7 +72,6 @@ ARRAY_IN, ARRAY_IN_IDS = _logs([{"tags": [{"priority": 1}, {"priority": 3}]},
                                 {"tags": [{"priority": "2"}, {"priority": "1"}]}, {"tags": [{"priority": "high"}]}])
 
 
-@differs('detail filter \'in\' is type-strict inside arrays: ["1", "2"] on tags[].priority does not match the number 1')
 def test_array_field_in_operation_type_conversion(posthog):
     log1, log2, _ = ARRAY_IN_IDS
     assert ids(_detail(posthog, ARRAY_IN, {"tags[].priority": {"operation": "in", "value": ["1", "2"]}})) == {
@@ -90,7 +86,6 @@ DEEP, DEEP_IDS = _logs([
 ])
 
 
-@differs('detail filter \'exact\' is type-strict inside arrays: "42" on changes[].after[].field.subarray[].value does not match the number 42')
 def test_deeply_nested_array_fields(posthog):
     log1, log2, _ = DEEP_IDS
     assert ids(_detail(posthog, DEEP, {"changes[].after[].field.subarray[].value": {
@@ -103,17 +98,12 @@ ANY, _ = _logs([{"name": "x"}])
 
 
 @pytest.mark.parametrize("field_path, filter_config", [
-    pytest.param("user__email", {"operation": "exact", "value": "admin@example.com"}, id="relationship_traversal",
-                 marks=differs('the path user__email is accepted (200, no rows); PostHog rejects Django lookup separators (__) in paths with 400')),
+    pytest.param("user__email", {"operation": "exact", "value": "admin@example.com"}, id="relationship_traversal"),
     pytest.param("name", {"operation": "regex", "value": ".*"}, id="unsupported_operation"),
-    pytest.param("name.regex", {"operation": "exact", "value": "^(a+)+$"}, id="lookup_suffixed_path",
-                 marks=differs('the path name.regex is accepted (200, no rows); PostHog rejects path segments named like ORM lookups (regex, …) with 400')),
-    pytest.param("regex", {"operation": "exact", "value": "^(a+)+$"}, id="lookup_named_path",
-                 marks=differs('the path regex is accepted (200, no rows); PostHog rejects path segments named like ORM lookups with 400')),
-    pytest.param("a[].b[].c[].d[].e", {"operation": "exact", "value": "x"}, id="array_nesting_fan_out",
-                 marks=differs('a path with four array levels (a[].b[].c[].d[].e) is accepted (200); PostHog allows at most three [] levels and answers 400')),
-    pytest.param("name", "test", id="non_object_filter_config",
-                 marks=differs('the {path: value} shorthand ({"name": "test"}) is accepted as an exact match (200); PostHog requires {operation, value} and answers 400')),
+    pytest.param("name.regex", {"operation": "exact", "value": "^(a+)+$"}, id="lookup_suffixed_path"),
+    pytest.param("regex", {"operation": "exact", "value": "^(a+)+$"}, id="lookup_named_path"),
+    pytest.param("a[].b[].c[].d[].e", {"operation": "exact", "value": "x"}, id="array_nesting_fan_out"),
+    pytest.param("name", "test", id="non_object_filter_config"),
 ])
 def test_rejects_unsafe_detail_filters(posthog, field_path, filter_config):
     response = _detail(posthog, ANY, {field_path: filter_config})
@@ -165,12 +155,9 @@ def test_combines_exact_and_wildcard(posthog):
     pytest.param("203.0.113.42", True, id="ipv4"),
     pytest.param("2001:db8::1", True, id="ipv6"),
     pytest.param("203.0.113.*", True, id="wildcard"),
-    pytest.param("not-an-ip", False, id="text",
-                 marks=differs('ip_addresses=not-an-ip answers 200 with no rows; PostHog accepts only IPv4/IPv6 addresses or a prefix ending in * and answers 400')),
-    pytest.param("192.168.1.(0|1)", False, id="regex_metachar",
-                 marks=differs('ip_addresses=192.168.1.(0|1) answers 200 with no rows; PostHog: 400')),
-    pytest.param("", False, id="empty",
-                 marks=differs('an empty ip_addresses= is ignored (200, every row); PostHog: 400')),
+    pytest.param("not-an-ip", False, id="text"),
+    pytest.param("192.168.1.(0|1)", False, id="regex_metachar"),
+    pytest.param("", False, id="empty"),
 ])
 def test_serializer_validates_ip_filter_shape(posthog, value, expected):
     response = posthog.get(f"/api/projects/{ANY}/advanced_activity_logs/", [("ip_addresses", value)])
@@ -179,7 +166,6 @@ def test_serializer_validates_ip_filter_shape(posthog, value, expected):
         assert response.status_code == 400
 
 
-@differs('detail_filters path name.regex answers 200 (no rows); PostHog: 400 with the error on detail_filters')
 def test_serializer_rejects_unsafe_detail_filter_paths(posthog):
     response = _detail(posthog, ANY, {"name.regex": {"operation": "exact", "value": "^(a+)+$"}})
     assert response.status_code == 400
@@ -197,7 +183,6 @@ PIPELINE_EVENTS = [
 PIPELINE = project(PIPELINE_EVENTS)
 
 
-@differs('detail filters are type-strict: exact "2" / "true" miss the row holding the number 2 and the boolean true (only the all-strings row matches)')
 def test_full_filter_pipeline_with_type_conversion(posthog):
     response = _detail(posthog, PIPELINE, {"version": {"operation": "exact", "value": "2"},
                                            "active": {"operation": "exact", "value": "true"}}, scopes="Dashboard")

@@ -24,9 +24,10 @@ def cursor_page(request: Request, state: ServerState, access: Access, activity_f
         raise ApiError(400, "must be native or ocsf", "schema")
     after = params.text(request.query_params.get("after"), "after") or None
     try:
-        page = query_page(state.lake, activity_filter, limit=size, after=after, where=access.rows)
-    except FilterError as exc:
-        raise ApiError(400, str(exc).split(": ", 1)[-1], "after") from None
+        page = query_page(state.lake, activity_filter, limit=size, after=after, where=access.rows,
+                          ordering=request.query_params.get("ordering", "-created_at"))
+    except FilterError as exc:  # "after: …" or "ordering: …"
+        raise ApiError(400, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
     rows, cursor = (page.rows, page.next_cursor) if page is not None else (pl.DataFrame(), None)
     results = [ocsf_record(r) if schema == "ocsf" else native_row(r) for r in rows.iter_rows(named=True)]
     next_url = None
