@@ -9,7 +9,7 @@ from pipelines.partitions import daily_partitions
 from pipelines.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.checks import expected_change_rows
-from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_RAW
+from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW
 from transforms.refresh import BACKFILL_DAYS_PER_RUN, day_batches, day_keys, markdown_preview, refresh_changes, refresh_events
 
 # Late events change old days: refresh any day whose upstream changed, not only the latest one.
@@ -50,9 +50,15 @@ def run_in_batches(context: dg.AssetExecutionContext, store, refresh, argument, 
         failures.update(failed)
         if batch_stats is None:
             continue
-        for day, rows in batch_stats.select("day", counted).iter_rows():
+        previews = day_previews(store, stage, batch_stats["day"].to_list())
+        for row in batch_stats.iter_rows(named=True):
             done += 1
-            context.log.info(f"[{done}/{len(days)}] {day}: {rows:,} {counted}")
+            context.log.info(f"[{done}/{len(days)}] {row['day']}: {row[counted]:,} {counted}")
+            # This partition's own figures (and preview), not the run's: partition pages and plots are true.
+            day_metadata = {name: int(value) for name, value in row.items() if name != "day" and value is not None}
+            if row["day"] in previews:
+                day_metadata["preview"] = dg.MetadataValue.md(previews[row["day"]])
+            context.add_asset_metadata(day_metadata, partition_key=row["day"].isoformat())
         stats.append(batch_stats)
     record_failed(store, failures, context.run_id)
     if stage == EVENTS_STAGE:
@@ -62,6 +68,19 @@ def run_in_batches(context: dg.AssetExecutionContext, store, refresh, argument, 
         return pl.DataFrame(schema={"day": pl.Date, **{c: pl.Int64 for c in (
             "raw_rows", "events", "repeated_ids", "changes", "events_without_changes", "masked", "rows")}})
     return pl.concat(stats)
+
+
+def day_previews(store, stage: str, days: list) -> dict:
+    """A markdown preview of each day's first rows of ``activity_log`` (the log stage only: one read
+    of the batch's days, preview columns only, no personal data)."""
+    from transforms.refresh import PREVIEW_COLUMNS
+
+    if stage != "log" or not days:
+        return {}
+    frame = store.read_days(ACTIVITY_LOG, days, columns=["day", *PREVIEW_COLUMNS])
+    if frame is None:
+        return {}
+    return {day: markdown_preview(rows.sort("created_at")) for (day,), rows in frame.group_by("day")}
 
 
 def day_asset(**kwargs):
@@ -94,10 +113,8 @@ def activity_events(context: dg.AssetExecutionContext, lake: LakeResource,
     store, rules = lake.lake(), config.mask_rules()
     stats = run_in_batches(context, store, refresh_events, rules, "events", "events")
     written, raw_rows, repeated = (int(stats[c].sum()) for c in ("events", "raw_rows", "repeated_ids"))
-    preview = store.read_days(ACTIVITY_EVENTS, stats["day"].tail(1).to_list())
-    return dg.MaterializeResult(
-        metadata={"days": stats.height, "rows": written, "table_version": store.version(ACTIVITY_EVENTS),
-                  "preview": dg.MetadataValue.md(markdown_preview(preview))},
+    return dg.MaterializeResult(  # per-partition figures are added by run_in_batches; these are the run's
+        metadata={"run_days": stats.height, "run_rows": written, "table_version": store.version(ACTIVITY_EVENTS)},
         check_results=[
             dg.AssetCheckResult(check_name="reconciles_with_raw", passed=written == raw_rows,
                                 metadata={"raw_rows": raw_rows, "event_rows": written}),
@@ -123,9 +140,9 @@ def activity_changes(context: dg.AssetExecutionContext, lake: LakeResource,
     written = int(stats["changes"].sum())
     expected = expected_change_rows(store, stats["day"].to_list())
     return dg.MaterializeResult(
-        metadata={"days": stats.height, "rows": written, "events": int(stats["events"].sum()),
-                  "events_without_changes": int(stats["events_without_changes"].sum()),
-                  "masked_values": int(stats["masked"].sum()),
+        metadata={"run_days": stats.height, "run_rows": written, "run_events": int(stats["events"].sum()),
+                  "run_events_without_changes": int(stats["events_without_changes"].sum()),
+                  "run_masked_values": int(stats["masked"].sum()),
                   "table_version": store.version(ACTIVITY_CHANGES)},
         check_results=[
             dg.AssetCheckResult(check_name="rows_match_detail_changes", passed=written == expected,

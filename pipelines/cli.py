@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
 
     erase = command("erase-user", "erase one actor's email, names and IP from the lake (their events stay, pseudonymised)")
     erase.add_argument("user", metavar="USER", help="the actor's uuid or email")
+    erase.add_argument("--reason", default=None, help="why (recorded in the user_erased event), e.g. 'GDPR request #123'")
+    erase.add_argument("--requested-by", default=None, help="who asked (recorded in the user_erased event)")
     erase.add_argument("--quiet", action="store_true", help="print only the summary")
 
     retention = command("retention", "delete what the retention policy expires (then vacuum after the grace)")
@@ -800,9 +802,19 @@ def _erase_user(args: argparse.Namespace) -> int:
     if rows.height == 0:
         raise UsageError(f"no events of {args.user!r} (matched against actor uuid and email)")
     from pipelines.runner import run_erase_user
+    from transforms.erasure_requests import drop_request, pending_requests, read_request
 
+    level = "WARNING" if args.quiet else "INFO"
+    lake = Lake.at(settings.lake)
     try:
-        report, _ = run_erase_user(args.user, settings, log_level="WARNING" if args.quiet else "INFO")
+        for request_id in pending_requests(lake):  # left by an interrupted run
+            if find_user_events(lake, read_request(lake, request_id)["user"])[0].height == 0:
+                drop_request(lake, request_id)  # its erasure was done; only the request was left
+                continue
+            print(f"Finishing the erasure request {request_id} of an interrupted run first")
+            run_erase_user(None, settings, request_id=request_id, log_level=level)
+        report, _ = run_erase_user(args.user, settings, reason=args.reason, requested_by=args.requested_by,
+                                   log_level=level)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CommandFailure(f"erasure run failed: {first}") from exc

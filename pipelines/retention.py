@@ -75,7 +75,14 @@ def retention_schedule(config) -> dg.ScheduleDefinition:
 
 
 @dg.op(
-    config_schema={"user": dg.Field(str, description="the actor's uuid or email")},
+    config_schema={
+        "request": dg.Field(str, is_required=False, description="an erasure request id (activitylog erase-user "
+                            "writes the request beside the lake, so the user's identity is not kept in this run)"),
+        "user": dg.Field(str, is_required=False, description="the actor's uuid or email (kept in the run's "
+                         "configuration in DAGSTER_HOME: prefer `activitylog erase-user`, which passes a request id)"),
+        "reason": dg.Field(str, is_required=False, description="why (recorded in the user_erased event)"),
+        "requested_by": dg.Field(str, is_required=False, description="who asked (recorded in the user_erased event)"),
+    },
     required_resource_keys={"lake", "landing"},
     description="Erase one actor's personal data (email, names, IP, identifiers) from the lake; their events "
                 "stay, under a pseudonym; the integrity chain gets a new version of each day.",
@@ -87,15 +94,26 @@ def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from transforms.recovery import finish_digests
     from transforms.retention import system_event, write_system_event
 
+    from transforms.erasure_requests import RequestError, drop_request, read_request
+
     lake = context.resources.lake.lake()
+    config = context.op_config
+    if bool(config.get("request")) == bool(config.get("user")):
+        raise dg.Failure("give the run either a request id (request) or a user, not both or neither")
     try:
-        report = erase(lake, context.op_config["user"], run_id=context.run_id)
+        request = read_request(lake, config["request"]) if config.get("request") else dict(config)
+    except RequestError as exc:
+        raise dg.Failure(str(exc)) from None
+    try:
+        report = erase(lake, request["user"], run_id=context.run_id)
     except ErasureError as exc:
         raise dg.Failure(str(exc)) from None
     finish_digests(lake, report.days, reason="erasure", run_id=context.run_id)
     detail = {"pseudonym": report.pseudonym, "events": report.events, "days": len(report.days),
               "quarantine_lines": report.quarantine_lines, "reference_rows": report.reference_rows,
-              "identifiers_found": report.identifiers}  # counts only: the erased values are not repeated here
+              "identifiers_found": report.identifiers,  # counts only: the erased values are not repeated here
+              "reason": request.get("reason"), "requested_by": request.get("requested_by"),
+              "request_id": config.get("request")}
     event = system_event("user_erased", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
     ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
                       run_id=context.run_id)
@@ -104,11 +122,13 @@ def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
     for day in days:
         context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
                                                   metadata={"erasure": report.pseudonym}))
+    if config.get("request"):
+        drop_request(lake, config["request"])  # the last place the user's identity was written
     context.log.info(f"erased {report.events} events' personal data (pseudonym {report.pseudonym}) on {len(report.days)} days")
     return dg.Output({**detail, "days_changed": [d.isoformat() for d in days]},
                      metadata={"events": report.events, "days": len(report.days), "pseudonym": report.pseudonym})
 
 
-@dg.job(description="GDPR erasure of one actor's personal data (run config: user).")
+@dg.job(description="GDPR erasure of one actor's personal data (run config: request, or user; reason, requested_by).")
 def erase_user_job() -> None:
     erase_user()

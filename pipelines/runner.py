@@ -184,10 +184,20 @@ def run_retention(settings: Settings | None = None, *, dry_run: bool = False, lo
                              dagster_instance)
 
 
-def run_erase_user(user: str, settings: Settings | None = None, *, log_level: str = "INFO",
+def run_erase_user(user: str | None, settings: Settings | None = None, *, reason: str | None = None,
+                   requested_by: str | None = None, request_id: str | None = None, log_level: str = "INFO",
                    dagster_instance: dg.DagsterInstance | None = None) -> tuple[dict, list[str]]:
-    """An erasure run, then a refresh of every day it rewrote (derived tables lose the data too)."""
-    return _run_then_refresh("erase_user_job", "erase_user", {"user": user}, settings, log_level, dagster_instance)
+    """An erasure run, then a refresh of every day it rewrote (derived tables lose the data too). The
+    request (user, reason, requester) is written beside the lake and the run gets its id only, so the
+    user's identity is not kept in DAGSTER_HOME; ``request_id`` finishes an earlier request instead."""
+    from transforms.erasure_requests import write_request
+    from transforms.lake import Lake
+
+    settings = settings or Settings.from_env()
+    if request_id is None:
+        request_id = write_request(Lake.at(settings.lake), user, reason=reason, requested_by=requested_by)
+    return _run_then_refresh("erase_user_job", "erase_user", {"request": request_id}, settings, log_level,
+                             dagster_instance)
 
 
 def _run_then_refresh(job: str, op: str, op_config: dict, settings: Settings | None, log_level: str,

@@ -104,3 +104,45 @@ def test_erase_user_by_uuid_and_unknown_users(erasable, capsys):
     assert main(["erase-user", UUID, "--quiet"]) == 0
     lake, _ = erasable
     assert lake.scan(ACTIVITY_LOG).filter(pl.col("actor_email") == EMAIL).collect().height == 0
+
+
+def test_erasure_records_reason_and_keeps_the_user_out_of_dagster_home(erasable, capsys):
+    import os
+    import sqlite3
+
+    lake, _ = erasable
+    assert main(["erase-user", EMAIL, "--quiet", "--reason", "GDPR request #123",
+                 "--requested-by", "dpo@company.example"]) == 0
+    capsys.readouterr()
+    log = lake.scan(ACTIVITY_LOG).collect()
+    detail = json.loads(log.filter(pl.col("activity") == "user_erased")["detail"].item())
+    assert (detail["reason"], detail["requested_by"]) == ("GDPR request #123", "dpo@company.example")
+    assert len(detail["request_id"]) == 32 and EMAIL not in json.dumps(detail)
+    # The request file is gone once its run is done, and no file of DAGSTER_HOME names the user.
+    assert not list((Path(lake.root) / "_system" / "erasure_requests").glob("*.json"))
+    home = Path(os.environ["DAGSTER_HOME"])
+    texts = []
+    for path in home.rglob("*"):
+        if path.is_file() and path.suffix == ".db":
+            with sqlite3.connect(path) as db:
+                for (table,) in db.execute("select name from sqlite_master where type='table'"):
+                    texts += [repr(row) for row in db.execute(f'select * from "{table}"')]
+        elif path.is_file():
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    if not texts:
+        pytest.skip("the Dagster instance keeps its runs in PostgreSQL in this pass")
+    assert any(detail["request_id"] in text for text in texts)  # the run's config names the request
+    assert not any(EMAIL.lower() in text.lower() for text in texts)
+
+
+def test_a_request_left_by_an_interrupted_run_is_finished_first(erasable, capsys):
+    from transforms.erasure_requests import pending_requests, write_request
+
+    lake, _ = erasable
+    left = write_request(lake, EMAIL, reason="interrupted")  # as if its run had been killed
+    assert pending_requests(lake) == [left]
+    assert main(["erase-user", "uuid-other", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"Finishing the erasure request {left} of an interrupted run first" in out
+    assert pending_requests(lake) == []
+    assert lake.scan(ACTIVITY_LOG).filter(pl.col("actor_email") == EMAIL).collect().height == 0

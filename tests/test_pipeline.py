@@ -292,3 +292,31 @@ def test_this_pass_runs_on_the_instance_and_lake_it_names(instance, lake):
     else:
         assert "Postgres" not in storage
     assert lake.root.startswith("s3://") == (TEST_LAKE == "s3")
+
+
+def test_each_partition_carries_its_own_metadata(pipeline_settings, instance):
+    """Two days with different numbers of events: each day's materialization shows that day's rows and
+    a preview of that day, not the run's totals."""
+    events = ([make_event(created_at="2024-01-03T10:00:00Z") for _ in range(3)]
+              + [make_event(created_at="2024-01-04T10:00:00Z", scope="Insight") for _ in range(5)])
+    write_lines(Path(pipeline_settings.landing) / "a.jsonl", events)
+    run_ingest(pipeline_settings, dagster_instance=instance, log_level="WARNING")
+    lake = Lake.at(pipeline_settings.lake)
+    in_table = dict(lake.scan(ACTIVITY_LOG).group_by("day").len().collect().iter_rows())
+    for asset, counted in (("activity_events", "events"), ("activity_changes", "changes"), ("activity_log", "rows")):
+        seen = {}
+        for record in instance.fetch_materializations(dg.AssetKey(asset), limit=10).records:
+            metadata = record.asset_materialization.metadata
+            seen[record.partition_key] = metadata
+            assert "run_rows" in metadata  # the run's total, under its own name
+            if asset != "activity_changes":
+                assert metadata["run_rows"].value == 8
+        assert sorted(seen) == ["2024-01-03", "2024-01-04"]
+        if asset != "activity_changes":
+            assert {day: m[counted].value for day, m in seen.items()} == {"2024-01-03": 3, "2024-01-04": 5}
+            assert {d.isoformat(): n for d, n in in_table.items()} == {"2024-01-03": 3, "2024-01-04": 5}
+    previews = {r.partition_key: r.asset_materialization.metadata["preview"].value
+                for r in instance.fetch_materializations(dg.AssetKey("activity_log"), limit=10).records}
+    assert "2024-01-03" in previews["2024-01-03"] and "2024-01-04" not in previews["2024-01-03"]
+    assert "Insight" in previews["2024-01-04"] and "Insight" not in previews["2024-01-03"]
+    assert "@" not in previews["2024-01-03"] + previews["2024-01-04"]  # no email in DAGSTER_HOME

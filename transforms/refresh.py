@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from transforms.changes import MaskRules
     from transforms.lake import Lake
 
-PREVIEW_COLUMNS = ["created_at", "scope", "activity", "item_id", "actor_email", "level", "summary"]
+# No personal data (actor email, names, IP): previews are kept in DAGSTER_HOME, which erasure cannot reach.
+PREVIEW_COLUMNS = ["created_at", "team_id", "scope", "activity", "item_id", "level"]
 
 
 def day_keys(keys: Iterable[str]) -> list[date]:
