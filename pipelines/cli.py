@@ -813,6 +813,9 @@ def _erase_user(args: argparse.Namespace) -> int:
                 continue
             print(f"Finishing the erasure request {request_id} of an interrupted run first")
             run_erase_user(None, settings, request_id=request_id, log_level=level)
+            if find_user_events(lake, args.user)[0].height == 0:
+                print(f"{args.user!r} has no events left: the interrupted request erased them")
+                return EXIT_OK
         report, _ = run_erase_user(args.user, settings, reason=args.reason, requested_by=args.requested_by,
                                    log_level=level)
     except Exception as exc:

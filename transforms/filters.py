@@ -377,8 +377,22 @@ class DetailFilter:
             return fast
         # Only rows whose text can match are cut into tokens (the others are null, which costs nothing).
         candidates = pl.when(self._prefilter()).then(pl.col("detail"))
+        if self._needs_text():
+            # Comparing whole containers (or ``contains``, which reads them as text) by tokens would join
+            # every row's tokens once per token: memory quadratic in the size of ``detail``. Such filters
+            # read the candidate rows in Python, by the same rule (:meth:`matches`), in linear memory.
+            # Not marked elementwise: Polars would then also evaluate it on Parquet statistics, whose
+            # strings are cut short (not JSON).
+            return candidates.map_batches(self._match_texts, return_dtype=pl.Boolean).fill_null(False)
         return (candidates.str.extract_all(_TOKEN).list.eval(_annotate()).list.eval(self._token_condition())
                 .list.any().fill_null(False))
+
+    def _needs_text(self) -> bool:
+        return self.operation == "contains" or bool(_scalars(self.variants())[3])
+
+    def _match_texts(self, texts: pl.Series) -> pl.Series:
+        return pl.Series([None if text is None else self.matches(json.loads(text)) for text in texts],
+                         dtype=pl.Boolean)
 
     def _prefilter(self) -> pl.Expr:
         """A necessary condition on the stored JSON text, checked without cutting it into tokens: the
