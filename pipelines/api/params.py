@@ -6,13 +6,12 @@ bounded here, before anything is parsed recursively or reaches the lake.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from fastapi import Request
 
 from pipelines.api.deps import ApiError
+from transforms import jsontext
 from transforms.filters import ActivityFilter, FilterError
 
 MAX_PAGE = 1000                 # rows of one page (page_size)
@@ -22,21 +21,6 @@ MAX_VALUES = 1_000              # values of one list parameter
 MAX_JSON_DEPTH = 32             # nesting of detail_filters and of an export's body
 MAX_PARAMETER_JSON = 65_536     # characters of detail_filters
 MAX_BODY = 65_536               # bytes of an export's body
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-
-
-def json_depth(text: str) -> int:
-    """How deeply a JSON text nests (strings skipped), without parsing it: a parser recurses."""
-    depth = deepest = 0
-    for char in _STRING.sub("", text):
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
 
 def text(value: str | None, name: str) -> str | None:
     if value is not None and len(value) > MAX_TEXT:
@@ -52,16 +36,6 @@ def values(given: list[str] | None, name: str = "") -> list[str]:
     for value in found:
         text(value, name)
     return found
-
-
-def boolean(value: str | None, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise ApiError(400, f"must be true or false, not {value[:40]!r}", name)
 
 
 def page_size(value: int) -> int:
@@ -113,7 +87,7 @@ def advanced_filter(request: Request, **fixed: Any) -> ActivityFilter:
     if raw:
         if len(raw) > MAX_PARAMETER_JSON:
             raise ApiError(400, f"at most {MAX_PARAMETER_JSON:,} characters", "detail_filters")
-        if json_depth(raw) > MAX_JSON_DEPTH:
+        if jsontext.depth(raw) > MAX_JSON_DEPTH:
             raise ApiError(400, f"nested deeper than {MAX_JSON_DEPTH} levels", "detail_filters")
     attr_of = {"search": "search_text"}
     for name, field in (("start_date", "start"), ("end_date", "end")):

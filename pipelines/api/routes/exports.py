@@ -19,6 +19,7 @@ from pipelines.api.deps import Access, ApiError, require_access
 from pipelines.api.exports import QuotaExceeded
 from pipelines.api.schemas import ExportStarted, ExportStatus
 from pipelines.api.state import ServerState, server
+from transforms import jsontext
 
 router = APIRouter(tags=["exports"])
 
@@ -36,7 +37,7 @@ async def start_export(request: Request, state: ServerState, access: Access) -> 
         text = body_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, f"the body must be UTF-8 JSON: {BODY_SHAPE}", "body") from None
-    if params.json_depth(text) > params.MAX_JSON_DEPTH:
+    if jsontext.depth(text) > params.MAX_JSON_DEPTH:
         raise ApiError(400, f"the body is nested deeper than {params.MAX_JSON_DEPTH} levels", "body")
     try:
         body = json.loads(text)
