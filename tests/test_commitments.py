@@ -245,3 +245,110 @@ def test_the_event_is_left_as_it_was():
     build_leaf(event)
     verify_erased_event(_erase(event), build_leaf(event)[0])
     assert json.dumps(event, sort_keys=True) == before
+
+
+# ------------------------------------------------------------------------------------- leaves in bulk
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(2 ** 53) + 1, 2 ** 53 - 1)
+                    | st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",))),
+                    lambda children: st.lists(children, max_size=4)
+                    | st.dictionaries(st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",))),
+                                      children, max_size=4),
+                    max_leaves=25))
+def test_the_msgspec_fast_path_equals_rfc8785_on_plain_json(value):
+    """Integers within ±2^53, no surrogates, nothing outside the Basic Multilingual Plane: the fast
+    encoder's bytes are RFC 8785's."""
+    import rfc8785
+
+    from transforms.commitments import fast_canonical
+
+    assert fast_canonical(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _ANY_JSON, max_size=5),
+       st.sampled_from([{}, {"indent": 1}, {"ensure_ascii": False}, {"separators": (",", ":")}]))
+def test_a_text_judged_plain_takes_the_fast_path_safely(document, options):
+    """The vectorized judgement on the text never sends the fast way a value whose fast bytes differ
+    from RFC 8785's (a float, a large integer, a surrogate or an astral character goes the exact way)."""
+    import polars as pl
+    import rfc8785
+
+    from transforms.commitments import fast_canonical, plain_texts
+
+    text = json.dumps(document, **options)
+    if plain_texts(pl.Series([text]))[0]:
+        assert fast_canonical(json.loads(text)) == rfc8785.dumps(json.loads(text)), text
+
+
+def test_plain_texts_on_the_usual_suspects():
+    import polars as pl
+
+    from transforms.commitments import plain_texts
+
+    texts = ['{"a":1}', '{"a":1.5}', '{"a": [1e5]}', '{"a":12345678901234567}', '{"a":NaN}', '{"a":-Infinity}',
+             '{"a":"\\ud83d\\ude00"}', '{"\U0001F600":1}', '{"t":"2024-01-01T00:00:00.123Z","n":-3}']
+    assert plain_texts(pl.Series(texts)).to_list() == [True, False, False, False, False, False, False, False, True]
+
+
+_EVENT_VALUES = st.one_of(
+    st.none() | st.booleans() | st.integers(-(2 ** 53) + 1, 2 ** 53 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(), st.emails(), st.sampled_from(["jane@example.com", "Jane", "Doe", "user-uuid-42", "203.0.113.7",
+                                              "ping 203.0.113.7", "JANE@EXAMPLE.COM", "caf\u00e9", "\U0001F600"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(_EVENT_VALUES, lambda children: st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(max_size=5), children, max_size=3), max_leaves=12),
+       st.sampled_from([{}, {"user": None}, {"ip_address": None}, {"user": {"id": 7, "email": None}},
+                        {"user": {"first_name": 5, "uuid": "U-1"}}]),
+       st.booleans())
+def test_build_leaves_gives_build_leaf_s_bytes(detail, overrides, drop_detail):
+    """Same salts, same leaf: the bulk path and the reference path agree on arbitrary events."""
+    from transforms.commitments import build_leaves
+
+    event = make_event(detail=detail, **overrides)
+    if drop_detail:
+        del event["detail"]
+    text = json.dumps(event, ensure_ascii=False)
+    parsed = json.loads(text)
+    leaves, salts = build_leaves([text])
+    assert set(salts[0]) == set(personal_paths(parsed))
+    assert leaves[0] == build_leaf(parsed, salts=salts[0])[0]
+    verify_event(parsed, leaves[0], salts[0])
+
+
+def test_build_leaves_reuses_given_salts_and_refuses_what_is_not_an_event():
+    from transforms.commitments import build_leaves
+
+    text = json.dumps(_event())
+    first, salts = build_leaves([text])
+    again, same = build_leaves([text], salts=salts)
+    assert again == first and same == salts
+    fresh, other = build_leaves([text])
+    assert fresh != first and set(other[0].values()).isdisjoint(salts[0].values())
+    with pytest.raises(CommitmentError, match="an event is a JSON object"):
+        build_leaves(["[1, 2]"])
+    with pytest.raises(CommitmentError, match="is not JSON"):
+        build_leaves(["{nope"])
+    with pytest.raises(CommitmentError, match="one salt mapping"):
+        build_leaves([text], salts=[])
+
+
+def test_an_event_jcs_cannot_represent_gets_a_leaf_of_its_exact_text():
+    import hashlib
+
+    from transforms.commitments import build_leaves
+
+    text = json.dumps(_event(team_id=2 ** 60))
+    leaves, salts = build_leaves([text])
+    assert salts == [{}]
+    assert Leaf.from_bytes(leaves[0]) == Leaf({}, hashlib.sha256(text.encode()).digest())
+    assert build_leaves([text.replace("jane@", "john@")])[0] != leaves
