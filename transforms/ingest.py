@@ -98,6 +98,7 @@ class IngestReport:
     quarantine_reasons: Counter = field(default_factory=Counter)
     days_changed: set[date] = field(default_factory=set)
     events_per_day: Counter = field(default_factory=Counter)  # new events written, by day
+    log: dict = field(default_factory=dict)  # the verifiable log's step (transforms.tlog.LogStep.summary)
 
     @property
     def lines(self) -> int:
@@ -134,6 +135,7 @@ class IngestReport:
             "warnings": list(self.warnings),
             "quarantine_reasons": dict(self.quarantine_reasons.most_common()),
             "days_changed": [d.isoformat() for d in sorted(self.days_changed)],
+            "log": dict(self.log),
         }
 
     def as_metadata(self) -> dict[str, object]:
@@ -284,6 +286,13 @@ def ingest(
         time.sleep(pause)
         report.files_waiting = [uri for uri in report.files_waiting if uri not in due]
         files, first = [f for f in scan_landing(landing).files if f.uri in due], False
+    # The verifiable log (transforms.tlog): leaves of the events accepted now or by an interrupted run,
+    # a signed checkpoint, the local witness's cosignature.
+    from transforms.tlog import extend_log
+
+    step = extend_log(lake, say)
+    report.log = step.summary()
+    report.warnings.extend(step.warnings)
     return report
 
 

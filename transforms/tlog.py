@@ -1,0 +1,281 @@
+"""The verifiable log's step of every ingest run: leaves of the newly accepted events, a signed
+checkpoint, a cosignature by the local witness.
+
+After an ingest's ``activity_raw`` commits, :func:`extend_log` (one at a time: a tree has one writer)
+
+1. finds the events that ``activity_raw`` holds without a leaf (:func:`pending_events`): the rows
+   ingested after the newest leaf was appended (``ingested_at`` past the newest ``appended_at`` minus
+   :data:`CLOCK_SLACK`, read only from the files whose statistics say they hold such rows), less those
+   that have a leaf among the leaves appended in the same window. An interrupted run's events are found
+   by the next run the same way, so each accepted event gets exactly one leaf;
+2. builds their leaves (:func:`transforms.commitments.build_leaves`) in ingest order (``ingested_at``,
+   landing file, line), reusing the salts an interrupted attempt stored, and commits, in this order,
+   the new salts (``merkle_salts``), the leaves and the nodes (``merkle_leaves``, ``merkle_nodes``);
+3. signs a checkpoint of the tree (``merkle_checkpoints``) when the tree differs from the latest one;
+4. asks the local witness (:mod:`transforms.witness`) to cosign the latest checkpoint.
+
+Keys and state live outside the lake, in the state directory (:func:`state_dir`:
+``ACTIVITYLOG_STATE_DIR``, else ``$DAGSTER_HOME/activitylog``, else ``./data/dagster/activitylog``):
+``checkpoint.key`` (the log's signing key, generated once, mode 0600, unless
+``ACTIVITYLOG_CHECKPOINT_KEY`` holds one) and ``witness/`` (``ACTIVITYLOG_WITNESS_DIR`` moves it;
+``ACTIVITYLOG_WITNESS=off`` turns the local witness off). Each lake's log has its own origin,
+``activitylog/<random id>``, chosen at its first checkpoint.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, Iterator
+
+import polars as pl
+
+from transforms.checkpoints import (
+    CHECKPOINT_KEY_ENV, CheckpointError, Checkpoint, Signer, checkpoint_tree, parse_note, read_checkpoints,
+    verify_checkpoint,
+)
+from transforms.commitments import MERKLE_SALTS, build_leaves, salts_frame, write_salts
+from transforms.lake import ACTIVITY_RAW, Lake, is_remote
+from transforms.merkle import MERKLE_LEAVES, DeltaTree
+from transforms.witness import Witness, WitnessError
+
+STATE_DIR_ENV = "ACTIVITYLOG_STATE_DIR"
+WITNESS_DIR_ENV = "ACTIVITYLOG_WITNESS_DIR"
+WITNESS_ENV = "ACTIVITYLOG_WITNESS"
+KEY_FILE = "checkpoint.key"
+KEY_NAME = "activitylog"
+ORIGIN_PREFIX = "activitylog/"
+#: How far back (before the newest leaf's ``appended_at``) the search for events without a leaf reaches:
+#: room for a wall clock set back a little between two runs.
+CLOCK_SLACK = timedelta(hours=1)
+
+
+class LogError(Exception):
+    """The verifiable log cannot be extended (a key in the lake, a checkpoint that does not verify)."""
+
+
+def state_dir() -> Path:
+    """Where the checkpoint key and the local witness live (outside the lake)."""
+    explicit = os.environ.get(STATE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    home = os.environ.get("DAGSTER_HOME") or "./data/dagster"
+    return Path(home).expanduser().resolve() / "activitylog"
+
+
+def witness_dir() -> Path | None:
+    """The local witness's directory, or None when it is turned off."""
+    if os.environ.get(WITNESS_ENV, "on").strip().lower() in ("off", "0", "false", "no"):
+        return None
+    explicit = os.environ.get(WITNESS_DIR_ENV)
+    return Path(explicit).expanduser().resolve() if explicit else state_dir() / "witness"
+
+
+def _outside_lake(lake: Lake, path: Path) -> None:
+    if is_remote(lake.root):
+        return
+    root = Path(lake.root).resolve()
+    if path == root or root in path.parents:
+        raise LogError(f"{path} is inside the lake root {root}: keys and witness state must live outside it "
+                       f"(set {STATE_DIR_ENV} or DAGSTER_HOME elsewhere)")
+
+
+def checkpoint_signer(lake: Lake | None = None, *, create: bool = True) -> Signer | None:
+    """The log's signer: ``ACTIVITYLOG_CHECKPOINT_KEY`` (``PRIVATE+KEY+…`` or PEM), else the key file in
+    the state directory, generated once (mode 0600) when ``create``."""
+    value = os.environ.get(CHECKPOINT_KEY_ENV)
+    if value:
+        return Signer.from_text(value, name=KEY_NAME)
+    path = state_dir() / KEY_FILE
+    if lake is not None:
+        _outside_lake(lake, path)
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        signer = Signer.generate(f"{KEY_NAME}-{secrets.token_hex(4)}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            try:
+                os.write(fd, (signer.skey + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    return Signer.from_text(path.read_text())
+
+
+def log_origin(lake: Lake) -> str | None:
+    """The origin of the lake's log (from its newest checkpoint), None before the first."""
+    rows = read_checkpoints(lake)
+    return None if rows.height == 0 else rows["origin"][-1]
+
+
+# ---------------------------------------------------------------------------------- pending events
+
+PENDING_COLUMNS = ["id", "day", "payload", "ingested_at", "source", "line"]
+
+
+def _files_since(lake: Lake, name: str, column: str, since: datetime | None) -> list[tuple[str, object]]:
+    """``(path, day partition or None)`` of the table's live files that may hold rows with ``column`` ≥
+    ``since`` (by their statistics; a file without statistics is always read)."""
+    actions = lake.add_actions(name)
+    if actions.height == 0:
+        return []
+    high = f"max.{column}"
+    day = "partition.day" if "partition.day" in actions.columns else None
+    rows = actions.select("path", pl.col(day) if day else pl.lit(None).alias("partition.day"),
+                          pl.col(high) if high in actions.columns else pl.lit(None).alias(high))
+    if since is not None:
+        rows = rows.filter(pl.col(high).is_null() | (pl.col(high).cast(pl.Datetime("us", "UTC")) >= since))
+    return list(rows.select("path", "partition.day").iter_rows())
+
+
+def _read_files(lake: Lake, name: str, files: list[tuple[str, object]], columns: list[str]) -> pl.DataFrame | None:
+    if not files:
+        return None
+    root, options = lake.uri(name), lake.storage_options or None
+    frames = []
+    for path, day in files:
+        frame = pl.scan_parquet(f"{root}/{path}", storage_options=options, hive_partitioning=False)
+        wanted = [c for c in columns if c != "day" or day is None]
+        frame = frame.select(wanted)
+        if day is not None and "day" in columns:
+            frame = frame.with_columns(pl.lit(day, dtype=pl.Date).alias("day"))
+        frames.append(frame.select(columns))
+    return pl.concat(frames, how="vertical_relaxed").collect()
+
+
+def pending_events(lake: Lake, tree: DeltaTree) -> pl.DataFrame:
+    """``activity_raw`` rows without a leaf in ``tree`` (see the module docs), in ingest order."""
+    empty = pl.DataFrame(schema={"id": pl.String, "day": pl.Date, "payload": pl.String,
+                                 "ingested_at": pl.Datetime("us", "UTC"), "source": pl.String, "line": pl.Int64})
+    since = None
+    if tree.size:
+        newest = tree.leaves(tree.size - 1, tree.size)
+        since = newest["appended_at"][0] - CLOCK_SLACK
+    raw = _read_files(lake, ACTIVITY_RAW, _files_since(lake, ACTIVITY_RAW, "ingested_at", since), PENDING_COLUMNS)
+    if raw is None or raw.height == 0:
+        return empty
+    raw = raw.cast(empty.schema)  # type: ignore[arg-type]
+    if since is not None:
+        raw = raw.filter(pl.col("ingested_at") >= since)
+        leaves = _read_files(lake, MERKLE_LEAVES, _files_since(lake, MERKLE_LEAVES, "appended_at", since),
+                             ["index", "event_id"])
+        if leaves is not None:
+            leafed = leaves.filter(pl.col("index") < tree.size).select(pl.col("event_id").alias("id"))
+            raw = raw.join(leafed, on="id", how="anti")
+    return raw.unique("id", keep="first").sort("ingested_at", "source", "line", "id")
+
+
+# ------------------------------------------------------------------------------------------ the step
+
+@dataclass
+class LogStep:
+    appended: int = 0
+    size: int = 0
+    checkpoint: str | None = None  #: the newest signed checkpoint (with the witness's cosignature if any)
+    witnessed: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        return {"leaves_appended": self.appended, "tree_size": self.size, "witnessed": self.witnessed}
+
+
+@contextmanager
+def _one_writer(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(directory / "log.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _stored_salts(lake: Lake, events: pl.DataFrame) -> dict[str, dict[str, bytes]]:
+    """Salts an interrupted attempt already stored for these events (event id → path → salt)."""
+    scan = lake.scan(MERKLE_SALTS)
+    if scan is None or events.height == 0:
+        return {}
+    rows = (scan.filter(pl.col("day").is_in(events["day"].unique().to_list()))
+            .join(events.select(pl.col("id").alias("event_id")).lazy(), on="event_id", how="semi")
+            .select("event_id", "path", "salt").collect())
+    out: dict[str, dict[str, bytes]] = {}
+    for event_id, path, salt in rows.iter_rows():
+        out.setdefault(event_id, {})[path] = salt
+    return out
+
+
+def append_pending(lake: Lake, tree: DeltaTree | None = None) -> int:
+    """Append the leaves of every event without one (steps 1–2 of the module docs); their count."""
+    tree = tree or DeltaTree(lake)
+    events = pending_events(lake, tree)
+    if events.height == 0:
+        return 0
+    stored = _stored_salts(lake, events)
+    ids = events["id"].to_list()
+    leaves, salts = build_leaves(events["payload"], salts=[stored.get(i) for i in ids])
+    days = events["day"].to_list()
+    write_salts(lake, salts_frame((i, d, s) for i, d, s in zip(ids, days, salts) if s and i not in stored))
+    tree.append(leaves, events["id"], events["day"])
+    return events.height
+
+
+def _sign(lake: Lake, tree: DeltaTree, signer: Signer) -> str:
+    """The newest checkpoint, signing a new one first when the tree has changed since."""
+    rows = read_checkpoints(lake)
+    origin = rows["origin"][-1] if rows.height else f"{ORIGIN_PREFIX}{secrets.token_hex(8)}"
+    if rows.height:
+        latest = verify_checkpoint(rows["note"][-1], signer.verifier, origin)
+        if latest.size == tree.size and latest.root == tree.root():
+            return rows["note"][-1]
+    return checkpoint_tree(tree, signer, origin, lake=lake)
+
+
+def ask_witness(lake: Lake, tree: DeltaTree, note: str, signer: Signer, directory: Path) -> str:
+    """Have the witness in ``directory`` cosign ``note``; the cosigned note."""
+    _outside_lake(lake, directory)
+    witness = Witness(directory)
+    checkpoint = Checkpoint.from_body(parse_note(note)[0])
+    last = witness.last(checkpoint.origin)
+    proof: list[bytes] = []
+    if last is not None and last.size <= checkpoint.size:
+        proof = tree.consistency_proof(last.size, checkpoint.size)
+    return witness.cosign(note, signer.verifier, proof, lake=lake.root)
+
+
+def extend_log(lake: Lake, say: Callable[[str], None] | None = None) -> LogStep:
+    """The ingest run's verifiable-log step (see the module docs)."""
+    say = say or (lambda _message: None)
+    step = LogStep()
+    signer = checkpoint_signer(lake)
+    with _one_writer(state_dir()):
+        tree = DeltaTree(lake)
+        step.appended = append_pending(lake, tree)
+        step.size = tree.size
+        try:
+            note = _sign(lake, tree, signer)
+        except CheckpointError as error:
+            step.warnings.append(f"no checkpoint signed: {error}")
+            say(f"WARNING no checkpoint signed: {error}")
+            return step
+        step.checkpoint = note
+        directory = witness_dir()
+        if directory is not None:
+            try:
+                step.checkpoint = ask_witness(lake, tree, note, signer, directory)
+                step.witnessed = True
+            except WitnessError as error:
+                step.warnings.append(f"the witness refused checkpoint {tree.size}: {error}")
+                say(f"WARNING the witness refused checkpoint {tree.size}: {error}")
+    say(f"verifiable log: {step.appended:,} leaves appended, tree size {step.size:,}"
+        + (", checkpoint witnessed" if step.witnessed else ""))
+    return step
