@@ -171,6 +171,8 @@ class VerifyReport:
     events: int = 0
     digest_rows: int = 0
     problems: list[Problem] = field(default_factory=list)
+    leaves: int = 0  #: leaves of the verifiable log checked
+    log_notes: list[str] = field(default_factory=list)  #: what the verifiable log's checks could not check
 
     @property
     def ok(self) -> bool:
@@ -271,7 +273,23 @@ def verify(lake: Lake, days: Iterable[date] | None = None) -> VerifyReport:
         if day in wanted and day not in raw_days and not expected["expired"] and expected["events"]:
             report.problems.append(Problem(day, "day removed",
                                            f"activity_raw has no rows for it; its digest covers {expected['events']}"))
+    if days is None:  # the verifiable log (transforms/logverify.py), lake-wide
+        _verify_log(lake, rows, current, report)
     return report
+
+
+def _verify_log(lake: Lake, rows: pl.DataFrame, current: dict, report: VerifyReport) -> None:
+    from transforms.logverify import verify_log
+
+    expired = {day for day, row in current.items() if row["expired"]}
+    erasure = set(rows.filter(pl.col("reason") == "erasure")["day"].to_list()) if rows.height else set()
+    log, failure = _guarded(lambda: verify_log(lake, expired, erasure))
+    if failure is not None:
+        report.problems.append(Problem(None, "verifiable log unreadable", failure, table="merkle_leaves"))
+        return
+    report.log_notes = log.notes
+    report.leaves = log.leaves
+    report.problems.extend(Problem(p.day, p.kind, p.detail, table=p.table) for p in log.problems)
 
 
 # ------------------------------------------------------------------------------------------------
