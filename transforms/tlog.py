@@ -279,3 +279,65 @@ def extend_log(lake: Lake, say: Callable[[str], None] | None = None) -> LogStep:
     say(f"verifiable log: {step.appended:,} leaves appended, tree size {step.size:,}"
         + (", checkpoint witnessed" if step.witnessed else ""))
     return step
+
+
+# ------------------------------------------------------------------------------------------- proofs
+
+class ProofError(Exception):
+    """No proof can be given (the event has no leaf, or no witnessed checkpoint covers it)."""
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def witnessed_checkpoint(lake: Lake):
+    """What the local witness last cosigned for the lake's log (:class:`transforms.witness.Witnessed`)."""
+    from transforms.witness import read_state
+
+    directory = witness_dir()
+    origin = log_origin(lake)
+    if directory is None or origin is None:
+        raise ProofError("no witnessed checkpoint: the log has no checkpoint or the local witness is off")
+    found = read_state(directory).get(origin)
+    if found is None:
+        raise ProofError(f"no witnessed checkpoint: the witness in {directory} has not cosigned log {origin}")
+    return found
+
+
+def prove_inclusion(lake: Lake, event_id: str) -> dict:
+    """The inclusion proof (RFC 9162 §2.1.3) of an event's leaf in the latest witnessed checkpoint,
+    checked here before it is returned."""
+    from transforms.merkle import verify_inclusion
+
+    witnessed = witnessed_checkpoint(lake)
+    tree = DeltaTree(lake)
+    index = tree.index_of(event_id)
+    if index is None:
+        raise ProofError(f"event {event_id} has no leaf in the log")
+    if index >= witnessed.size:
+        raise ProofError(f"event {event_id} (leaf {index}) is not in the witnessed checkpoint {witnessed.size} "
+                         "yet: the next ingest has it witnessed")
+    leaf = tree.leaf_hash_at(index)
+    proof = tree.inclusion_proof(index, witnessed.size)
+    verify_inclusion(index, witnessed.size, leaf, proof, witnessed.root)
+    return {"event_id": event_id, "leaf_index": index, "tree_size": witnessed.size, "leaf_hash": _b64(leaf),
+            "proof": [_b64(p) for p in proof], "root_hash": _b64(witnessed.root), "checkpoint": witnessed.note,
+            "log_key": witnessed.log_vkey}
+
+
+def prove_consistency(lake: Lake, old: int, new: int) -> dict:
+    """The consistency proof (RFC 9162 §2.1.4) between tree sizes ``old`` ≤ ``new`` of the lake's tree,
+    checked here before it is returned."""
+    from transforms.merkle import verify_consistency
+
+    tree = DeltaTree(lake)
+    if not 0 <= old <= new <= tree.size:
+        raise ValueError(f"sizes must satisfy 0 ≤ OLD ≤ NEW ≤ {tree.size} (the tree's size)")
+    proof = tree.consistency_proof(old, new)
+    old_root, new_root = tree.root(old), tree.root(new)
+    verify_consistency(old, new, old_root, new_root, proof)
+    return {"old_size": old, "new_size": new, "old_root_hash": _b64(old_root), "new_root_hash": _b64(new_root),
+            "proof": [_b64(p) for p in proof]}
