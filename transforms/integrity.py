@@ -282,6 +282,8 @@ def _verify_log(lake: Lake, rows: pl.DataFrame, current: dict, report: VerifyRep
     from transforms.logverify import verify_log
 
     expired = {day for day, row in current.items() if row["expired"]}
+    if rows.height:  # days where retention deleted some rows (its policies differ within the day)
+        expired |= set(rows.filter(pl.col("reason") == "retention")["day"].to_list())
     erasure = set(rows.filter(pl.col("reason") == "erasure")["day"].to_list()) if rows.height else set()
     log, failure = _guarded(lambda: verify_log(lake, expired, erasure))
     if failure is not None:

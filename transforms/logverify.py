@@ -2,7 +2,7 @@
 
 1. **Leaves**: ``merkle_leaves`` holds indexes 0…n-1 once each, one leaf per event; every event of
    ``activity_raw`` has a leaf and every leaf an event (but on days retention deleted, which
-   ``activity_digests`` marks expired); each leaf hash equals the leaf recomputed from the stored
+   ``activity_digests`` marks expired, or thinned, a digest version of reason ``retention``); each leaf hash equals the leaf recomputed from the stored
    payload and its salts (``merkle_salts``). Events an erasure rewrote (an ``erased-…`` pseudonym on a
    day with an ``erasure`` digest version) are not recomputed: their personal values are gone.
 2. **Tree**: the nodes (``merkle_nodes``) give the root that the leaf hashes give.
