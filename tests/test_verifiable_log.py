@@ -384,3 +384,52 @@ def test_keys_inside_the_lake_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIVITYLOG_STATE_DIR", str(tmp_path / "lake" / "state"))
     with pytest.raises(LogError, match="inside the lake root"):
         extend_log(Lake.at(tmp_path / "lake"))
+
+
+# ---------------------------------------------------------------------------------------------- proofs
+
+def prove(workspace: Workspace, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ACTIVITYLOG), "prove", *args], env=workspace.env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_prove_gives_an_inclusion_proof_against_the_witnessed_checkpoint(workspace):
+    import base64
+
+    done = prove(workspace, "late-1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    proof = json.loads(done.stdout)
+    assert proof["tree_size"] == 12 and proof["event_id"] == "late-1"
+    unb = base64.b64decode
+    verify_inclusion(proof["leaf_index"], 12, unb(proof["leaf_hash"]), [unb(p) for p in proof["proof"]],
+                     unb(proof["root_hash"]))
+    witness = CosignerKey.from_vkey((state(workspace) / "witness" / "witness.vkey").read_text())
+    assert witness.cosignature_time(proof["checkpoint"]) > 0
+    from transforms.checkpoints import verify_checkpoint
+
+    body = verify_checkpoint(proof["checkpoint"], proof["log_key"], read_checkpoints(Lake.at(workspace.lake))["origin"][0])
+    assert body.root == unb(proof["root_hash"])
+
+    missing = prove(workspace, "no-such-event")
+    assert missing.returncode == 1 and missing.stderr.strip() == "activitylog prove: event no-such-event has no leaf in the log"
+
+
+def test_prove_consistency_between_two_sizes(workspace):
+    import base64
+
+    done = prove(workspace, "--consistency", "9", "12")
+    assert done.returncode == 0, done.stdout + done.stderr
+    proof = json.loads(done.stdout)
+    unb = base64.b64decode
+    verify_consistency(9, 12, unb(proof["old_root_hash"]), unb(proof["new_root_hash"]), [unb(p) for p in proof["proof"]])
+    assert unb(proof["new_root_hash"]) == DeltaTree(Lake.at(workspace.lake)).root()
+    bad = prove(workspace, "--consistency", "12", "9")
+    assert bad.returncode == 2 and "OLD ≤ NEW" in bad.stderr
+    beyond = prove(workspace, "--consistency", "1", "13")
+    assert beyond.returncode == 2 and "(the tree's size)" in beyond.stderr
+
+
+def test_prove_without_a_witnessed_checkpoint_fails(workspace):
+    shutil.rmtree(state(workspace) / "witness")
+    done = prove(workspace, "evt-00")
+    assert done.returncode == 1 and "no witnessed checkpoint" in done.stderr, done.stderr
