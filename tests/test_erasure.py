@@ -59,8 +59,10 @@ def decoded_lake_text(root: Path) -> str:
             continue
         if path.suffix == ".parquet":
             frame = pl.read_parquet(path)
-            flat = [n for n, t in frame.schema.items() if not t.is_nested()]
+            flat = [n for n, t in frame.schema.items() if not t.is_nested() and t != pl.Binary]
             parts.append(frame.select(pl.col(flat).cast(pl.String, strict=False)).write_csv())
+            for name in [n for n, t in frame.schema.items() if t == pl.Binary]:  # salts, hashes, raw bytes
+                parts.append("\n".join(v.decode("utf-8", "replace") for v in frame[name] if v is not None))
             for name, dtype in frame.schema.items():
                 if dtype.is_nested():
                     parts.append(json.dumps(frame[name].to_list(), default=str, ensure_ascii=False))
