@@ -229,6 +229,7 @@ async def signin(request: Request, state: ServerState = Depends(server)):
         return refuse(401, "This is not an active API key.")
     if READ_SCOPE not in key.scopes:
         return refuse(403, f"This key does not have the scope {READ_SCOPE}.")
+    request.app.state.page_sessions.delete(request.cookies.get(COOKIE))  # a session id never outlives a sign-in
     session_id, _ = request.app.state.page_sessions.create(key.key_id)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", secure=_secure(state), path="/")
