@@ -74,6 +74,8 @@ def _events() -> list[dict]:
                    created_at=_at(timedelta(hours=1)), detail=detail("bravo-secret-flag", [
                        {"type": "FeatureFlag", "action": "changed", "field": "active", "before": True,
                         "after": False}])),
+        make_event(id="a/odd?id=1&x", team_id=1, organization_id="org-a", user=alice, scope="Survey", item_id="s/1?x",
+                   created_at=_at(timedelta(days=10)), detail=detail("odd-id", [])),
     ] + [make_event(id=f"a-bulk-{i:03d}", team_id=1, organization_id="org-a", user=alice, scope="Notebook",
                     item_id=f"n{i}", created_at=_at(timedelta(days=20, minutes=i)), detail=detail(f"bulk-{i}", []))
          for i in range(60)]
@@ -151,7 +153,7 @@ def test_every_page_route_depends_on_the_access_rule(world, app_env):
     missing = [r.path for r in pages if not {(r.path, m) for m in r.methods} <= no_rows
                and require_access not in [d.call for d in r.dependant.dependencies]]
     assert missing == []
-    assert {"/", "/entry/{entry_id}", "/history", "/embed/feed", "/embed/history", "/export",
+    assert {"/", "/entry/{entry_id:path}", "/history", "/embed/feed", "/embed/history", "/export",
             "/export/{export_id}", "/export/{export_id}/file"} <= {r.path for r in pages}
     token_route = next(r for r in routes if r.path == "/api/organizations/{org_id}/viewer_tokens")
     assert require_access in [d.call for d in token_route.dependant.dependencies]
@@ -351,7 +353,12 @@ def test_feed_filters_from_the_url(client, world):
     assert bad.status_code == 400 and "preset" in bad.text and "must be one of 24h" in bad.text
     bad = client.get("/?start_date=not-a-date&preset=custom")
     assert bad.status_code == 400 and "not a date" in bad.text
-    assert client.get("/?after=garbage").status_code == 400
+    bad = client.get("/?after=garbage")
+    assert bad.status_code == 400 and "after" in bad.text
+    bad = client.get("/?project=abc")
+    assert bad.status_code == 400 and "must be a project id" in bad.text
+    bad = client.get("/?search_text=" + "x" * 1001)
+    assert bad.status_code == 400 and "at most 1,000 characters" in bad.text
 
 
 def test_cursor_pages_without_and_with_htmx(client, world):
@@ -433,7 +440,6 @@ def test_a_project_key_reads_only_its_projects(client, world):
     sign_in(client, world, "p1")
     assert client.get("/?project=2").status_code == 404
     assert client.get("/entry/a-p2").status_code == 404
-    assert client.get("/?project=abc").status_code == 400
 
 
 @settings(max_examples=25, deadline=None)
@@ -659,3 +665,31 @@ def test_sign_in_again_drops_the_previous_session(client, world):
     sign_in(client, world, "admin-a")
     assert client.cookies["alp_session"] != first and len(client.app.state.page_sessions) == 1
     assert client.get("/", cookies={"alp_session": first}).status_code == 303
+
+
+def test_odd_event_ids_are_one_path_segment(client, world):
+    sign_in(client, world)
+    feed = client.get("/?scopes=Survey")
+    link = re.search(r'href="(/entry/[^"]+)"', feed.text).group(1)
+    assert link == "/entry/a%2Fodd%3Fid%3D1%26x?project=1"
+    entry = client.get(html.unescape(link))
+    assert entry.status_code == 200 and "<code>a/odd?id=1&amp;x</code>" in entry.text
+    assert 'href="/history?project=1&amp;scope=Survey&amp;item_id=s%2F1%3Fx"' in entry.text
+
+
+def test_pages_without_a_session_or_with_a_huge_form(client, world):
+    embed = client.get("/embed/feed")
+    assert embed.status_code == 401 and "sign in with an API key" in embed.text  # an iframe is not redirected
+    hx = client.get("/", headers={"HX-Request": "true"})
+    assert hx.status_code == 401 and hx.headers["hx-redirect"].startswith("/signin?next=")
+    form = client.get("/signin")
+    huge = client.post("/signin", data={"key": "x" * 20_000, "csrf": _csrf(form.text)})
+    assert huge.status_code == 400 and "the form is at most 16,384 bytes" in huge.text
+    sign_in(client, world)
+    assert client.get("/entry/" + "x" * 1001).status_code == 400
+
+
+def test_viewer_token_body_is_checked(client, world):
+    admin = {"Authorization": f"Bearer {world['keys']['admin-a']}"}
+    response = client.post("/api/organizations/org-a/viewer_tokens", json={"project": 3}, headers=admin)
+    assert response.status_code == 400 and response.json()["attr"] == "project"

@@ -14,7 +14,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
 import polars as pl
@@ -39,6 +39,7 @@ from transforms.query import available_filters, query, query_page
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                  undefined=jinja2.StrictUndefined)
+environment.filters["segment"] = lambda value: quote(str(value), safe="")  # one path segment of a URL
 templates = Jinja2Templates(env=environment)
 
 PAGE_ROWS = 50
@@ -284,7 +285,7 @@ async def embed_feed(request: Request, access: Access = Depends(require_access),
     return await _feed_page(request, access, state, embed=True)
 
 
-@router.get("/entry/{entry_id}", response_class=HTMLResponse)
+@router.get("/entry/{entry_id:path}", response_class=HTMLResponse)
 async def entry(request: Request, entry_id: str, access: Access = Depends(require_access),
                 state: ServerState = Depends(server)):
     params.text(entry_id, "entry_id")
@@ -471,6 +472,8 @@ def page_error(request: Request, exc: ApiError) -> Response:
         if request.headers.get("hx-request"):
             return Response(status_code=401, headers={"HX-Redirect": location})
         return RedirectResponse(location, status_code=303)
-    return render(request, "error.html", {"page": Page(request, None, request.url.path.startswith("/embed/")),
-                                          "status": exc.status, "detail": exc.detail, "attr": exc.attr},
-                  status=exc.status)
+    response = render(request, "error.html", {"page": Page(request, None, request.url.path.startswith("/embed/")),
+                                              "status": exc.status, "detail": exc.detail, "attr": exc.attr},
+                      status=exc.status)
+    response.headers.update(exc.headers)
+    return response
