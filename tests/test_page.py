@@ -587,6 +587,41 @@ def test_export_without_the_session_token_is_refused(client, world, tmp_path, cs
     assert not exports.exists() or not any(exports.iterdir())  # nothing was recorded
 
 
+def test_export_without_javascript_runs_and_downloads_xlsx(world, app_env, tmp_path):
+    import fastexcel
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    app_env.setenv("DAGSTER_HOME", str(home))
+    app_env.setenv("ACTIVITYLOG_CONFIG", "/dev/null")
+    client = sign_in(_client(world), world)
+    csrf = _csrf(client.get("/?scopes=FeatureFlag").text)
+    started = client.post("/export?project=1&scopes=FeatureFlag&preset=7d", data={"csrf": csrf, "format": "xlsx"})
+    assert started.status_code == 303
+    status_url = started.headers["location"]
+    assert re.fullmatch(r"/export/[0-9a-f]{32}\?project=1", status_url)
+    deadline, page = time.monotonic() + 240, None
+    while time.monotonic() < deadline:
+        page = client.get(status_url)
+        assert page.status_code == 200
+        if "download it" in page.text or "failed" in page.text:
+            break
+        assert 'http-equiv="refresh"' in page.text and "hx-trigger=\"every 1s\"" in page.text
+        time.sleep(0.5)
+    assert "download it" in page.text, page.text
+    link = html.unescape(re.search(r'class="download" href="([^"]+)"', page.text).group(1))
+    file = client.get(link)
+    assert file.status_code == 200 and file.headers["cache-control"] == "no-store"
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(file.content)
+    sheet = fastexcel.read_excel(str(path)).load_sheet(0).to_polars()
+    assert sorted(sheet["id"].to_list()) == ["a-recent", "a-week"]
+    other = sign_in(_client(world), world, "admin-a")  # the organization's access is not the project's
+    assert other.get(status_url.split("?")[0]).status_code == 404
+    assert other.get(link.split("?")[0]).status_code == 404
+
+
 def test_export_format_and_foreign_exports(client, world):
     sign_in(client, world)
     csrf = _csrf(client.get("/").text)

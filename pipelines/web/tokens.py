@@ -130,3 +130,28 @@ def verify(secret: bytes, token: str, now: float | None = None) -> ViewerClaims:
     if expires <= (now if now is not None else time.time()):
         raise TokenError("the viewer token has expired")
     return ViewerClaims(organization, project, expires, issuer, str(token_id))
+
+
+def issue(lake, project_id: int | None, organization_id: str | None, ttl: str,
+          secret_file: Path | None = None) -> tuple[str, ViewerClaims]:
+    """A token signed by the operator (``activitylog keys viewer-token``): for ``project_id`` (its
+    organization from the lake when not given) or, without a project, for ``organization_id`` as a
+    whole. The organization and project are checked as ``keys create`` checks them: a token never
+    names another organization's project. :class:`ValueError` says what is wrong."""
+    from transforms.keys import check_key_scope, tenants
+
+    seconds = parse_ttl(ttl)
+    if project_id is None and not organization_id:
+        raise ValueError("a viewer token is for a project (--project ID) or an organization (--organization ORG)")
+    if project_id is not None and not organization_id:
+        owners = tenants(lake).project_organizations.get(project_id)
+        if owners is None:
+            raise ValueError(f"project {project_id} is unknown: it is neither in the reference projects nor in "
+                             "any event")
+        if len(owners) != 1:
+            raise ValueError(f"project {project_id} belongs to {', '.join(sorted(owners)) or 'no known organization'}: "
+                             "name it with --organization")
+        organization_id = next(iter(owners))
+    check_key_scope(lake, organization_id, [project_id] if project_id is not None else [])
+    token, _ = mint(load_secret(secret_file), organization_id, project_id, seconds, issuer=CLI_ISSUER)
+    return token, verify(load_secret(secret_file), token)
