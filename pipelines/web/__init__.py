@@ -40,11 +40,12 @@ def is_page(path: str) -> bool:
 
 def mount_web(app: FastAPI) -> None:
     """The page's routes, static files, sessions and headers on ``app`` (after its API routes)."""
-    from pipelines.web.routes import api_router, page_error, router
+    from pipelines.web.routes import PickerCache, api_router, page_error, router
 
     state = app.state.server
     app.state.page_sessions = SessionStore(session_ttl(os.environ.get(TTL_ENV)))
     app.state.page_secret = tokens.load_secret()
+    app.state.page_pickers = PickerCache()
     app.state.page_keys = PageKeys(state.lake, app.state.page_sessions, app.state.page_secret)
     frame_ancestors = os.environ.get(FRAME_ANCESTORS_ENV, "'self'").strip() or "'self'"
     if any(c in frame_ancestors for c in ";,\r\n"):

@@ -11,6 +11,8 @@ query code: :func:`pipelines.api.params.advanced_filter` (PostHog's query parame
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -161,11 +163,30 @@ def _feed(state: ServerState, request: Request, access: Access) -> dict:
     return {"filter": activity_filter, "work": work}
 
 
-def _pickers(state: ServerState, access: Access) -> dict:
+class PickerCache:
+    """(activity_log version, visibility) → the filter form's choices, per app (``app.state.page_pickers``)."""
+
+    def __init__(self) -> None:
+        self.values: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+
+def _pickers(state: ServerState, access: Access, cache: PickerCache) -> dict:
+    """What the filter form offers (the API's ``available_filters``), once per table version and visibility."""
+    cache_key = (state.log_version(), access.visibility)
+    with cache.lock:
+        found = cache.values.get(cache_key)
+    if found is not None:
+        return found
     where = access.rows
     if access.project_id is not None:
         where = where & (pl.col("team_id") == access.project_id).fill_null(False)
-    return available_filters(state.lake, where)
+    found = available_filters(state.lake, where)
+    with cache.lock:
+        cache.values[cache_key] = found
+        while len(cache.values) > 256:
+            cache.values.popitem(last=False)
+    return found
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,7 +286,7 @@ async def _feed_page(request: Request, access: Access, state: ServerState, embed
     more = page.url("/embed/feed" if embed else "/", page.filter_items(), after=cursor) if cursor else None
     if request.headers.get("hx-request") and request.query_params.get("after"):
         return render(request, "rows.html", {"page": page, "rows": rows, "more": more})
-    pickers = await _slot(state, lambda: _pickers(state, access)) if not embed else None
+    pickers = await _slot(state, lambda: _pickers(state, access, request.app.state.page_pickers)) if not embed else None
     query = request.query_params
     return render(request, "feed.html", {
         "page": page, "rows": rows, "more": more, "pickers": pickers, "presets": PRESET_LABELS,
