@@ -533,7 +533,7 @@ def test_viewer_token_refusals(client, world):
 def test_an_expired_token_or_a_revoked_issuer_ends_the_token(client, world):
     from pipelines.web import tokens
 
-    secret = client.app.state.page_secret
+    secret = client.app.state.page_secret.get()
     expired, _ = tokens.mint(secret, "org-a", 1, 60, issuer=tokens.CLI_ISSUER, now=time.time() - 120)
     response = client.get("/embed/feed", params={"token": expired})
     assert response.status_code == 401 and "expired" in response.text
@@ -564,8 +564,18 @@ def test_property_tokens_verify_only_unaltered(organization, project, ttl, flip)
         tokens.verify(b"t" * 64, token)
 
 
-def test_the_secret_file_is_private_and_kept(tmp_path):
+def test_the_secret_file_is_private_kept_and_made_only_when_used(world, app_env, tmp_path):
     from pipelines.web import tokens
+
+    app_env.setenv("ACTIVITYLOG_PAGE_SECRET_FILE", str(tmp_path / "lazy" / "page.secret"))
+    client = sign_in(_client(world), world)
+    assert client.get("/").status_code == 200 and not (tmp_path / "lazy").exists()  # no token: no file
+    assert client.get("/embed/feed", params={"token": "alv1.x.y"}).status_code == 401
+    assert (tmp_path / "lazy" / "page.secret").exists()
+    (tmp_path / "bad").write_text("short\n")
+    app_env.setenv("ACTIVITYLOG_PAGE_SECRET_FILE", str(tmp_path / "bad"))
+    refused = _client(world).get("/embed/feed", params={"token": "alv1.x.y"})
+    assert refused.status_code == 503 and "too short" in refused.text
 
     path = tmp_path / "conf" / "page.secret"
     first = tokens.load_secret(path)

@@ -44,7 +44,7 @@ def mount_web(app: FastAPI) -> None:
 
     state = app.state.server
     app.state.page_sessions = SessionStore(session_ttl(os.environ.get(TTL_ENV)))
-    app.state.page_secret = tokens.load_secret()
+    app.state.page_secret = tokens.Secret()  # read or made at the first viewer token
     app.state.page_pickers = PickerCache()
     app.state.page_keys = PageKeys(state.lake, app.state.page_sessions, app.state.page_secret)
     frame_ancestors = os.environ.get(FRAME_ANCESTORS_ENV, "'self'").strip() or "'self'"

@@ -32,7 +32,7 @@ from pipelines.api.routes.exports import export_file, export_record, launch_expo
 from pipelines.api.state import ServerState, server
 from pipelines.web import tokens
 from pipelines.web.diff import changes_of, describe, parse_detail, show
-from pipelines.web.sessions import COOKIE, SIGNIN_COOKIE, PageIdentity, csrf_matches
+from pipelines.web.sessions import COOKIE, SIGNIN_COOKIE, PageIdentity, csrf_matches, signing_secret
 from transforms.filters import ActivityFilter, FilterError, after_cursor, encode_cursor
 from transforms.history import item_history
 from transforms.keys import READ_SCOPE, authenticate
@@ -476,7 +476,7 @@ async def viewer_token(request: Request, org_id: str, body: ViewerTokenRequest,
         organizations = await run_in_threadpool(rule.organizations_of, body.project_id)
         if not rule.may_read_project(access.key, body.project_id, organizations):
             raise ApiError(404, "not found")
-    token, expires = tokens.mint(request.app.state.page_secret, access.organization_id, body.project_id, ttl,
+    token, expires = tokens.mint(signing_secret(request.app.state.page_secret), access.organization_id, body.project_id, ttl,
                                  issuer=access.key.key_id)
     return {"token": token, "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat().replace(
         "+00:00", "Z"), "organization_id": access.organization_id, "project_id": body.project_id}

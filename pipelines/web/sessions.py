@@ -117,6 +117,14 @@ def csrf_matches(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
 
 
+def signing_secret(secret: tokens.Secret) -> bytes:
+    """The viewer tokens' secret, or a 503 naming the file when it cannot be read or made."""
+    try:
+        return secret.get()
+    except (OSError, tokens.TokenError) as exc:
+        raise ApiError(503, f"viewer tokens are unavailable: the page secret cannot be read ({exc})") from None
+
+
 class SignInRequired(ApiError):
     """No session (or it ended): a page answers with the sign-in form."""
 
@@ -145,7 +153,7 @@ def viewer_key(claims: tokens.ViewerClaims) -> ApiKey:
 class PageKeys:
     """Resolves a page request to (its key, the path parameters the access rule reads)."""
 
-    def __init__(self, lake: Lake, store: SessionStore, secret: bytes) -> None:
+    def __init__(self, lake: Lake, store: SessionStore, secret: tokens.Secret) -> None:
         self.lake, self.store, self.secret = lake, store, secret
 
     def active_key(self, key_id: str) -> ApiKey | None:
@@ -156,7 +164,7 @@ class PageKeys:
         token = request.query_params.get("token")
         if token is not None:
             try:
-                claims = tokens.verify(self.secret, token)
+                claims = tokens.verify(signing_secret(self.secret), token)
             except tokens.TokenError as exc:
                 raise ApiError(401, str(exc)) from None
             if claims.issuer != tokens.CLI_ISSUER and self.active_key(claims.issuer) is None:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,21 @@ def load_secret(path: Path | None = None) -> bytes:
     if len(text) < 32:
         raise TokenError(f"the page secret in {path} is too short (at least 32 characters)")
     return text.encode()
+
+
+class Secret:
+    """The signing secret, read (or made) at its first use: a server that never sees a viewer token
+    never touches the file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path, self._value = path, None
+        self._lock = threading.Lock()
+
+    def get(self) -> bytes:
+        with self._lock:
+            if self._value is None:
+                self._value = load_secret(self.path)
+            return self._value
 
 
 def _b64(data: bytes) -> str:
