@@ -336,6 +336,7 @@ def test_feed_filters_from_the_url(client, world):
     assert _ids(client.get("/?preset=24h&scopes=FeatureFlag").text) == {"a-recent"}
     day = (NOW - timedelta(days=60)).date().isoformat()
     assert _ids(client.get(f"/?preset=custom&start_date={day}&end_date={day}").text) == {"a-old"}
+    assert _ids(client.get(f"/?start_date={day}&end_date={day}").text) == {"a-old"}  # dates without a preset
     assert _ids(client.get(f"/?start_date={day}&end_date={day}&preset=24h").text) == {
         "a-recent", "a-xss", "a-imp", "a-sys"}  # a preset wins over dates left in the form
     assert _ids(client.get("/?was_impersonated=true").text) == {"a-imp"}

@@ -115,9 +115,8 @@ def page_filter(request: Request, access: Access) -> ActivityFilter:
     preset = request.query_params.get("preset", "")
     if preset and preset != "custom" and preset not in PRESETS:
         raise ApiError(400, f"must be one of {', '.join(p for p, _ in PRESET_LABELS if p)}", "preset")
-    if preset != "custom":
+    if preset in PRESETS:  # a preset wins over dates left in the form; without one, the dates are the range
         query_items = [(k, v) for k, v in query_items if k not in ("start_date", "end_date")]
-    if preset in PRESETS:
         query_items.append(("start_date", (datetime.now(timezone.utc) - PRESETS[preset]).isoformat()))
     query_items = [(k, v) for k, v in query_items if k != "preset"]
     scoped = Request({**request.scope, "query_string": urlencode(query_items).encode()})
