@@ -36,6 +36,7 @@ def served(tmp_path_factory):
     ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
     refresh_all(lake, lake.days(ACTIVITY_RAW))
     key = create_key(lake, "org-a", [1], label="browser")[0]
+    admin = create_key(lake, "org-a", admin=True, label="host application")[0]
     home = root / "dagster"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -47,7 +48,7 @@ def served(tmp_path_factory):
                                                       str(port)], url=f"http://{LOOPBACK}:{port}/openapi.json",
                            env=env, timeout=60)
     try:
-        yield {"url": f"http://{LOOPBACK}:{port}", "key": key, "root": root}
+        yield {"url": f"http://{LOOPBACK}:{port}", "key": key, "admin": admin, "root": root}
     finally:
         process.stop()
 
@@ -182,5 +183,39 @@ def test_sign_in_filter_diff_history_export_sign_out(served, browser, tmp_path):
         assert [url for url in requests if not _own_origin(url, origin)] == []
         assert failures == [] and errors == [], (failures, errors)
         assert console == [], console  # no CSP violation, no script error
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
+def test_viewer_token_embeds_in_an_iframe_of_its_own_origin_only(served, browser):
+    import httpx
+
+    origin = served["url"]
+    made = httpx.post(origin + "/api/organizations/org-a/viewer_tokens", json={"project_id": 1, "ttl": "5m"},
+                      headers={"Authorization": f"Bearer {served['admin']}"}, timeout=30)
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    context = browser.new_context(viewport=LAPTOP, service_workers="block")
+    console, errors = [], []
+    page = context.new_page()
+    page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(origin + "/signin")  # a page of the server's origin, then frames in it
+        page.set_content(f'<iframe id="embed" src="{origin}/embed/feed?token={token}" width="900" height="600">'
+                         f'</iframe><iframe id="page" name="page" src="{origin}/?token={token}"></iframe>')
+        embed = page.frame_locator("#embed")
+        embed.locator("ol.rows > li.row").first.wait_for(timeout=30_000)
+        text = embed.locator("body").inner_text()
+        assert "Sign out" not in text and not any(marker in text for marker in B_MARKERS)
+        assert embed.locator("a.more").count() == 1 and "token=" in embed.locator("a.more").get_attribute("href")
+        embed.locator("a.more").click()  # htmx in the frame: the next page in place
+        embed.locator("ol.rows > li.row").nth(50).wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        framed = page.frame(name="page")  # frame-ancestors 'none': the full page never shows in a frame
+        assert framed is not None and not framed.url.startswith(origin), framed.url
+        assert any("frame-ancestors" in message for message in console), console
+        assert errors == []
     finally:
         context.close()
