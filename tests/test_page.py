@@ -739,3 +739,28 @@ def test_viewer_token_body_is_checked(client, world):
     admin = {"Authorization": f"Bearer {world['keys']['admin-a']}"}
     response = client.post("/api/organizations/org-a/viewer_tokens", json={"project": 3}, headers=admin)
     assert response.status_code == 400 and response.json()["attr"] == "project"
+
+def test_cli_viewer_token(world, tmp_path):
+    env = child_env({"ACTIVITYLOG_LAKE": world["lake"].root, "ACTIVITYLOG_PAGE_SECRET_FILE": str(tmp_path / "s"),
+                     "DAGSTER_HOME": str(tmp_path)})
+    run = subprocess.run([str(script("activitylog")), "keys", "viewer-token", "--project", "1", "--ttl", "15m"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    from pipelines.web import tokens
+
+    claims = tokens.verify(tokens.load_secret(tmp_path / "s"), run.stdout.strip())
+    assert (claims.organization_id, claims.project_id, claims.issuer) == ("org-a", 1, "cli")
+    assert 14 * 60 < claims.expires_at - time.time() <= 15 * 60
+    run = subprocess.run([str(script("activitylog")), "keys", "viewer-token", "--organization", "org-b", "--ttl", "1h"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    claims = tokens.verify(tokens.load_secret(tmp_path / "s"), run.stdout.strip())
+    assert (claims.organization_id, claims.project_id) == ("org-b", None)
+    for argv, message in [(["--project", "1", "--ttl", "2d"], "between 1 second and 24 hours"),
+                          ([], "for a project (--project ID) or an organization"),
+                          (["--organization", "org-z"], "organization 'org-z' is unknown"),
+                          (["--project", "999"], "project 999 is unknown"),
+                          (["--project", "3", "--organization", "org-a"], "not a project of organization org-a")]:
+        run = subprocess.run([str(script("activitylog")), "keys", "viewer-token", *argv], capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert run.returncode == 2 and message in run.stderr, (argv, run.stderr)
