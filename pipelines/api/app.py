@@ -79,4 +79,7 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
 
     for router in (activity_log.router, advanced.router, exports.router):
         app.include_router(router)
+    from pipelines.web import mount_web  # the page (/, /entry, /history, /embed/…): pipelines/web
+
+    mount_web(app)
     return app

@@ -157,10 +157,21 @@ def _project_id(text: str) -> int:
 
 
 async def require_access(request: Request) -> Access:
-    """The access dependency (``Depends(require_access)``) of every ``/api/`` route."""
+    """The access dependency (``Depends(require_access)``) of every ``/api/`` route and every page.
+
+    An ``/api/`` route reads its key from the ``Authorization`` header and its project or organization
+    from the path. A page (``pipelines/web``) reads neither: ``app.state.page_keys`` resolves its session
+    cookie or viewer token to the same :class:`ApiKey` and to the project (``?project=``) or
+    organization it asks for; from there the checks are the same."""
     rule: AccessRule = request.app.state.access_rule
-    key = rule.key(request)
-    path = request.path_params
+    if request.url.path.startswith("/api/"):
+        key = rule.key(request)
+        path = {name: str(value) for name, value in request.path_params.items()}
+    else:  # a page: never the Authorization header, the session or ?token= only
+        key, path = await run_in_threadpool(request.app.state.page_keys.resolve, request)
+        rule.limiter.check(key.key_id)
+        if READ_SCOPE not in key.scopes:
+            raise ApiError(403, f"this key does not have the scope {READ_SCOPE}")
     if "project_id" in path:
         project_id = _project_id(str(path["project_id"]))
         if project_id not in key.projects and not key.admin:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines.cli import viewer_token
 from pipelines.cli.errors import EXIT_OK, LAKE_HELP, UsageError, command
 from pipelines.cli.options import load_config, require_lake, settings
 
@@ -11,7 +12,7 @@ from pipelines.cli.options import load_config, require_lake, settings
 def register(commands) -> None:
     keys = command(commands, "keys", "scoped API keys for `serve`")
     keys.set_defaults(handler=run)
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke|viewer-token")
 
     def key_command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = key_commands.add_parser(name, help=help_text, description=help_text)
@@ -31,6 +32,7 @@ def register(commands) -> None:
     key_command("list", "keys (ids, never secrets)")
     revoke = key_command("revoke", "revoke a key (by id or the whole key)")
     revoke.add_argument("key_id", metavar="KEY_ID")
+    viewer_token.add_to(key_command)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     lake = Lake.at(settings().lake)
     require_lake(lake)
+    if args.keys_command == "viewer-token":
+        return viewer_token.run(args, lake)
     if args.keys_command == "create":
         from transforms.reference import ReferenceError, lake_reference_uris, load_references
 

@@ -45,10 +45,14 @@ async def start_export(request: Request, state: ServerState, access: Access) -> 
         raise ApiError(400, f"the body must be JSON: {BODY_SHAPE}", "body") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object: {BODY_SHAPE}", "body")
-    export_format = body.get("format", "csv")
+    return await launch_export(state, access, body.get("format", "csv"), body.get("filters") or {})
+
+
+async def launch_export(state: ServerState, access: Access, export_format: object, filters: object) -> JSONResponse:
+    """Record an export of ``filters`` (the filter language) limited to ``access`` and hand it to the
+    runner: what ``POST …/export`` and the page's export button both do."""
     if export_format not in ("csv", "xlsx", "jsonl"):
         raise ApiError(400, "must be csv, xlsx or jsonl", "format")
-    filters = body.get("filters") or {}
     if not isinstance(filters, dict):
         raise ApiError(400, "must be an object in the filter language", "filters")
     filters = {k: v for k, v in filters.items() if k not in ("team_ids", "include_organization")}
