@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from pipelines.api.deps import AccessRule, ApiError, RateLimiter
 from pipelines.api.docs import mount_docs
 from pipelines.api.exports import ExportRunner, ExportStore, exports_root
-from pipelines.api.routes import activity_log, advanced, exports
+from pipelines.api.routes import activity_log, advanced, exports, publish
 from pipelines.api.state import PUBLIC_URL_ENV, ServerState
 from transforms.lake import Lake
 
@@ -79,4 +79,5 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
 
     for router in (activity_log.router, advanced.router, exports.router):
         app.include_router(router)
+    publish.install(app)  # POST …/activity_log/events (scope activity_log:write)
     return app
