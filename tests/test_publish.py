@@ -116,14 +116,13 @@ def expected_sha256(event: dict, team_id, organization_id) -> str:
 
 def batch_with_invalid(prefix: str, count: int = 100) -> tuple[list[dict], dict[int, str]]:
     events = [make_event(id=f"{prefix}-{i}", created_at=f"2024-03-{1 + i % 28:02d}T10:00:00Z") for i in range(count)]
-    invalid = {
-        7: "missing required field: activity",
-        40: "created_at has no timezone",
-        93: "is_system must be a boolean",
-    }
+    invalid = {7: "missing required field: activity", 40: "created_at has no timezone",
+               93: "is_system must be a boolean"}
+    invalid = {index: reason for index, reason in invalid.items() if index < count}
     del events[7]["activity"]
-    events[40]["created_at"] = "2024-03-05T10:00:00"
-    events[93]["is_system"] = "yes"
+    if count > 93:
+        events[40]["created_at"] = "2024-03-05T10:00:00"
+        events[93]["is_system"] = "yes"
     return events, invalid
 
 
@@ -302,7 +301,7 @@ def test_bad_idempotency_keys_and_atomic_flags_are_400(world):
     event = make_event(id="idem-bad", created_at="2024-03-12T10:00:00Z")
     for key in ("x" * 256, "has space", "é"):
         response = post(world, "/api/projects/1/activity_log/events", "w1", event,
-                        **{"Idempotency-Key": key.encode("utf-8").decode("latin-1")})
+                        **{"Idempotency-Key": key.encode()})
         assert response.status_code == 400
         assert response.json() == {"type": "validation_error", "attr": "Idempotency-Key",
                                    "detail": "must be 1 to 255 visible ASCII characters"}
@@ -350,8 +349,8 @@ def test_a_batch_with_only_invalid_events_is_422(world):
     assert response.status_code == 422
     assert response.json()["results"] == [
         {"index": 0, "status": "rejected", "reason": "missing required field: activity"},
-        {"index": 1, "status": "rejected", "reason": "line is not a JSON object (it is a number)"},
-        {"index": 2, "status": "rejected", "reason": "line is not a JSON object (it is null)"},
+        {"index": 1, "status": "rejected", "reason": "not a JSON object (found a number)"},
+        {"index": 2, "status": "rejected", "reason": "not a JSON object (found null)"},
     ]
 
 
