@@ -193,6 +193,21 @@ def test_published_events_are_ingested_once_and_nothing_is_lost(world):
     assert page.status_code == 200, page.text
     assert {r["id"] for r in page.json()["results"]} >= batch_ids
 
+    # `activitylog keys create --scope activity_log:write`, now that the lake knows org-a's project 1.
+    created = subprocess.run([str(script("activitylog")), "keys", "create", "--lake", world["lake"].root,
+                              "--organization", "org-a", "--project", "1", "--scope", "activity_log:write"],
+                             capture_output=True, text=True, env=world["env"](world["root"]), timeout=300)
+    assert created.returncode == 0, created.stderr
+    assert "scopes activity_log:write." in created.stdout
+    token = created.stdout.strip().splitlines()[-1]
+    response = httpx.post(world["url"] + "/api/projects/1/activity_log/events", timeout=60,
+                          json=make_event(id="cli-key-1", created_at="2024-03-12T10:00:00Z"),
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 202, response.text
+    response = httpx.get(world["url"] + "/api/projects/1/activity_log/", headers={"Authorization": f"Bearer {token}"},
+                         timeout=60)
+    assert response.status_code == 403
+
 
 # ------------------------------------------------------------------------------------------------
 # Who may publish where
@@ -364,11 +379,27 @@ def test_numbers_rfc8785_cannot_represent_are_rejected_with_the_reason(world):
     assert response.status_code == 202, response.text
     results = response.json()["results"]
     assert results[0]["status"] == results[1]["status"] == "rejected"
-    assert "integers beyond ±2^53 and numbers beyond a double's range are not accepted" in results[0]["reason"]
-    assert "integers beyond ±2^53 and numbers beyond a double's range are not accepted" in results[1]["reason"]
+    hint = ("values RFC 8785 cannot represent exactly (integers beyond ±2^53, numbers beyond a double's range, "
+            "unpaired surrogates) are not accepted over HTTP; send them as strings")
+    assert results[0]["reason"] == ("not canonicalizable as JSON (RFC 8785): 12345678901234567890123 exceeds "
+                                    "safe integer domain for JSON floats: " + hint), results[0]
+    assert results[1]["reason"].endswith(hint) and "inf" in results[1]["reason"].lower(), results[1]
     assert results[2]["status"] == "accepted"
     stored = next(line for line in _spooled_lines(world) if '"bigint-3"' in line)
     assert '"n": 9007199254740991' in stored  # every other member keeps its exact text
+
+
+def test_an_unpaired_surrogate_in_a_value_is_rejected_with_the_reason(world):
+    text = json.dumps(make_event(id="surrogate-1", created_at="2024-03-12T10:00:00Z", detail={"name": "x"}))
+    content = text.replace('"name": "x"', '"name": "cut \\ud83d"').encode()
+    assert b"\\ud83d" in content
+    response = post(world, "/api/projects/1/activity_log/events", "w1", content=content)
+    assert response.status_code == 422
+    [result] = response.json()["results"]
+    assert result["reason"].startswith("not canonicalizable as JSON (RFC 8785): input contains non-UTF-8 codepoints")
+    content = text.replace('"surrogate-1"', '"\\ud83d"').encode()  # in a key field: the ingest's own reason
+    [result] = post(world, "/api/projects/1/activity_log/events", "w1", content=content).json()["results"]
+    assert result["reason"] == "id holds an unpaired UTF-16 surrogate (not text)"
 
 
 def _spooled_lines(world) -> list[str]:

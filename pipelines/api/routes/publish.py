@@ -253,8 +253,8 @@ def _receipt(text: str) -> tuple[str | None, str | None]:
         value = json.loads(text)
         return hashlib.sha256(canonical(value)).hexdigest(), None
     except CommitmentError as exc:
-        return None, (f"{exc} (integers beyond ±2^53 and numbers beyond a double's range are not accepted "
-                      "over HTTP: send them as strings)")
+        return None, (f"{exc}: values RFC 8785 cannot represent exactly (integers beyond ±2^53, numbers beyond "
+                      "a double's range, unpaired surrogates) are not accepted over HTTP; send them as strings")
     except (ValueError, RecursionError, UnicodeError) as exc:
         return None, f"not representable as RFC 8785 canonical JSON: {exc}"
 
