@@ -95,6 +95,7 @@ class Publisher:
         self.results: list[BatchResult] = []
         self.rejected: list[tuple[dict, str]] = []     # (event, reason)
         self.failed: list[BatchResult] = []
+        self.callback_errors: list[Exception] = []     # what ``on_batch`` raised
         self._reported = 0                              # failures already raised by flush()
         self._client = client or httpx.Client(timeout=timeout)
         self._own_client = client is None
@@ -132,6 +133,8 @@ class Publisher:
             if not self._lock.wait_for(lambda: not self._pending.events and not self._pending.in_flight
                                        or not self._thread.is_alive(), timeout):
                 raise TimeoutError(f"{len(self._pending.events)} events not sent within {timeout}s")
+            if self._pending.events:
+                raise RuntimeError(f"the publisher's thread stopped: {len(self._pending.events)} events not sent")
             new_failures = self.failed[self._reported:]
             self._reported = len(self.failed)
         if new_failures:
@@ -226,4 +229,7 @@ class Publisher:
                     if item.get("status") == "rejected":
                         self.rejected.append((result.events[item["index"]], item.get("reason", "")))
         if self.on_batch is not None:
-            self.on_batch(result)
+            try:
+                self.on_batch(result)
+            except Exception as exc:  # noqa: BLE001 - a failing callback must not stop the deliveries
+                self.callback_errors.append(exc)

@@ -273,7 +273,8 @@ def test_a_body_larger_than_the_limit_is_413_naming_it(world):
     event = make_event(id="big-1", created_at="2024-03-12T10:00:00Z", detail={"blob": "x" * (MAX_BYTES + 1)})
     response = post(world, "/api/projects/1/activity_log/events", "w1", event)
     assert response.status_code == 413
-    assert response.json()["detail"] == "request body is larger than publish.max_bytes (512 KiB)"
+    assert response.json() == {"type": "validation_error", "attr": "max_bytes",
+                               "detail": "request body is larger than publish.max_bytes (512 KiB)"}
 
     def chunks():  # no Content-Length: the limit holds while the body streams in
         data = json.dumps(event).encode()
@@ -324,6 +325,29 @@ def test_bad_idempotency_keys_and_atomic_flags_are_400(world):
                 **{"Idempotency-Key": "x" * 255}).status_code == 202
     response = post(world, "/api/projects/1/activity_log/events", "w1", event, params={"atomic": "maybe"})
     assert response.status_code == 400 and response.json()["attr"] == "atomic"
+
+
+def test_a_spool_that_cannot_be_written_is_503_and_the_retry_succeeds(world):
+    event = make_event(id="unwritable-1", created_at="2024-03-12T10:00:00Z")
+    assert post(world, "/api/projects/1/activity_log/events", "w1", {"events": [make_event(
+        id="unwritable-0", created_at="2024-03-12T10:00:00Z")]}).status_code == 202  # the staging area exists
+    staging = world["landing"] / ".publish" / "staging"
+    moved = staging.with_name("staging-away")
+    staging.rename(moved)
+    staging.write_text("not a directory")  # every write of a spool file now fails
+    try:
+        before = len(spooled(world))
+        response = post(world, "/api/projects/1/activity_log/events", "w1", event, **{"Idempotency-Key": "unwritable"})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["detail"].startswith("the request could not be completed durably: retry it")
+        assert len(spooled(world)) == before
+    finally:
+        staging.unlink()
+        moved.rename(staging)
+    retry = post(world, "/api/projects/1/activity_log/events", "w1", event, **{"Idempotency-Key": "unwritable"})
+    assert retry.status_code == 202 and "Idempotent-Replayed" not in retry.headers  # the failure was not remembered
+    assert _ids_in_spool(world, "unwritable-1") == ["unwritable-1"]
 
 
 def test_an_idempotency_key_reused_for_another_request_is_422(world):
@@ -454,6 +478,32 @@ def test_arbitrary_json_fields_never_500_and_every_index_is_answered(world):
                 assert result["status"] == "rejected" and result["reason"]
 
     check()
+
+
+def test_fuzzed_publish_requests_never_get_a_server_error(world):
+    """schemathesis generates requests for the publish operations of the OpenAPI document (bodies,
+    paths, atomic, Idempotency-Key, valid and invalid): none may answer 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(world["url"] + "/openapi.json")
+    headers = {"Authorization": f"Bearer {world['keys']['admin-w']}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [o for o in operations if o.path.endswith("/activity_log/events")]
+    assert len(operations) == 2
+    failures, statuses = [], set()
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case):
+            response = case.call(headers=headers, timeout=60)
+            statuses.add(response.status_code)
+            if response.status_code >= 500:
+                failures.append((case.method, case.formatted_path, case.query, response.text[:200]))
+
+        check()
+    assert failures == []
+    assert statuses & {202, 422}  # some requests reached the validation
 
 
 # ------------------------------------------------------------------------------------------------

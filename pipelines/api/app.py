@@ -34,7 +34,7 @@ from pipelines.api.state import PUBLIC_URL_ENV, ServerState
 from transforms.lake import Lake
 
 ERROR_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permission_denied",
-               404: "invalid_request", 429: "throttled_error"}
+               404: "invalid_request", 413: "validation_error", 422: "validation_error", 429: "throttled_error"}
 
 
 def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:

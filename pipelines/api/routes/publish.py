@@ -64,7 +64,16 @@ from transforms.validate import (
 )
 
 router = APIRouter(tags=["publish"])
-WRITE = {SCOPE_EXTENSION: WRITE_SCOPE}
+_EVENT_SCHEMA = {"type": "object", "required": ["id", "activity", "scope", "created_at"],
+                 "properties": {"id": {"type": "string"}, "activity": {"type": "string"}, "scope": {"type": "string"},
+                                "created_at": {"type": "string", "format": "date-time"},
+                                "item_id": {"type": "string"}, "user": {"type": "object"},
+                                "detail": {"type": "object"}, "is_system": {"type": "boolean"},
+                                "was_impersonated": {"type": "boolean"}}}
+#: The scope the routes need, and their body in the OpenAPI document (read raw: the limits hold while it streams).
+WRITE = {SCOPE_EXTENSION: WRITE_SCOPE, "requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "oneOf": [_EVENT_SCHEMA, {"type": "object", "required": ["events"], "additionalProperties": False,
+                              "properties": {"events": {"type": "array", "items": _EVENT_SCHEMA}}}]}}}}}
 SWEEP_EVERY = 3600.0  # seconds between removals of expired idempotency records
 
 
@@ -200,7 +209,8 @@ async def _publish(request: Request, access: Access, overrides: dict, atomic: bo
     try:
         return await run_in_threadpool(run)
     except SpoolError:
-        raise ApiError(503, "the events could not be stored durably; nothing was accepted: retry the request",
+        raise ApiError(503, "the request could not be completed durably: retry it with the same Idempotency-Key "
+                            "(an event spooled twice is counted once, as a duplicate, by the ingest)",
                        headers={"Retry-After": "1"}) from None
 
 
