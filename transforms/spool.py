@@ -87,7 +87,10 @@ def write_whole(landing: str, relative: str, data: bytes) -> str:
         os.replace(temporary, target)
         _fsync_directory(target.parent)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass  # the staging area itself is unusable: nothing was written there
         raise SpoolError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return str(target)
 
@@ -155,8 +158,12 @@ class IdempotencyStore:
                 yield
                 return
             path = _local_root(self.landing) / f"{name}.lock"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a+b") as handle:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(path, "a+b")
+            except OSError as exc:
+                raise SpoolError(f"cannot lock idempotency record {name}: {exc.strerror or exc}") from exc
+            with handle:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 try:
                     yield
