@@ -67,6 +67,7 @@ def world(tmp_path_factory):
     def env(home: Path) -> dict:
         return child_env({"ACTIVITYLOG_LAKE": lake.root, "ACTIVITYLOG_LANDING": str(landing),
                           "ACTIVITYLOG_CONFIG": str(config), "ACTIVITYLOG_API_RATE": "100000",
+                          "ACTIVITYLOG_MAX_LINE_BYTES": "64KiB",
                           "DAGSTER_HOME": str(home), "ACTIVITYLOG_API_EXPORTS": str(root / "exports")})
 
     state = {"root": root, "lake": lake, "landing": landing, "keys": keys, "env": env}
@@ -158,6 +159,9 @@ def test_published_events_are_ingested_once_and_nothing_is_lost(world):
     # The same event ids again without a key: spooled again, and the ingest counts them as duplicates.
     resent = post(world, "/api/projects/1/activity_log/events", "w1", {"events": once[:2]})
     assert resent.status_code == 202
+    # The same id with other content: accepted into the spool, then quarantined by the ingest, as from a file.
+    forged = post(world, "/api/projects/1/activity_log/events", "w1", {**once[0], "activity": "deleted"})
+    assert forged.status_code == 202
 
     # kill -9 of a server right after its 202: the events were on disk before the answer.
     url, second = _serve(world, "killed")
@@ -180,6 +184,10 @@ def test_published_events_are_ingested_once_and_nothing_is_lost(world):
     assert set(log.filter(pl.col("id").str.starts_with("batch-"))["id"]) == batch_ids
     assert log.filter(pl.col("id").str.starts_with("batch-")).height == 97
     assert log.filter(pl.col("id").str.starts_with("once-")).height == 5  # one copy each
+    assert world["lake"].scan(ACTIVITY_RAW).filter(pl.col("id") == "once-0").collect()["activity"].to_list() == [
+        "updated"]
+    quarantine = world["lake"].scan("activity_quarantine").collect()
+    assert quarantine["quarantine_reason"].to_list() == ["id once-0 already stored with different content"]
     assert log.filter(pl.col("id").str.starts_with("killed-")).height == 50
     assert set(log.filter(pl.col("id").str.contains("^(batch|once|killed)-"))["team_id"]) == {1}
     raw = world["lake"].scan(ACTIVITY_RAW).filter(pl.col("id").str.starts_with("batch-")).collect()
@@ -286,6 +294,31 @@ def test_a_body_larger_than_the_limit_is_413_naming_it(world):
     assert response.status_code == 413
     assert response.json()["detail"] == "request body is larger than publish.max_bytes (512 KiB)"
     assert len(spooled(world)) == before
+
+
+def test_an_event_longer_than_the_ingest_line_limit_is_rejected_by_index(world):
+    long = make_event(id="long-1", created_at="2024-03-12T10:00:00Z", detail={"blob": "x" * 70_000})
+    short = make_event(id="long-2", created_at="2024-03-12T10:00:00Z")
+    response = post(world, "/api/projects/1/activity_log/events", "w1", {"events": [long, short]})
+    assert response.status_code == 202
+    first, second = response.json()["results"]
+    assert first["status"] == "rejected"
+    assert first["reason"].startswith("line is longer than ACTIVITYLOG_MAX_LINE_BYTES (64 KiB): ")
+    assert second["status"] == "accepted"
+    assert _ids_in_spool(world, "long-") == ["long-2"]
+
+
+def test_a_revoked_write_key_is_401(world):
+    from transforms.keys import revoke_key
+
+    token = create_key(world["lake"], "org-a", [1], scopes=[WRITE_SCOPE], check=False)[0]
+    event = make_event(id="revoked-1", created_at="2024-03-12T10:00:00Z")
+    url = world["url"] + "/api/projects/1/activity_log/events"
+    assert httpx.post(url, json=event, headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 202
+    assert revoke_key(world["lake"], token)
+    response = httpx.post(url, json=event, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="activitylog", error="invalid_token"'
 
 
 def test_too_many_events_is_413_naming_the_limit(world):
