@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets.normalize import activity_changes, activity_events, day_asset, run_in_batches
-from pipelines.pools import table_pool
+from assets.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.checks import history_matches_log, raw_events_once_in_log, unmasked_secrets
 from transforms.history import ACTIVITY_ITEM_HISTORY

@@ -5,8 +5,8 @@ changed."""
 import dagster as dg
 import polars as pl
 
+from assets.pools import table_pool
 from pipelines.partitions import daily_partitions
-from pipelines.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.checks import expected_change_rows
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW

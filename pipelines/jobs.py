@@ -5,8 +5,8 @@ import dagster as dg
 
 from assets.enrich import activity_log
 from assets.normalize import activity_changes, activity_events
+from assets.pools import RAW_POOL
 from pipelines.partitions import daily_partitions
-from pipelines.pools import RAW_POOL
 from pipelines.resources import LakeResource, LandingResource
 from transforms.ingest import ingest
 

@@ -5,7 +5,7 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.pools import table_pool
+from assets.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.notify import DELIVERIES
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from pipelines.pools import RAW_POOL
+from assets.pools import RAW_POOL
 
 
 def policy_of(config):

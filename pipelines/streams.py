@@ -3,7 +3,7 @@ deliver. The work is :func:`destinations.siem.run_streams`."""
 
 import dagster as dg
 
-from pipelines.pools import table_pool
+from assets.pools import table_pool
 from pipelines.resources import LakeResource, PipelineConfigResource
 from transforms.streams import STREAM_LEDGER
 

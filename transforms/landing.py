@@ -12,7 +12,6 @@ file has been quiet for ``LandingLimits.quiet_period``.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -24,6 +23,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Mapping
 from urllib.parse import urlparse
+
+# zlib-ng: the same gzip format and API as the standard library's, inflating several times faster
+# (a gzip bomb reaches the inflated-size cap in a fraction of the time).
+from zlib_ng import gzip_ng, zlib_ng
 
 if TYPE_CHECKING:  # imported when a landing area is read: settings parse the limits without them
     import pyarrow.fs as pafs
@@ -348,6 +351,14 @@ class _Stored:
         self.sha.update(data)
         return data
 
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
     def drain(self) -> None:
         while self.read(READ_CHUNK):
             pass
@@ -447,7 +458,7 @@ def _inflate(file: LandingFile, stored: _Stored, limits: LandingLimits, stable: 
     refused = held_back = None
     keep = min(INFLATE_IN_MEMORY, limits.max_inflated_bytes)
     try:
-        with gzip.GzipFile(fileobj=stored, mode="rb") as reader:  # type: ignore[arg-type]
+        with gzip_ng.GzipFile(fileobj=stored, mode="rb") as reader:  # type: ignore[arg-type]
             while True:
                 chunk = reader.read(READ_CHUNK)
                 if not chunk:
@@ -471,7 +482,7 @@ def _inflate(file: LandingFile, stored: _Stored, limits: LandingLimits, stable: 
             refused = f"{file.uri} is not a valid gzip file: {exc}"
         else:
             held_back = "its gzip stream is not complete yet"
-    except (OSError, zlib.error) as exc:
+    except (OSError, zlib.error, zlib_ng.error) as exc:
         refused = f"{file.uri} is not a valid gzip file: {exc}"
     out = None if refused or held_back else out  # release what was inflated
     stored.drain()  # the digest covers the whole stored file
@@ -489,7 +500,7 @@ def _inflate_again(file: LandingFile, digest: str, size: int) -> bytes:
     with handle:
         stored = _Stored(handle, file.size if file.is_local else None)
         out = io.BytesIO()
-        with gzip.GzipFile(fileobj=stored, mode="rb") as reader:  # type: ignore[arg-type]
+        with gzip_ng.GzipFile(fileobj=stored, mode="rb") as reader:  # type: ignore[arg-type]
             while out.tell() <= size:
                 chunk = reader.read(READ_CHUNK)
                 if not chunk:

@@ -1,0 +1,72 @@
+"""``keys create|list|revoke``: scoped API keys for ``serve``. No Dagster."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.cli.errors import EXIT_OK, LAKE_HELP, UsageError, command
+from pipelines.cli.options import load_config, require_lake, settings
+
+
+def register(commands) -> None:
+    keys = command(commands, "keys", "scoped API keys for `serve`")
+    keys.set_defaults(handler=run)
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="create|list|revoke")
+
+    def key_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = key_commands.add_parser(name, help=help_text, description=help_text)
+        # --lake after the subcommand too (`keys create --lake X`), as every other command takes it;
+        # SUPPRESS: when absent here, the value given before the subcommand (or none) stands.
+        sub.add_argument("--lake", default=argparse.SUPPRESS, help=LAKE_HELP)
+        return sub
+
+    create = key_command("create", "create a key; prints it once, on the last line")
+    create.add_argument("--organization", required=True,
+                        help="the organization id the key belongs to (known from reference data or the events)")
+    create.add_argument("--project", action="append", type=int, default=[],
+                        help="a project of that organization it may read (repeatable)")
+    create.add_argument("--admin", action="store_true", help="organization admin: every project, the organization endpoint")
+    create.add_argument("--scope", action="append", default=[], help="default activity_log:read")
+    create.add_argument("--label", help="a note to recognise the key by")
+    key_command("list", "keys (ids, never secrets)")
+    revoke = key_command("revoke", "revoke a key (by id or the whole key)")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+
+
+def run(args: argparse.Namespace) -> int:
+    from transforms.keys import create_key, list_keys, revoke_key
+    from transforms.lake import Lake
+
+    lake = Lake.at(settings().lake)
+    require_lake(lake)
+    if args.keys_command == "create":
+        from transforms.reference import ReferenceError, lake_reference_uris, load_references
+
+        config = load_config()
+        try:  # the configured reference tables win over the ones under <lake>/reference/, as in enrichment
+            references = load_references({**lake_reference_uris(lake.root), **config.reference.uris()})
+        except ReferenceError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            token, key = create_key(lake, args.organization, args.project, admin=args.admin,
+                                    scopes=args.scope or None, label=args.label, references=references)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"Key {key.key_id} for organization {key.organization_id}: "
+              f"{'admin (every project)' if key.admin else 'projects ' + ', '.join(map(str, key.projects))}; "
+              f"scopes {', '.join(key.scopes)}. Shown once; only its hash is stored:")
+        print(token)
+        return EXIT_OK
+    if args.keys_command == "list":
+        keys = list_keys(lake)
+        if not keys:
+            print("No keys (activitylog keys create --organization ORG --project ID).")
+        for key in keys:
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}Z" if key.revoked_at else "active"
+            print(f"{key.key_id}  {state:<24} org {key.organization_id}  "
+                  f"{'admin' if key.admin else 'projects ' + ','.join(map(str, key.projects))}  {key.label or ''}")
+        return EXIT_OK
+    if not revoke_key(lake, args.key_id):
+        raise UsageError(f"no active key {args.key_id!r} (activitylog keys list)")
+    print(f"Revoked {args.key_id}")
+    return EXIT_OK
