@@ -26,6 +26,8 @@ KEY_SCHEMA = {
     "created_at": pl.Datetime("us", "UTC"), "revoked_at": pl.Datetime("us", "UTC"),
 }
 READ_SCOPE = "activity_log:read"
+#: Publishing events (``POST …/activity_log/events``); a key needs both scopes to read and to write.
+WRITE_SCOPE = "activity_log:write"
 
 
 @dataclass(frozen=True)

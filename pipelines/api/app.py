@@ -29,12 +29,12 @@ from fastapi.responses import JSONResponse
 from pipelines.api.deps import AccessRule, ApiError, RateLimiter
 from pipelines.api.docs import mount_docs
 from pipelines.api.exports import ExportRunner, ExportStore, exports_root
-from pipelines.api.routes import activity_log, advanced, exports
+from pipelines.api.routes import activity_log, advanced, exports, publish
 from pipelines.api.state import PUBLIC_URL_ENV, ServerState
 from transforms.lake import Lake
 
 ERROR_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permission_denied",
-               404: "invalid_request", 429: "throttled_error"}
+               404: "invalid_request", 413: "validation_error", 422: "validation_error", 429: "throttled_error"}
 
 
 def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:
@@ -79,6 +79,7 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
 
     for router in (activity_log.router, advanced.router, exports.router):
         app.include_router(router)
+    publish.install(app)  # POST …/activity_log/events (scope activity_log:write)
     from pipelines.web import mount_web  # the page (/, /entry, /history, /embed/…): pipelines/web
 
     mount_web(app)

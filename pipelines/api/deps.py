@@ -1,7 +1,8 @@
 """The one access rule of the read API: a FastAPI dependency every ``/api/`` route uses.
 
 :func:`require_access` resolves the request's key (401 without a valid one), its rate limit (429), its
-scopes (403 without ``activity_log:read``, on every route, a key's own projects included), and the
+scopes (403 without the route's scope, on every route, a key's own projects included: ``activity_log:read``,
+or ``activity_log:write`` on the routes that declare it, see :func:`required_scope`), and the
 project or organization of the path (404 for anything the key may not read, so existence does not
 leak). It returns an :class:`Access`: the key, what the route is about, and ``rows`` — the condition on
 ``activity_log`` (see :func:`transforms.keys.access_condition`) that every read, filter list and export
@@ -24,6 +25,8 @@ from transforms.lake import ACTIVITY_LOG, Lake
 from transforms.query import team_organizations
 
 INT64_MAX = 2**63 - 1
+#: A route's ``openapi_extra`` member naming the scope it needs (default ``activity_log:read``).
+SCOPE_EXTENSION = "x-required-scope"
 WWW_AUTHENTICATE = 'Bearer realm="activitylog"'
 
 
@@ -95,7 +98,7 @@ class AccessRule:
             self._version = (now, version)
         return version
 
-    def key(self, request: Request) -> ApiKey:
+    def key(self, request: Request, scope: str = READ_SCOPE) -> ApiKey:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         key = authenticate(self.lake, token)
@@ -104,8 +107,8 @@ class AccessRule:
             raise ApiError(401, "a valid API key is required (Authorization: Bearer alk_…)",
                            headers={"WWW-Authenticate": challenge})
         self.limiter.check(key.key_id)
-        if READ_SCOPE not in key.scopes:
-            raise ApiError(403, f"this key does not have the scope {READ_SCOPE}")
+        if scope not in key.scopes:
+            raise ApiError(403, f"this key does not have the scope {scope}")
         return key
 
     def cached_organizations(self, project_id: int) -> set[str] | None:
@@ -156,6 +159,12 @@ def _project_id(text: str) -> int:
     return value
 
 
+def required_scope(request: Request) -> str:
+    """The scope the matched route declares (``openapi_extra={SCOPE_EXTENSION: ...}``), else read."""
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    return str(extra.get(SCOPE_EXTENSION, READ_SCOPE))
+
+
 async def require_access(request: Request) -> Access:
     """The access dependency (``Depends(require_access)``) of every ``/api/`` route and every page.
 
@@ -165,7 +174,7 @@ async def require_access(request: Request) -> Access:
     organization it asks for; from there the checks are the same."""
     rule: AccessRule = request.app.state.access_rule
     if request.url.path.startswith("/api/"):
-        key = rule.key(request)
+        key = rule.key(request, required_scope(request))
         path = {name: str(value) for name, value in request.path_params.items()}
     else:  # a page: never the Authorization header, the session or ?token= only
         key, path = await run_in_threadpool(request.app.state.page_keys.resolve, request)

@@ -20,6 +20,7 @@ Shape of the file (every section is optional)::
     streams:       {NAME: {filter: {...}, schema: native|ocsf, sink: {type: s3|splunk_hec|..., ...}}}
     exports:       [{name, schedule (cron, UTC), format, window, filter, destination}]
     retention:     {default: 5y, organizations: {ORG_ID: 2mo}, projects: {TEAM_ID: 7d}, vacuum_grace: 7d}
+    publish:       {max_events: 1000, max_bytes: 5MiB, idempotency_ttl: 24h}
 
     masking:
       # Field names whose values are masked in before/after of changes. A plain name masks the field
@@ -56,7 +57,7 @@ root ← errors ← loader):
 * :mod:`.fields`: validators shared by sections (durations, paths, cron, filters, names);
 * :mod:`.secrets`: ``{env: NAME}``;
 * one module per section: :mod:`.notifications` (with :mod:`.destinations`), :mod:`.streams`,
-  :mod:`.exports`, :mod:`.retention`, :mod:`.masking`, :mod:`.reference`;
+  :mod:`.exports`, :mod:`.retention`, :mod:`.masking`, :mod:`.reference`, :mod:`.publish`;
 * :mod:`.root`: :class:`ActivityLogConfig`, the whole file;
 * :mod:`.errors`: pydantic's errors → one line, :func:`validate_model`;
 * :mod:`.loader`: finding and reading the file, :func:`load_config`.
@@ -75,6 +76,7 @@ from .fields import DurationValue, parse_duration
 from .loader import load_config
 from .masking import DEFAULT_MASKED_FIELDS, MaskingConfig
 from .notifications import NotificationsConfig, Subscription
+from .publish import PublishConfig
 from .reference import ReferenceConfig
 from .retention import RetentionConfig
 from .root import CONFIG_ENV, DEFAULT_CONFIG, SECTIONS, ActivityLogConfig
@@ -98,6 +100,7 @@ __all__ = [
     "FileDestination",
     "MaskingConfig",
     "NotificationsConfig",
+    "PublishConfig",
     "ReferenceConfig",
     "RetentionConfig",
     "S3Sink",

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, model_
 from .base import Section
 from .exports import ExportSchedule, exports_shape, unique_export_names
 from .masking import MaskingConfig
+from .publish import PublishConfig
 from .notifications import NotificationsConfig
 from .reference import ReferenceConfig
 from .retention import RetentionConfig
@@ -21,10 +22,10 @@ CONFIG_ENV = "ACTIVITYLOG_CONFIG"
 DEFAULT_CONFIG = "activitylog.yaml"
 
 #: Top-level sections, in the order the design lists them.
-SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference")
+SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference", "publish")
 
 #: Sections where ``name:`` with nothing under it means "defaults", like leaving the section out.
-_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention")
+_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "publish")
 
 
 class ActivityLogConfig(Section):
@@ -39,6 +40,7 @@ class ActivityLogConfig(Section):
 
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str = PrivateAttr(default=DEFAULT_CONFIG)

@@ -1,0 +1,1 @@
+"""Client library of the activity-log pipeline: :mod:`activitylog.client` (the publisher API's client)."""
