@@ -450,3 +450,56 @@ def replace_members(text: str, values: dict[str, Any]) -> str:
     for name, value in values.items():
         members[name] = msgspec.Raw(msgspec.json.encode(value))
     return restore(msgspec.json.encode(members).decode(), key)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rewriting strings in place
+
+# A string token, or a bracket (outside strings a JSON text holds no quote and no backslash, so the
+# tokens are found in order by one scan).
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_LENIENT_STRING = json.JSONDecoder(strict=False)  # a quarantined line may hold raw control characters
+_COLON = re.compile(r"[ \t\r\n]*:")
+
+
+def _encode_string(value: str) -> str:
+    """A string as a JSON string token: quotes, backslashes and controls escaped, unpaired surrogates
+    as ``\\udXYZ`` escapes (their only JSON form), every other character as itself."""
+    return _LONE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+
+
+def replace_strings(text: str, function) -> str:
+    """A JSON text with each string — object keys and values, at any depth — passed through
+    ``function(value, member)``, where ``value`` is the decoded string (escapes read, unpaired
+    surrogates as lone code points) and ``member`` the top-level member it lies in (None for the
+    top-level keys themselves, and in a text that is not an object). A string the function returns
+    unchanged keeps its exact token; numbers, literals, spacing and every other byte are kept too.
+
+    On a text that is not JSON the quoted parts are treated as strings and the rest is kept."""
+    pieces: list[str] = []
+    position = level = 0
+    member: str | None = None
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token[0] != '"':
+            level += 1 if token in "[{" else -1
+            continue
+        inner = token[1:-1]
+        if "\\" in inner:
+            try:
+                value = _LENIENT_STRING.decode(token)
+            except ValueError:
+                continue  # not a readable string token: kept as it is
+        else:
+            value = inner
+        is_top_key = level == 1 and _COLON.match(text, match.end()) is not None
+        if is_top_key:
+            member = value
+        replaced = function(value, None if is_top_key else (member if level >= 1 else None))
+        if replaced != value:
+            pieces += [text[position:match.start()], _encode_string(replaced)]
+            position = match.end()
+    if position == 0:
+        return text
+    pieces.append(text[position:])
+    return "".join(pieces)
