@@ -110,7 +110,7 @@ def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
         raise dg.Failure(str(exc)) from None
     finish_digests(lake, report.days, reason="erasure", run_id=context.run_id)
     exports = _erase_exports(lake, report.identity)
-    runs = _erase_runs(context.instance, report.identity, context.run_id)
+    runs = _erase_runs(context.instance, report.identity, context.run_id, exports)
     detail = {"pseudonym": report.pseudonym, "events": report.events, "days": len(report.days),
               "quarantine_lines": report.quarantine_lines, "reference_rows": report.reference_rows,
               "identifiers_found": report.identifiers,  # counts only: the erased values are not repeated here
@@ -139,17 +139,19 @@ def _erase_exports(lake, identity) -> list[str]:
     return ExportStore(exports_root(lake.root)).erase(identity.names_user)
 
 
-def _erase_runs(instance: dg.DagsterInstance, identity, own_run: str) -> list[str]:
+def _erase_runs(instance: dg.DagsterInstance, identity, own_run: str, exports: list[str]) -> list[str]:
     """Finished Dagster runs whose configuration or tags name the user (an export filtered on their
-    email, a run launched with ``user:``) are deleted with their event logs; their ids."""
+    email, a run launched with ``user:``) are deleted with their event logs, and so are the runs of
+    the exports the erasure deleted (whatever their status: a stopped one never finishes); their ids."""
     import json
 
+    finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
     deleted = []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[
-            dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED])):
-        if run.run_id == own_run:
+    for run in instance.get_runs():
+        erased_export = run.tags.get("activitylog/export_id") in exports
+        if run.run_id == own_run or (run.status not in finished and not erased_export):
             continue
-        if identity.names_user(json.dumps(run.run_config, default=str) + json.dumps(dict(run.tags), default=str)):
+        if erased_export or identity.names_user(json.dumps(run.run_config, default=str) + json.dumps(dict(run.tags), default=str)):
             instance.delete_run(run.run_id)
             deleted.append(run.run_id)
     return deleted

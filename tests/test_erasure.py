@@ -372,6 +372,7 @@ def test_erasure_leaves_no_form_of_the_user_in_any_file(complete, capsys):
     pseudonym = record["pseudonym"]
     assert (record["exports_deleted"], sorted(record["export_ids"])) == (2, erased_exports)
     assert record["identifiers_found"]["mentions"] == 2  # the membership change and the escaped invite
+    assert record["dagster_runs_deleted"] == 2  # the runs of the two deleted exports
     raw_after = dict(lake.scan("activity_raw").select("id", "payload").collect().iter_rows())
     assert raw_before.keys() <= raw_after.keys()
     assert raw_after["keep-1"] == raw_before["keep-1"] and raw_after["p2-1"] == raw_before["p2-1"]  # byte for byte

@@ -3,20 +3,26 @@
 What is personal data here: the actor's email, first and last name, IP address, and their identifiers
 (``user.uuid``, ``user.id``). Erasing a user:
 
-1. finds their events (by uuid or email, in ``activity_events``);
+1. finds their events (by uuid or email, in ``activity_events``) and from them every form of their
+   identity (:class:`Identity`);
 2. rewrites those events' payloads in ``activity_raw``: ``user`` becomes ``{"uuid": PSEUDONYM,
    "first_name": "Erased user"}`` (the same random pseudonym on every event, stored nowhere else, so
-   their events stay linked to one another and to no one), ``ip_address`` becomes null, and the email
-   is replaced by ``<pseudonym>@erased.invalid`` wherever else it appears in the payload (e.g. in a
-   membership change's before/after);
-3. removes them from ``activity_quarantine`` lines and from reference ``users`` tables under the lake;
-4. rebuilds the derived tables of those days from the rewritten raw rows (events, changes, log,
-   resource history), and adds a new digest version for each day (reason ``erasure``), so
+   their events stay linked to one another and to no one), ``ip_address`` becomes null;
+3. rewrites every string of every payload that names them — their own events and other actors'
+   (a membership change naming the member, ``changes[].before/after``) — key or value, at any depth,
+   behind JSON escapes too: uuid → the pseudonym, email → ``<pseudonym>@erased.invalid``, name →
+   "Erased user" (see :class:`Identity` for which forms go where). Every other byte is kept
+   (:func:`transforms.jsontext.replace_strings`);
+4. redacts them in ``activity_quarantine`` lines (text, bytes, reason) and removes them from reference
+   ``users`` tables under the lake;
+5. the caller rebuilds the derived tables of those days from the rewritten raw rows (events, changes,
+   log, resource history), and adds a new digest version for each day (reason ``erasure``), so
    ``activitylog verify`` still passes;
-5. after the vacuum grace, :func:`transforms.retention.vacuum` removes the old data files and the old
+6. after the vacuum grace, :func:`transforms.retention.vacuum` removes the old data files and the old
    Delta log entries (which held column statistics), so no file in the lake holds the erased values.
 
-Outside the lake — landing files, exported files, messages already delivered — is the operator's to
+Outside the lake: API exports are deleted by the erase job (``pipelines.api.exports``); files written
+by ``activitylog export --out``, landing files and messages already delivered are the operator's to
 erase; the notification and stream ledgers hold event ids only.
 """
 
@@ -143,9 +149,11 @@ class Identity:
         return jsontext.replace_strings(
             text, lambda value, member: self.replace(value, weak=weak and member not in keep_weak))
 
-    def scrub_line(self, text: str, *, weak: bool) -> str:
-        """A line that may not be JSON: its JSON strings (escapes read), then the plain text."""
-        return self.replace(jsontext.replace_strings(text, lambda value, _m: self.replace(value, weak=weak)), weak=weak)
+    def scrub_line(self, text: str, *, weak: bool, raw_bytes: bool = False) -> str:
+        """A line that may not be JSON: its JSON strings (escapes read), then the plain text
+        (``raw_bytes``: decoded with ``surrogateescape``, see :func:`transforms.jsontext.replace_strings`)."""
+        return self.replace(jsontext.replace_strings(text, lambda value, _m: self.replace(value, weak=weak),
+                                                     raw_bytes=raw_bytes), weak=weak)
 
 
 @functools.lru_cache(maxsize=16)
@@ -285,8 +293,8 @@ def _scrub_quarantine(lake: Lake, identity: Identity) -> int:
     redacted = hits.with_columns(
         *[pl.Series(c, [None if v is None else identity.scrub_line(v, weak=True) for v in hits[c]], dtype=pl.String)
           for c in texts],
-        *([pl.Series("raw_bytes", [None if v is None else identity.scrub_line(v.decode("utf-8", "surrogateescape"),
-                                                                              weak=True).encode("utf-8", "surrogateescape")
+        *([pl.Series("raw_bytes", [None if v is None else identity.scrub_line(v.decode("utf-8", "surrogateescape"), weak=True,
+                                                                              raw_bytes=True).encode("utf-8", "surrogateescape")
                                    for v in hits["raw_bytes"]], dtype=pl.Binary)] if "raw_bytes" in columns else []))
     # One merge (one atomic commit): a delete then an append would lose the lines if killed between.
     table = lake.table(ACTIVITY_QUARANTINE)
