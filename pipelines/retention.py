@@ -109,9 +109,12 @@ def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
     except ErasureError as exc:
         raise dg.Failure(str(exc)) from None
     finish_digests(lake, report.days, reason="erasure", run_id=context.run_id)
+    exports = _erase_exports(lake, report.identity)
+    runs = _erase_runs(context.instance, report.identity, context.run_id, exports)
     detail = {"pseudonym": report.pseudonym, "events": report.events, "days": len(report.days),
               "quarantine_lines": report.quarantine_lines, "reference_rows": report.reference_rows,
               "identifiers_found": report.identifiers,  # counts only: the erased values are not repeated here
+              "exports_deleted": len(exports), "export_ids": exports, "dagster_runs_deleted": len(runs),
               "reason": request.get("reason"), "requested_by": request.get("requested_by"),
               "request_id": config.get("request")}
     event = system_event("user_erased", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
@@ -127,6 +130,31 @@ def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
     context.log.info(f"erased {report.events} events' personal data (pseudonym {report.pseudonym}) on {len(report.days)} days")
     return dg.Output({**detail, "days_changed": [d.isoformat() for d in days]},
                      metadata={"events": report.events, "days": len(report.days), "pseudonym": report.pseudonym})
+
+
+def _erase_exports(lake, identity) -> list[str]:
+    """API exports (under the exports root) whose files name the user are deleted; their ids."""
+    from pipelines.api.exports import ExportStore, exports_root
+
+    return ExportStore(exports_root(lake.root)).erase(identity.names_user)
+
+
+def _erase_runs(instance: dg.DagsterInstance, identity, own_run: str, exports: list[str]) -> list[str]:
+    """Finished Dagster runs whose configuration or tags name the user (an export filtered on their
+    email, a run launched with ``user:``) are deleted with their event logs, and so are the runs of
+    the exports the erasure deleted (whatever their status: a stopped one never finishes); their ids."""
+    import json
+
+    finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+    deleted = []
+    for run in instance.get_runs():
+        erased_export = run.tags.get("activitylog/export_id") in exports
+        if run.run_id == own_run or (run.status not in finished and not erased_export):
+            continue
+        if erased_export or identity.names_user(json.dumps(run.run_config, default=str) + json.dumps(dict(run.tags), default=str)):
+            instance.delete_run(run.run_id)
+            deleted.append(run.run_id)
+    return deleted
 
 
 @dg.job(description="GDPR erasure of one actor's personal data (run config: request, or user; reason, requested_by).")

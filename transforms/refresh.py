@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from transforms.changes import MaskRules
     from transforms.lake import Lake
 
-# No personal data (actor email, names, IP): previews are kept in DAGSTER_HOME, which erasure cannot reach.
-PREVIEW_COLUMNS = ["created_at", "team_id", "scope", "activity", "item_id", "level"]
+# No personal data (actor email, names, IP, nor item_id, which is a user's uuid for User and membership
+# events): previews are kept in DAGSTER_HOME's event logs, which erasure does not rewrite.
+PREVIEW_COLUMNS = ["created_at", "team_id", "scope", "activity", "level"]
 
 
 def day_keys(keys: Iterable[str]) -> list[date]:

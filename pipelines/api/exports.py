@@ -104,6 +104,73 @@ class ExportStore:
         return record
 
 
+    def erase(self, names_user, *, wait: float = 10.0) -> list[str]:
+        """Delete every export whose files name an erased user (``names_user(text) -> bool``, e.g.
+        :meth:`transforms.erasure.Identity.names_user`): its file, manifest, run log and record are
+        removed and a record of the erasure takes the record's place (status ``failed``, the error
+        says why; no filter, nothing of the user), so the status route still answers. An export still
+        queued or running is stopped first (its process, if on this host, is killed): it may be
+        reading the lake as it was before the erasure. Returns the ids, sorted."""
+        erased = []
+        if not self.root.is_dir():
+            return erased
+        for directory in sorted(self.root.iterdir()):
+            if not directory.is_dir() or not _ID.match(directory.name):
+                continue
+            record = self.read(directory.name)
+            running = record is not None and record.get("status") not in TERMINAL and not record.get("erased")
+            if not running and not any(names_user(text) for text in _texts(directory)):
+                continue
+            if running:  # mark it first: a process finishing now does not call it succeeded (see ``run``)
+                self.update(directory.name, erased=True)
+                pid = record.get("pid")
+                if pid and record.get("host") == _host() and _alive(pid):
+                    try:
+                        os.kill(pid, 9)
+                    except ProcessLookupError:
+                        pass
+                    deadline = time.monotonic() + wait
+                    while _alive(pid) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+            self._tombstone(directory, record)
+            erased.append(directory.name)
+        return erased
+
+    def _tombstone(self, directory: Path, record: dict | None) -> None:
+        kept = {k: record[k] for k in ("id", "format", "created_at", "key_id", "organization_id", "project_id",
+                                       "scope", "sees_hidden_logins") if record and k in record}
+        with self._lock:
+            for path in directory.iterdir():
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            self._write(directory, {**kept, "id": directory.name, "status": "failed", "erased": True,
+                                    "finished_at": _now(), "error": ERASED_ERROR})
+
+
+ERASED_ERROR = "deleted by an erasure (activitylog erase-user): it held an erased user's data"
+
+
+def _texts(directory: Path):
+    """Every file of an export directory as text: an XLSX package member by member, other files whole."""
+    import zipfile
+
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if zipfile.is_zipfile(path):
+            try:
+                with zipfile.ZipFile(path) as package:
+                    for member in package.namelist():
+                        yield package.read(member).decode("utf-8", "replace")
+                continue
+            except (zipfile.BadZipFile, OSError, ValueError):
+                pass
+        yield data.decode("utf-8", "replace")
+
+
 def _host() -> str:
     return os.uname().nodename
 
@@ -204,6 +271,10 @@ def run(root: Path, export_id: str) -> int:
     except Exception as exc:  # noqa: BLE001
         print(f"export {export_id}: {type(exc).__name__}: {exc}", file=sys.stderr)
         succeeded = False
+    current = store.read(export_id)
+    if current is not None and current.get("erased"):  # an erasure stopped it: nothing of it may stay
+        store._tombstone(store.directory(export_id), current)
+        return 1
     if succeeded:
         store.update(export_id, status="succeeded", finished_at=_now())
     else:  # the reason is in the Dagster run (and run.log), which may name server paths: not in the answer

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Erased the personal data of {report['events']:,} events on {report['days']} day(s); "
           f"they now belong to {report['pseudonym']}")
     print(f"  quarantined lines redacted: {report['quarantine_lines']}, reference rows removed: {report['reference_rows']}")
+    print(f"  API exports deleted: {report['exports_deleted']}" + "".join(f"\n    {i}" for i in report["export_ids"])
+          + f"\n  Dagster runs naming them deleted: {report['dagster_runs_deleted']}")
     print(f"  the old data files leave storage at the next vacuum after {grace or 'never (vacuum_grace: forever)'} "
           f"(`activitylog retention` runs it); `activitylog verify` still passes")
     return EXIT_OK
