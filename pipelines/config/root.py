@@ -14,6 +14,7 @@ from .notifications import NotificationsConfig
 from .reference import ReferenceConfig
 from .retention import RetentionConfig
 from .streams import StreamConfig, streams_shape
+from .visibility import VisibilityConfig
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "SECTIONS", "ActivityLogConfig"]
 
@@ -21,10 +22,10 @@ CONFIG_ENV = "ACTIVITYLOG_CONFIG"
 DEFAULT_CONFIG = "activitylog.yaml"
 
 #: Top-level sections, in the order the design lists them.
-SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference")
+SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference", "visibility")
 
 #: Sections where ``name:`` with nothing under it means "defaults", like leaving the section out.
-_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention")
+_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "visibility")
 
 
 class ActivityLogConfig(Section):
@@ -39,6 +40,7 @@ class ActivityLogConfig(Section):
 
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str = PrivateAttr(default=DEFAULT_CONFIG)

@@ -1,5 +1,6 @@
 """``advanced_activity_logs/`` of a project or an organization: the filter language with cursor pages
-(native rows or OCSF), and ``available_filters/``."""
+(native rows or OCSF), and ``available_filters/``. On a project, ``include_organization_scoped=1`` adds
+its organization's organization-level rows (PostHog's viewsets)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.api import params
 from pipelines.api.deps import Access, ApiError, require_access
+from pipelines.api.routes.activity_log import organization_scoped
+from pipelines.api.routes.slashes import route
 from pipelines.api.rows import native_row
 from pipelines.api.schemas import ActivityPage, AvailableFilters
 from pipelines.api.state import ServerState, server
+from transforms.field_discovery import detail_fields
 from transforms.filters import ActivityFilter, FilterError
+from transforms.lake import ACTIVITY_LOG
 from transforms.query import available_filters, query_page
 from transforms.streams import ocsf_record
 
@@ -37,16 +42,19 @@ def cursor_page(request: Request, state: ServerState, access: Access, activity_f
     return {"results": results, "next": next_url, "previous": None}
 
 
-@router.get("/api/projects/{project_id}/advanced_activity_logs/", response_model=ActivityPage)
+@route(router, "GET", "/api/projects/{project_id}/advanced_activity_logs/", response_model=ActivityPage)
 async def project_advanced(request: Request, project_id: int, page_size_: int = Query(100, alias="page_size"),
                            schema: str = "native", access: Access = Depends(require_access),
                            state: ServerState = Depends(server)):
     size = params.page_size(page_size_)
+    fixed = {"team_ids": [access.project_id]}
+    if organization_scoped(request):
+        fixed["include_organization"] = True
     return await state.cached(request, access, lambda: cursor_page(
-        request, state, access, params.advanced_filter(request, team_ids=[access.project_id]), size, schema))
+        request, state, access, params.advanced_filter(request, **fixed), size, schema))
 
 
-@router.get("/api/organizations/{org_id}/advanced_activity_logs/", response_model=ActivityPage)
+@route(router, "GET", "/api/organizations/{org_id}/advanced_activity_logs/", response_model=ActivityPage)
 async def organization_advanced(request: Request, org_id: str, page_size_: int = Query(100, alias="page_size"),
                                 schema: str = "native", access: Access = Depends(require_access),
                                 state: ServerState = Depends(server)):
@@ -55,11 +63,30 @@ async def organization_advanced(request: Request, org_id: str, page_size_: int =
         request, state, access, params.advanced_filter(request), size, schema))
 
 
-@router.get("/api/projects/{project_id}/advanced_activity_logs/available_filters/", response_model=AvailableFilters)
-def project_filters(project_id: int, access: Access = Depends(require_access), state: ServerState = Depends(server)):
-    return available_filters(state.lake, access.rows & (pl.col("team_id") == access.project_id).fill_null(False))
+def filters_body(state: ServerState, where: pl.Expr) -> dict:
+    """What the rows matching ``where`` hold: the plain lists (users, scopes, activities, clients, detail
+    paths, changed fields) and PostHog's shape of the same, ``static_filters`` ({value, label} entries;
+    a user's value is its uuid) and ``detail_fields`` (discovered from a bounded sample of the details)."""
+    body = available_filters(state.lake, where)
+    frame = state.lake.scan(ACTIVITY_LOG)
+    body["detail_fields"] = detail_fields(frame.filter(where)) if frame is not None else {}
+    users = [{"value": u["uuid"], "label": f"{u['first_name'] or ''} {u['last_name'] or ''}".strip() or u["email"]}
+             for u in body["users"]]
+    body["static_filters"] = {"users": users, **{name: [{"value": v, "label": v} for v in body[name]]
+                                                 for name in ("scopes", "activities", "clients")}}
+    return body
 
 
-@router.get("/api/organizations/{org_id}/advanced_activity_logs/available_filters/", response_model=AvailableFilters)
-def organization_filters(org_id: str, access: Access = Depends(require_access), state: ServerState = Depends(server)):
-    return available_filters(state.lake, access.rows)
+@route(router, "GET", "/api/projects/{project_id}/advanced_activity_logs/available_filters/",
+       response_model=AvailableFilters)
+async def project_filters(request: Request, project_id: int, access: Access = Depends(require_access),
+                          state: ServerState = Depends(server)):
+    where = access.rows & (pl.col("team_id") == access.project_id).fill_null(False)
+    return await state.cached(request, access, lambda: filters_body(state, where))
+
+
+@route(router, "GET", "/api/organizations/{org_id}/advanced_activity_logs/available_filters/",
+       response_model=AvailableFilters)
+async def organization_filters(request: Request, org_id: str, access: Access = Depends(require_access),
+                               state: ServerState = Depends(server)):
+    return await state.cached(request, access, lambda: filters_body(state, access.rows))
