@@ -207,3 +207,38 @@ def test_serve_refuses_a_bad_visibility_section(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"activitylog serve: {config}: visibility.add[0].activities: is required")
     assert os.path.exists(config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, path", [("p1", "/api/projects/1/advanced_activity_logs/"),
+                                       ("admin", "/api/organizations/org-1/advanced_activity_logs")])
+def test_page_number_mode_counts_only_what_the_key_may_see(served, key, path):
+    expected = len(VISIBLE) + (1 if "organizations" in path else 0)
+    first = get(served, path, key, page=1, page_size=1)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["count"] == expected and len(body["results"]) == 1 and body["previous"] is None
+    assert body["next"].endswith("page=2") and "page_size=1" in body["next"]
+    walked = [r["id"] for r in body["results"]]
+    for number in range(2, expected + 1):
+        page = httpx.get(body["next"], headers={"Authorization": f"Bearer {served['keys'][key]}"}, timeout=30).json()
+        assert page["previous"].endswith(f"page={number - 1}") and page["count"] == expected
+        walked += [r["id"] for r in page["results"]]
+        body = page
+    assert body["next"] is None and len(walked) == len(set(walked)) == expected
+    assert set(walked) == VISIBLE | ({"org-row"} if "organizations" in path else set())
+    oldest = get(served, path, key, page=1, page_size=100, ordering="created_at").json()["results"]
+    assert [r["id"] for r in oldest] == list(reversed(walked))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params, detail", [
+    ({"page": "0"}, "must be between 1 and 100,000"),
+    ({"page": "100001"}, "must be between 1 and 100,000"),
+    ({"page": "two"}, "must be an integer, not 'two'"),
+    ({"page": "1", "after": "x"}, "page and after cannot be combined (page numbers or a cursor)"),
+])
+def test_page_number_rejections(served, params, detail):
+    response = get(served, "/api/projects/1/advanced_activity_logs/", **params)
+    assert response.status_code == 400
+    assert response.json()["attr"] == "page" and response.json()["detail"] == detail

@@ -19,7 +19,7 @@ import polars as pl
 
 __all__ = ["CHANGE_FIELDS", "MAX_DEPTH", "MAX_FIELDS", "SAMPLE", "detail_fields", "json_paths", "json_type"]
 
-SAMPLE = 500           # distinct detail texts read per scope
+SAMPLE = 100           # distinct detail texts read per scope (the newest)
 MAX_DEPTH = 16         # levels of nesting walked in one detail
 MAX_FIELDS = 500       # paths listed per scope
 ARRAY_ITEMS = 10       # items of one array looked at (PostHog's sample size)
@@ -50,21 +50,26 @@ def json_type(value: Any) -> str:
 def json_paths(value: Any, prefix: str = "", depth: int = 0) -> set[tuple[str, str]]:
     """``(path, type)`` of everything inside ``value`` (a parsed ``detail``), ``MAX_DEPTH`` levels deep."""
     found: set[tuple[str, str]] = set()
+    _walk(value, prefix, depth, found.add)
+    return found
+
+
+def _walk(value: Any, prefix: str, depth: int, add: Any) -> None:
     if depth >= MAX_DEPTH:
-        return found
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            found.add((path, json_type(item)))
-            found |= json_paths(item, path, depth + 1)
+            add((path, json_type(item)))
+            if isinstance(item, dict | list):
+                _walk(item, path, depth + 1, add)
     elif isinstance(value, list):
         path = f"{prefix}[]"
         for item in value[:ARRAY_ITEMS]:
             if item is not None:
-                found.add((path, json_type(item)))
+                add((path, json_type(item)))
                 if isinstance(item, dict | list):
-                    found |= json_paths(item, path, depth + 1)
-    return found
+                    _walk(item, path, depth + 1, add)
 
 
 def _fields(pairs: set[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -90,7 +95,7 @@ def detail_fields(rows: pl.LazyFrame, sample: int = SAMPLE) -> dict[str, dict[st
         except (ValueError, RecursionError):
             continue
         if isinstance(detail, dict):
-            per_scope.setdefault(scope, set()).update(json_paths(detail))
+            _walk(detail, "", 0, per_scope.setdefault(scope, set()).add)
     result = {scope: {"fields": _fields(pairs)} for scope, pairs in sorted(per_scope.items())}
     general = result.setdefault("General", {"fields": []})["fields"]
     known = {f["name"]: f for f in general}

@@ -43,11 +43,13 @@ class ActivityRow(_Open):
 
 
 class ActivityPage(_Open):
-    """A page of rows (``schema=ocsf``: OCSF API Activity records instead) and the link to the next one."""
+    """A page of rows (``schema=ocsf``: OCSF records instead) and the links to the next and previous ones;
+    ``count`` (all matching rows) only on page-number pages."""
 
     results: list[ActivityRow | dict[str, Any]]
     next: str | None = None
     previous: str | None = None
+    count: int | None = None  # page-number pages only (?page=); cursor pages leave it out
 
 
 class FilterUser(_Open):

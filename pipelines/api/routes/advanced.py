@@ -1,5 +1,5 @@
 """``advanced_activity_logs/`` of a project or an organization: the filter language with cursor pages
-(native rows or OCSF), and ``available_filters/``. On a project, ``include_organization_scoped=1`` adds
+(native rows or OCSF; ``?page=N``: PostHog's page-number pages, with ``count``), and ``available_filters/``. On a project, ``include_organization_scoped=1`` adds
 its organization's organization-level rows (PostHog's viewsets)."""
 
 from __future__ import annotations
@@ -17,16 +17,56 @@ from pipelines.api.state import ServerState, server
 from transforms.field_discovery import detail_fields
 from transforms.filters import ActivityFilter, FilterError
 from transforms.lake import ACTIVITY_LOG
-from transforms.query import available_filters, query_page
+from transforms.query import available_filters, query, query_page
 from transforms.streams import ocsf_record
 
 router = APIRouter(tags=["advanced_activity_logs"])
+
+
+def page_number(request: Request) -> int | None:
+    """``?page=N``: PostHog's page-number mode (``{count, next, previous, results}``); absent: cursor pages."""
+    given = request.query_params.get("page")
+    if given is None:
+        return None
+    try:
+        number = int(given)
+    except ValueError:
+        raise ApiError(400, f"must be an integer, not {given[:40]!r}", "page") from None
+    if not 1 <= number <= params.MAX_PAGE_NUMBER:
+        raise ApiError(400, f"must be between 1 and {params.MAX_PAGE_NUMBER:,}", "page")
+    return number
+
+
+def numbered_page(request: Request, state: ServerState, access: Access, activity_filter: ActivityFilter, size: int,
+                  schema: str, number: int) -> dict:
+    try:
+        frame = query(state.lake, activity_filter, where=access.rows,
+                      ordering=request.query_params.get("ordering", "-created_at"))
+    except FilterError as exc:  # "ordering: …"
+        raise ApiError(400, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
+    if frame is None:
+        return {"count": 0, "next": None, "previous": None, "results": []}
+    count, rows = pl.collect_all([frame.select(pl.len()), frame.slice((number - 1) * size, size)])
+    total = count.item()
+
+    def link(page: int) -> str:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "after")]
+        return state.link(request, kept + [("page", str(page))])
+
+    return {"count": total, "next": link(number + 1) if number * size < total else None,
+            "previous": link(number - 1) if number > 1 else None,
+            "results": [ocsf_record(r) if schema == "ocsf" else native_row(r) for r in rows.iter_rows(named=True)]}
 
 
 def cursor_page(request: Request, state: ServerState, access: Access, activity_filter: ActivityFilter, size: int,
                 schema: str) -> dict:
     if schema not in ("native", "ocsf"):
         raise ApiError(400, "must be native or ocsf", "schema")
+    number = page_number(request)
+    if number is not None:
+        if request.query_params.get("after"):
+            raise ApiError(400, "page and after cannot be combined (page numbers or a cursor)", "page")
+        return numbered_page(request, state, access, activity_filter, size, schema, number)
     after = params.text(request.query_params.get("after"), "after") or None
     try:
         page = query_page(state.lake, activity_filter, limit=size, after=after, where=access.rows,
