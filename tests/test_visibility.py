@@ -141,3 +141,32 @@ def test_add_appends_and_rules_replace(tmp_path):
 ])
 def test_rejections_name_the_field_and_reason(tmp_path, text, reason):
     assert load_error(tmp_path, text).startswith(reason)
+
+
+def test_the_section_alone(tmp_path, monkeypatch):
+    from pipelines.config import VisibilityConfig
+    from pipelines.config.loader import load_section
+
+    monkeypatch.chdir(tmp_path)  # no ./activitylog.yaml: the defaults
+    monkeypatch.delenv("ACTIVITYLOG_CONFIG", raising=False)
+    assert load_section("visibility", VisibilityConfig).effective() == DEFAULT_RULES
+    path = tmp_path / "c.yaml"
+    for text, rules in [("", DEFAULT_RULES), ("visibility:\n", DEFAULT_RULES), ("retention: {default: 7d}\n", DEFAULT_RULES),
+                        ("visibility: {rules: []}\nnotifications: {destinations: {x: {type: nope}}}\n", ())]:
+        path.write_text(text)
+        assert load_section("visibility", VisibilityConfig, path).effective() == rules, text
+    for text, message in [("[1]\n", f"{path}: must be a mapping of sections"),
+                          ("visibility: [1]\n", f"{path}: visibility: must be a mapping, not a list"),
+                          ("visibility: {add: [{scope: A}]}\n", f"{path}: visibility.add[0].activities: is required"),
+                          ("visibility: {add: [\n", f"{path}: invalid YAML at line")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError) as info:
+            load_section("visibility", VisibilityConfig, path)
+        assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_section("visibility", VisibilityConfig, tmp_path / "missing.yaml")
+    assert str(info.value) == f"config file {tmp_path / 'missing.yaml'} does not exist"
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(tmp_path / "gone.yaml"))
+    with pytest.raises(ConfigError) as info:
+        load_section("visibility", VisibilityConfig)
+    assert str(info.value) == f"ACTIVITYLOG_CONFIG={tmp_path / 'gone.yaml'} does not exist"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import make_event, write_lines
+from pipelines.config import ConfigError, load_config
 from servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.ingest import ingest
 from transforms.keys import create_key
@@ -22,6 +23,10 @@ from transforms.validate import ValidationSettings
 CONFIG = """visibility:
   add:
     - {scope: Integration, activities: [updated], when: {is_system: true}}
+"""
+WITH_SECRET = CONFIG + """notifications:  # the server reads only its section: it needs no secret of the others
+  destinations:
+    hook: {type: webhook, url: {env: ACTIVITYLOG_TEST_UNSET_WEBHOOK_URL}}
 """
 HIDDEN_USER = {"id": 7, "uuid": "uuid-hidden", "email": "only-hidden@example.com", "first_name": "Only",
                "last_name": "Hidden"}
@@ -53,6 +58,12 @@ def _events() -> list[dict]:
 
 VISIBLE = {"flag", "integration-manual"}
 HIDDEN = {"user-updated", "imp-login", "credit", "ticket-comment", "integration-system", "org-role-scim"}
+
+
+def _write(root, name: str, text: str):
+    path = root / name
+    path.write_text(text)
+    return path
 
 
 def _serve(root, lake, config_text: str, name: str):
@@ -242,3 +253,16 @@ def test_page_number_rejections(served, params, detail):
     response = get(served, "/api/projects/1/advanced_activity_logs/", **params)
     assert response.status_code == 400
     assert response.json()["attr"] == "page" and response.json()["detail"] == detail
+
+
+@pytest.mark.slow
+def test_serve_reads_only_its_section(served):
+    with pytest.raises(ConfigError, match="ACTIVITYLOG_TEST_UNSET_WEBHOOK_URL is not set"):
+        load_config(_write(served["root"], "whole.yaml", WITH_SECRET))  # the whole file would not load here
+    server, url = _serve(served["root"], served["lake"], WITH_SECRET, "secret")
+    try:
+        response = httpx.get(url + "/api/projects/1/advanced_activity_logs/",
+                             headers={"Authorization": f"Bearer {served['keys']['p1']}"}, timeout=30)
+        assert {r["id"] for r in response.json()["results"]} == VISIBLE  # its visibility rules, the added one too
+    finally:
+        server.stop()

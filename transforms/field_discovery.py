@@ -7,7 +7,8 @@ contributes the types of its first ten items, and a ``General`` scope lists the 
 (``changes[].type``/``action``/``field`` strings, ``before``/``after`` any).
 
 The cost is bounded, not proportional to the lake: at most ``sample`` distinct details per scope (the
-newest first), at most :data:`MAX_DEPTH` levels into each and :data:`MAX_FIELDS` paths per scope.
+newest first), at most :data:`MAX_DEPTH` levels into each, paths of at most :data:`MAX_NAME`
+characters and :data:`MAX_FIELDS` paths per scope.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["CHANGE_FIELDS", "MAX_DEPTH", "MAX_FIELDS", "SAMPLE", "detail_fields", "json_paths", "json_type"]
+__all__ = ["CHANGE_FIELDS", "MAX_DEPTH", "MAX_FIELDS", "MAX_NAME", "SAMPLE", "detail_fields", "json_paths", "json_type"]
 
 SAMPLE = 100           # distinct detail texts read per scope (the newest)
 MAX_DEPTH = 16         # levels of nesting walked in one detail
 MAX_FIELDS = 500       # paths listed per scope
+MAX_NAME = 300         # characters of one path (a longer one, and what lies below it, is left out)
 ARRAY_ITEMS = 10       # items of one array looked at (PostHog's sample size)
 
 #: PostHog's ``Change`` fields, listed under the scope ``General``.
@@ -60,11 +62,15 @@ def _walk(value: Any, prefix: str, depth: int, add: Any) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{prefix}.{key}" if prefix else str(key)
+            if len(path) > MAX_NAME:
+                continue
             add((path, json_type(item)))
             if isinstance(item, dict | list):
                 _walk(item, path, depth + 1, add)
     elif isinstance(value, list):
         path = f"{prefix}[]"
+        if len(path) > MAX_NAME:
+            return
         for item in value[:ARRAY_ITEMS]:
             if item is not None:
                 add((path, json_type(item)))

@@ -40,10 +40,12 @@ ERROR_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permi
 
 def visibility_rules() -> tuple:
     """The rules of the configuration file's ``visibility:`` section (``ACTIVITYLOG_CONFIG``, default
-    ./activitylog.yaml; without the file or the section, PostHog's)."""
-    from pipelines.config import load_config
+    ./activitylog.yaml; without the file or the section, PostHog's). Only that section is read: the
+    server needs no secret of the other sections."""
+    from pipelines.config import VisibilityConfig
+    from pipelines.config.loader import load_section
 
-    return load_config().visibility.effective()
+    return load_section("visibility", VisibilityConfig).effective()
 
 
 def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:
