@@ -17,7 +17,7 @@ import dagster as dg
         "name": dg.Field(dg.Noneable(str), default_value=None, description="file name (default: from the bounds)"),
         "access": dg.Field(dg.Noneable(dg.Permissive()), default_value=None,
                            description="the read API's access rule for the key that asked: {organization_id, "
-                                       "project_id (null: the whole organization), hide_impersonated_logins}"),
+                                       "project_id (null: the whole organization), visibility (rules; default PostHog's)}"),
     },
     required_resource_keys={"lake"},
     description="Export activity_log rows matching a filter to CSV, XLSX or JSONL, with a manifest.",
@@ -38,12 +38,18 @@ def export(context: dg.OpExecutionContext) -> dg.Output[dict]:
     where = None
     if settings["access"] is not None:
         from transforms.keys import access_condition
+        from transforms.visibility import DEFAULT_RULES, rules_from, visible
 
         access = settings["access"]
         if not access.get("organization_id"):
             raise dg.Failure("access: names no organization_id")
+        try:  # the read API's visibility rules; without them, PostHog's (never fewer rows hidden by omission)
+            hidden = rules_from(access["visibility"]) if "visibility" in access else DEFAULT_RULES
+        except (TypeError, ValueError) as exc:
+            raise dg.Failure(f"access.visibility{exc}") from None
         where = access_condition(access["organization_id"], access.get("project_id"),
                                  hide_impersonated_logins=bool(access.get("hide_impersonated_logins")))
+        where = where & visible(hidden)
     if window is not None and activity_filter.start is None:
         end = activity_filter.end or datetime.now(timezone.utc)
         activity_filter = activity_filter.with_bounds(window.before(end), activity_filter.end)

@@ -93,7 +93,7 @@ def test_isolation_between_projects_and_organizations(served):
         response = get(served, path, key)
         assert response.status_code == 404, (key, path)  # not 403: existence does not leak
     organization = ids(get(served, "/api/organizations/org-1/advanced_activity_logs/", "admin1"))
-    assert set(organization) == {f"p1-{i}" for i in range(5)} | {"p2-0", "o1-0", "imp-login"}
+    assert set(organization) == {f"p1-{i}" for i in range(5)} | {"p2-0", "o1-0"}  # admins too: no impersonated login
     assert set(ids(get(served, "/api/projects/2/advanced_activity_logs/", "admin1"))) == {"p2-0"}
     with_org = ids(get(served, "/api/projects/2/advanced_activity_logs/", "p2", include_organization="true"))
     assert set(with_org) == {"p2-0", "o1-0"}  # its organization's rows, never org-2's
@@ -117,9 +117,9 @@ def test_cursor_pages_have_no_gaps_or_repeats(served):
         body = httpx.get(url, headers=headers, timeout=30).json()
         seen += [r["id"] for r in body["results"]]
         url = body["next"]
-    assert seen == [f"p1-{i}" for i in reversed(range(5))]  # non-admin: the impersonated login is hidden
+    assert seen == [f"p1-{i}" for i in reversed(range(5))]  # the impersonated login is hidden (visibility rules)
     admin = ids(get(served, "/api/projects/1/advanced_activity_logs/", "admin1"))
-    assert admin[0] == "imp-login"
+    assert admin == seen  # from admin keys too: no key is PostHog staff
 
 
 @pytest.mark.slow
@@ -129,8 +129,9 @@ def test_activity_log_endpoint_pages_and_row_shape(served):
     assert ids(first) + ids(second) == [f"p1-{i}" for i in reversed(range(5))]
     assert first.json()["next"].endswith("page=2") and second.json()["next"] is None
     row = first.json()["results"][0]
-    assert set(row) == {"id", "user", "activity", "scope", "item_id", "detail", "created_at", "is_system",
-                        "was_impersonated", "organization_id", "project_id", "summary"}
+    assert set(row) == {"id", "user", "unread", "activity", "scope", "item_id", "detail", "created_at", "is_system",
+                        "was_impersonated", "client", "ip_address", "organization_id", "project_id", "summary"}
+    assert (row["unread"], row["client"], row["ip_address"]) == (None, "web", "203.0.113.7")
     assert row["user"]["email"] == "jane@example.com" and row["detail"]["name"] == "new-checkout-flow"
     assert row["created_at"] == "2024-01-10T10:00:00Z" and row["project_id"] == 1
     ascending = ids(get(served, "/api/projects/1/activity_log/", "p1", ordering="created_at", scope="FeatureFlag"))

@@ -12,9 +12,10 @@ scopes, its organization and projects decide the rows a route may touch, and not
 lake. A missing, wrong or revoked key answers 401 (with ``WWW-Authenticate``), a key without the
 ``activity_log:read`` scope 403, anything the key may not read 404 (existence does not leak). Bad
 input answers 400 naming the parameter. Each key may make ``ACTIVITYLOG_API_RATE`` requests per minute
-(default 600); beyond that, 429 with ``Retry-After``. Non-admin keys do not see impersonated
-``logged_in``/``logged_out`` events (``ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS=false`` shows them), as
-in PostHog. Private responses carry ``Cache-Control: no-store``; ``next`` links start with
+(default 600); beyond that, 429 with ``Retry-After``. No key is served the rows PostHog hides from
+non-staff viewers (impersonated logins, user-account changes, ticket comments, …): the configuration
+file's ``visibility:`` section, default PostHog's rules (:mod:`transforms.visibility`). Private
+responses carry ``Cache-Control: no-store``; ``next`` links start with
 ``ACTIVITYLOG_PUBLIC_URL`` (or the address ``serve`` listens on), never with the request's ``Host``.
 """
 
@@ -37,6 +38,16 @@ ERROR_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permi
                404: "invalid_request", 413: "validation_error", 422: "validation_error", 429: "throttled_error"}
 
 
+def visibility_rules() -> tuple:
+    """The rules of the configuration file's ``visibility:`` section (``ACTIVITYLOG_CONFIG``, default
+    ./activitylog.yaml; without the file or the section, PostHog's). Only that section is read: the
+    server needs no secret of the other sections."""
+    from pipelines.config import VisibilityConfig
+    from pipelines.config.loader import load_section
+
+    return load_section("visibility", VisibilityConfig).effective()
+
+
 def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:
     """The app. ``public_url``: what ``next`` and download links start with (default
     ``$ACTIVITYLOG_PUBLIC_URL``; without either, links are relative: ``/api/…``)."""
@@ -46,8 +57,7 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
     mount_docs(app)
     store = Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
     limiter = RateLimiter(int(os.environ.get("ACTIVITYLOG_API_RATE", "600")))
-    hide_logins = os.environ.get("ACTIVITYLOG_API_HIDE_IMPERSONATED_LOGINS", "true").lower() != "false"
-    app.state.access_rule = AccessRule(store, limiter, hide_logins)
+    app.state.access_rule = AccessRule(store, limiter, visibility_rules())
     export_store = ExportStore(exports_root(store.root))
     runner = ExportRunner(export_store, store.root, slots=int(os.environ.get("ACTIVITYLOG_API_EXPORT_SLOTS", "2")),
                           quota=int(os.environ.get("ACTIVITYLOG_API_EXPORT_QUOTA", "10")))

@@ -7,12 +7,18 @@ project or organization of the path (404 for anything the key may not read, so e
 leak). It returns an :class:`Access`: the key, what the route is about, and ``rows`` — the condition on
 ``activity_log`` (see :func:`transforms.keys.access_condition`) that every read, filter list and export
 of the route is limited to. No route reads the lake except through it; a test enumerates the routes.
+
+``rows`` also leaves out what the visibility rules hide (:mod:`transforms.visibility`, the configuration
+file's ``visibility:`` section; default PostHog's restrictions): every key is a non-staff viewer, so a
+restricted row is served by no route, to no key, admin or not, in no read, filter list or export.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import hashlib
+import json
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
@@ -23,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from transforms.keys import READ_SCOPE, ApiKey, access_condition, authenticate
 from transforms.lake import ACTIVITY_LOG, Lake
 from transforms.query import team_organizations
+from transforms.visibility import DEFAULT_RULES, VisibilityRule, visible
 
 INT64_MAX = 2**63 - 1
 #: A route's ``openapi_extra`` member naming the scope it needs (default ``activity_log:read``).
@@ -62,7 +69,7 @@ class Access:
     key: ApiKey
     organization_id: str                 # the key's organization (the route's, on organization routes)
     project_id: int | None               # None: an organization route
-    sees_hidden_logins: bool             # impersonated logged_in/logged_out events are visible
+    hidden: tuple[VisibilityRule, ...]   # the visibility rules: rows no key is served
     rows: pl.Expr = field(compare=False, repr=False)
 
     @property
@@ -70,21 +77,28 @@ class Access:
         return f"project:{self.project_id}" if self.project_id is not None else f"organization:{self.organization_id}"
 
     @property
+    def visibility_tag(self) -> str:
+        """A fingerprint of the visibility rules (an export made under other rules is not handed out)."""
+        text = json.dumps([rule.to_dict() for rule in self.hidden], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
     def visibility(self) -> tuple:
         """Two requests with equal visibility and the same URL see the same rows (the page cache key)."""
-        return (self.organization_id, self.project_id, self.sees_hidden_logins)
+        return (self.organization_id, self.project_id, self.visibility_tag)
 
     def export_access(self) -> dict:
         """The rule, as an export run applies it (``export_job``'s ``access`` config)."""
         return {"organization_id": self.organization_id, "project_id": self.project_id,
-                "hide_impersonated_logins": not self.sees_hidden_logins}
+                "visibility": [rule.to_dict() for rule in self.hidden]}
 
 
 class AccessRule:
-    """Resolves requests to :class:`Access` for one app (its lake, rate limit and visibility setting)."""
+    """Resolves requests to :class:`Access` for one app (its lake, rate limit and visibility rules)."""
 
-    def __init__(self, lake: Lake, limiter: RateLimiter, hide_logins: bool) -> None:
-        self.lake, self.limiter, self.hide_logins = lake, limiter, hide_logins
+    def __init__(self, lake: Lake, limiter: RateLimiter, hidden: tuple[VisibilityRule, ...] = DEFAULT_RULES) -> None:
+        self.lake, self.limiter, self.hidden = lake, limiter, tuple(hidden)
+        self._visible = visible(self.hidden)
         self._organizations: dict[tuple[int | None, int], set[str]] = {}  # (log version, project) → orgs
         self._lock = threading.Lock()
         self._version: tuple[float, int | None] = (0.0, None)
@@ -144,9 +158,8 @@ class AccessRule:
             organization = organization_id
         else:
             organization = key.organization_id
-        sees_hidden = key.admin or not self.hide_logins
-        return Access(key=key, organization_id=organization, project_id=project_id, sees_hidden_logins=sees_hidden,
-                      rows=access_condition(organization, project_id, hide_impersonated_logins=not sees_hidden))
+        return Access(key=key, organization_id=organization, project_id=project_id, hidden=self.hidden,
+                      rows=access_condition(organization, project_id) & self._visible)
 
 
 def _project_id(text: str) -> int:

@@ -27,6 +27,13 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
+    from pipelines.api.app import visibility_rules
+    from pipelines.config import ConfigError
+
+    try:  # the visibility rules of the configuration file: a bad section is exit 2, before anything listens
+        visibility_rules()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     # Links in responses (next pages, downloads) start with ACTIVITYLOG_PUBLIC_URL, else with the address
     # listened on when it is one address (never the request's Host header); with a wildcard host
     # (0.0.0.0, ::) and no public URL they are relative.

@@ -82,6 +82,7 @@ from .retention import RetentionConfig
 from .root import CONFIG_ENV, DEFAULT_CONFIG, SECTIONS, ActivityLogConfig
 from .secrets import SecretRef, resolve_secret
 from .streams import SINK_TYPES, DatadogSink, S3Sink, Sink, SplunkSink, StreamConfig, SyslogSink
+from .visibility import VisibilityConfig
 
 __all__ = [
     "CONFIG_ENV",
@@ -112,6 +113,7 @@ __all__ = [
     "StreamConfig",
     "Subscription",
     "SyslogSink",
+    "VisibilityConfig",
     "WebhookDestination",
     "duration_or_problem",
     "load_config",

@@ -11,10 +11,10 @@ import yaml
 from pydantic import ValidationError
 
 from .base import ConfigError, kind_of
-from .errors import one_line
+from .errors import one_line, validate_model
 from .root import CONFIG_ENV, DEFAULT_CONFIG, SECTIONS, ActivityLogConfig
 
-__all__ = ["load_config"]
+__all__ = ["load_config", "load_section"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -123,3 +123,27 @@ def load_config(path: str | Path | None = None) -> ActivityLogConfig:
     config._source = source
     config._label = label
     return config
+
+
+def load_section(name: str, model: type, path: str | Path | None = None) -> Any:
+    """One section of the file (found as by :func:`load_config`), validated alone: a process that needs
+    one section (the read API: ``visibility``) neither reads the others nor needs their secrets. A
+    missing implicit file, a missing or empty section: the model's defaults."""
+    file, label, origin = _resolve_path(path)
+    if not file.exists():
+        if origin == "default":
+            return model()
+        if origin == "env":
+            raise ConfigError(f"{CONFIG_ENV}={label} does not exist")
+        raise ConfigError(f"config file {label} does not exist")
+    data = _read_yaml(file, label)
+    if data is None:
+        return model()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: must be a mapping of sections ({', '.join(SECTIONS)}), not {kind_of(data)}")
+    section = data.get(name)
+    if section is None:
+        return model()
+    if not isinstance(section, dict):
+        raise ConfigError(f"{label}: {name}: must be a mapping, not {kind_of(section)}")
+    return validate_model(model, section, where=f"{label}: {name}", base_dir=file.resolve().parent)

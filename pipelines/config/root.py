@@ -15,6 +15,7 @@ from .notifications import NotificationsConfig
 from .reference import ReferenceConfig
 from .retention import RetentionConfig
 from .streams import StreamConfig, streams_shape
+from .visibility import VisibilityConfig
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "SECTIONS", "ActivityLogConfig"]
 
@@ -22,10 +23,11 @@ CONFIG_ENV = "ACTIVITYLOG_CONFIG"
 DEFAULT_CONFIG = "activitylog.yaml"
 
 #: Top-level sections, in the order the design lists them.
-SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference", "publish")
+SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference", "publish",
+                             "visibility")
 
 #: Sections where ``name:`` with nothing under it means "defaults", like leaving the section out.
-_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "publish")
+_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "publish", "visibility")
 
 
 class ActivityLogConfig(Section):
@@ -41,6 +43,7 @@ class ActivityLogConfig(Section):
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str = PrivateAttr(default=DEFAULT_CONFIG)

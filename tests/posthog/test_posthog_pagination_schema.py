@@ -1,7 +1,7 @@
 """posthog/api/advanced_activity_logs/test_pagination_schema.py :: TestActivityLogPaginationSchema, over HTTP
 (PostHog reads ActivityLogPagination's schema; here the served OpenAPI document)."""
 
-from .phserver import differs, project
+from .phserver import project
 
 P = project([{"scope": "FeatureFlag", "item_id": "1"}])
 
@@ -13,7 +13,6 @@ def _list_schema(openapi: dict, path: str) -> dict:
     return schema
 
 
-@differs('the OpenAPI document has no response schema for advanced_activity_logs/ (empty schema: no results/next/count properties, nothing required)')
 def test_count_is_not_required_because_cursor_responses_omit_it(posthog):
     openapi = posthog.get("/openapi.json").json()
     schema = _list_schema(openapi, "/api/projects/{project_id}/advanced_activity_logs/")
@@ -35,8 +34,6 @@ def test_cursor_response_body_has_no_count(posthog):
 PAGED = project([{"scope": "FeatureFlag", "item_id": str(i)} for i in range(3)])
 
 
-@differs("?page= is ignored on advanced_activity_logs/ (cursor body without count); PostHog's ActivityLogPagination "
-         "answers page-number pages {count, next, previous, results} when page is given")
 def test_page_number_mode_carries_count(posthog):
     response = posthog.get(f"/api/projects/{PAGED}/advanced_activity_logs/", {"page": 1, "page_size": 2})
 

@@ -1,4 +1,6 @@
-"""``GET /api/projects/{project_id}/activity_log/``: PostHog's activity log of a project, page-numbered."""
+"""``GET /api/projects/{project_id}/activity_log/``: PostHog's activity log of a project, page-numbered
+(``include_organization_scoped=1``: with its organization's organization-level rows, as PostHog's
+``receive_org_level_activity_logs`` team setting)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,25 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.api import params
 from pipelines.api.deps import Access, ApiError, require_access
+from pipelines.api.routes.slashes import route
 from pipelines.api.rows import native_row
 from pipelines.api.schemas import ActivityPage
 from pipelines.api.state import ServerState, server
+from transforms.filters import FilterError, query_bool
 from transforms.query import query
 
 router = APIRouter(tags=["activity_log"])
 
 
-@router.get("/api/projects/{project_id}/activity_log/", response_model=ActivityPage)
+def organization_scoped(request: Request) -> bool:
+    """PostHog's ``include_organization_scoped`` (true/1/yes, false/0/no; else 400 naming it)."""
+    try:
+        return bool(query_bool(request.query_params.get("include_organization_scoped"), "include_organization_scoped"))
+    except FilterError as exc:
+        raise ApiError(400, str(exc).split(": ", 1)[-1], "include_organization_scoped") from None
+
+
+@route(router, "GET", "/api/projects/{project_id}/activity_log/", response_model=ActivityPage)
 async def activity_log(request: Request, project_id: int, user: str | None = None, scope: str | None = None,
                        scopes: list[str] | None = Query(default=None), item_id: str | None = None,
                        ordering: str = "-created_at", page: int = 1,
@@ -28,6 +40,8 @@ async def activity_log(request: Request, project_id: int, user: str | None = Non
         raise ApiError(400, f"must be between 1 and {params.MAX_PAGE_NUMBER:,}", "page")
     size = params.page_size(page_size_)
     data: dict[str, Any] = {"team_ids": [access.project_id]}
+    if organization_scoped(request):
+        data["include_organization"] = True
     wanted_scopes = params.values(scopes, "scopes") + ([params.text(scope, "scope")] if scope else [])
     if wanted_scopes:
         data["scopes"] = wanted_scopes

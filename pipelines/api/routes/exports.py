@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pipelines.api import params
 from pipelines.api.deps import Access, ApiError, require_access
 from pipelines.api.exports import QuotaExceeded
+from pipelines.api.routes.slashes import route
 from pipelines.api.schemas import ExportStarted, ExportStatus
 from pipelines.api.state import ServerState, server
 from transforms import jsontext
@@ -56,8 +57,6 @@ async def launch_export(state: ServerState, access: Access, export_format: objec
     if not isinstance(filters, dict):
         raise ApiError(400, "must be an object in the filter language", "filters")
     filters = {k: v for k, v in filters.items() if k not in ("team_ids", "include_organization")}
-    if not access.sees_hidden_logins:
-        filters["was_impersonated"] = False  # the rows this key may not see never reach its file
     forced = {"team_ids": [access.project_id]} if access.project_id is not None else {}
     try:
         activity_filter = params.to_filter({**filters, **forced}, {"": "filters"})
@@ -68,7 +67,7 @@ async def launch_export(state: ServerState, access: Access, export_format: objec
               "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
               "key_id": access.key.key_id, "organization_id": access.organization_id,
               "project_id": access.project_id, "scope": access.scope_tag,
-              "sees_hidden_logins": access.sees_hidden_logins, "access": access.export_access(),
+              "visibility": access.visibility_tag, "access": access.export_access(),
               "filter": activity_filter.to_dict(), "run_id": str(uuid.uuid4())}
     await run_in_threadpool(state.exports.create, record)  # recorded before the 202: status never 404s
     try:
@@ -81,11 +80,11 @@ async def launch_export(state: ServerState, access: Access, export_format: objec
 
 def export_record(state: ServerState, access: Access, export_id: str) -> dict:
     """The export, if this request's access is the one it was made with: the same project or
-    organization, the same organization of the key, the same visibility of impersonated logins."""
+    organization, the same organization of the key, the same visibility rules."""
     record = state.exports.status(export_id)
     if (record is None or record.get("scope") != access.scope_tag
             or record.get("organization_id") != access.organization_id
-            or record.get("sees_hidden_logins") != access.sees_hidden_logins):
+            or record.get("visibility") != access.visibility_tag):
         raise ApiError(404, "not found")
     return record
 
@@ -125,14 +124,14 @@ def export_file(state: ServerState, access: Access, export_id: str) -> Response:
     return FileResponse(state.exports.directory(export_id) / name, media_type=media, filename=name)
 
 
-@router.post("/api/projects/{project_id}/advanced_activity_logs/export", status_code=202,
+@route(router, "POST", "/api/projects/{project_id}/advanced_activity_logs/export", status_code=202,
              response_model=ExportStarted)
 async def project_export(request: Request, project_id: int, access: Access = Depends(require_access),
                          state: ServerState = Depends(server)):
     return await start_export(request, state, access)
 
 
-@router.post("/api/organizations/{org_id}/advanced_activity_logs/export", status_code=202,
+@route(router, "POST", "/api/organizations/{org_id}/advanced_activity_logs/export", status_code=202,
              response_model=ExportStarted)
 async def organization_export(request: Request, org_id: str, access: Access = Depends(require_access),
                               state: ServerState = Depends(server)):
