@@ -28,6 +28,7 @@ from typing import Callable
 import polars as pl
 from deltalake.exceptions import CommitFailedError
 
+from transforms.commitments import MERKLE_SALTS
 from transforms.durations import Duration
 from transforms.history import ACTIVITY_ITEM_HISTORY
 from transforms.lake import (
@@ -38,7 +39,10 @@ from transforms.streams import STREAM_LEDGER, STREAM_PROGRESS
 
 EVENT_TABLES = [ACTIVITY_LOG, ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_RAW]  # derived first, raw last
 DERIVED_TABLES = EVENT_TABLES[:-1]
-LEDGERS = [DELIVERIES, STREAM_LEDGER]
+# Tables of (day, event_id) rows that go with their events: the notify and stream ledgers, and the
+# salts of the verifiable log's personal-data commitments (the leaves stay: they hold no personal data,
+# and the tree and every earlier proof stay checkable).
+LEDGERS = [DELIVERIES, STREAM_LEDGER, MERKLE_SALTS]
 BOOKKEEPING = [NOTIFY_EVALUATIONS, STREAM_PROGRESS]
 ID_CHUNK = 5_000  # event ids per ledger delete predicate
 
