@@ -138,7 +138,7 @@ class ExportStore:
 
     def _tombstone(self, directory: Path, record: dict | None) -> None:
         kept = {k: record[k] for k in ("id", "format", "created_at", "key_id", "organization_id", "project_id",
-                                       "scope", "sees_hidden_logins") if record and k in record}
+                                       "scope", "sees_hidden_logins", "visibility", "access") if record and k in record}
         with self._lock:
             for path in directory.iterdir():
                 if path.is_dir():
