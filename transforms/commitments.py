@@ -337,6 +337,12 @@ def verbatim_leaf(text: str) -> bytes:
     return Leaf({}, hashlib.sha256(text.encode()).digest()).to_bytes()
 
 
+def _salts_for(paths: list[str], known: Mapping[str, bytes] | None, urandom) -> dict[str, bytes]:
+    fresh = urandom(SALT_SIZE * len(paths))
+    return {p: (known[p] if known and p in known else fresh[i * SALT_SIZE:(i + 1) * SALT_SIZE])
+            for i, p in enumerate(paths)}
+
+
 def build_leaves(payloads: pl.Series | Iterable[str], *,
                  salts: Iterable[Mapping[str, bytes] | None] | None = None) -> tuple[list[bytes], list[dict[str, bytes]]]:
     """:func:`build_leaf` over many JSON texts (an event's stored payload each): the leaf bytes and the
@@ -359,23 +365,26 @@ def build_leaves(payloads: pl.Series | Iterable[str], *,
             raise CommitmentError(f"event {position} is not JSON") from None
         if type(event) is not dict:
             raise CommitmentError("an event is a JSON object")
-        paths = quick(event) if fast else None
-        if paths is None:
-            paths = personal_paths(event)
-        else:
-            paths.sort()
-        fresh = urandom(SALT_SIZE * len(paths))
         known = given[position] if given is not None else None
-        used = {p: (known[p] if known and p in known else fresh[i * SALT_SIZE:(i + 1) * SALT_SIZE])
-                for i, p in enumerate(paths)}
+        leaf = None
         if fast:
-            leaves.append(_fast_leaf(event, paths, used))
-        else:
+            try:  # a text judged plain that still cannot be encoded (a lone surrogate) takes the exact path
+                paths = quick(event)
+                if paths is None:
+                    paths = personal_paths(event)
+                else:
+                    paths.sort()
+                used = _salts_for(paths, known, urandom)
+                leaf = _fast_leaf(event, paths, used)
+            except UnicodeError:
+                leaf = None
+        if leaf is None:
             try:
-                leaves.append(build_leaf(event, salts=used)[0])
-            except CommitmentError:  # JCS cannot represent it (an integer beyond 2^53): its exact text
-                leaves.append(verbatim_leaf(text))
-                used = {}
+                used = _salts_for(personal_paths(event), known, urandom)
+                leaf = build_leaf(event, salts=used)[0]
+            except (CommitmentError, UnicodeError):  # JCS cannot represent it (an integer beyond 2^53,
+                leaf, used = verbatim_leaf(text), {}  # a lone surrogate): the leaf is over its exact text
+        leaves.append(leaf)
         used_all.append(used)
     return leaves, used_all
 
