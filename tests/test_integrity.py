@@ -58,7 +58,7 @@ def rewrite(path: Path, change, fix_log: bool = True) -> None:
 
 
 def kinds(lake) -> list[tuple[date, str]]:
-    return sorted((p.day, p.kind) for p in verify(lake).problems)
+    return sorted(((p.day, p.kind) for p in verify(lake).problems), key=lambda k: (k[0] or date.min, k[1]))
 
 
 def test_an_untouched_chain_verifies(chained):
@@ -78,7 +78,8 @@ def test_a_changed_byte_in_a_payload(chained, tmp_path):
         return table.set_column(table.schema.get_field_index("payload"), "payload", pa.array(payloads))
 
     rewrite(day_file(tmp_path, ACTIVITY_RAW, DAYS[1]), change)
-    assert kinds(chained) == [(DAYS[1], "row changed")]
+    # The day's digest and the verifiable log (the event's leaf) both name it.
+    assert kinds(chained) == [(DAYS[1], "event altered"), (DAYS[1], "row changed")]
 
 
 @pytest.mark.local_lake
@@ -90,7 +91,7 @@ def test_a_rewritten_file_that_no_longer_matches_the_log(chained, tmp_path):
 @pytest.mark.local_lake
 def test_a_removed_row(chained, tmp_path):
     rewrite(day_file(tmp_path, ACTIVITY_RAW, DAYS[2]), lambda t: t.slice(0, 2))
-    assert kinds(chained) == [(DAYS[2], "row removed")]
+    assert kinds(chained) == [(DAYS[2], "event deleted"), (DAYS[2], "row removed")]
 
 
 @pytest.mark.local_lake
@@ -101,7 +102,7 @@ def test_an_inserted_row(chained, tmp_path):
         return pa.concat_tables([table, extra])
 
     rewrite(day_file(tmp_path, ACTIVITY_RAW, DAYS[0]), insert)
-    assert kinds(chained) == [(DAYS[0], "row inserted")]
+    assert kinds(chained) == [(DAYS[0], "event without a leaf"), (DAYS[0], "row inserted")]
 
 
 @pytest.mark.local_lake
@@ -112,7 +113,7 @@ def test_a_day_removed_through_the_delta_log(chained, tmp_path):
     commit = [{"remove": {"path": str(path), "deletionTimestamp": int(time.time() * 1000), "dataChange": True}},
               {"commitInfo": {"timestamp": int(time.time() * 1000), "operation": "DELETE"}}]
     (log / f"{version:020d}.json").write_text("\n".join(json.dumps(a) for a in commit) + "\n")
-    assert kinds(chained) == [(DAYS[1], "day removed")]
+    assert kinds(chained) == [(DAYS[1], "day removed"), (DAYS[1], "event deleted")]
 
 
 @pytest.mark.local_lake

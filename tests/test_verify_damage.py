@@ -146,8 +146,11 @@ def test_the_newest_commit_deleted(lake_dir):
     chain does (the day that commit wrote is gone from activity_raw / from activity_digests)."""
     commit(lake_dir, ACTIVITY_RAW, 2).unlink()
     code, out, err = run_verify(lake_dir)
+    # The chain and the verifiable log both name it (the day's digest; the leaves of its events).
     assert code == 1 and out == ["TAMPERED 2024-01-12: day removed: activity_raw has no rows for it; "
-                                 "its digest covers 3"] and len(err) == 1
+                                 "its digest covers 3",
+                                 "TAMPERED activity_raw 2024-01-12: event deleted: leaf 6 commits to event 12-0, "
+                                 "which activity_raw no longer holds (3 such leaves)"] and len(err) == 1
 
 
 def test_the_newest_digest_commit_deleted(lake_dir):
