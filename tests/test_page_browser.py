@@ -122,7 +122,10 @@ def test_sign_in_filter_diff_history_export_sign_out(served, browser, tmp_path):
         page.goto(origin + "/?scopes=Notebook")
         assert page.locator("ol.rows > li.row").count() == 50
         page.get_by_role("link", name="Load more").click()
-        page.wait_for_function("document.querySelectorAll('ol.rows > li.row').length === 60")
+        # A locator wait (the page's CSP refuses the string evaluation wait_for_function would need).
+        from playwright.sync_api import expect
+
+        expect(page.locator("ol.rows > li.row")).to_have_count(60)
         assert page.url.endswith("/?scopes=Notebook")  # in place: still the first page's URL
         assert "UTC" not in page.locator("ol.rows time").last.inner_text()  # swapped rows localised too
 

@@ -118,11 +118,13 @@ class Publishing:
 def install(app: FastAPI) -> None:
     """Include the publish routes in ``app``, with the landing area and limits of the environment and
     the configuration file (``publish:``)."""
-    from pipelines.config import load_config
+    from pipelines.config import PublishConfig
+    from pipelines.config.loader import load_section
     from pipelines.settings import Settings
 
     settings = Settings.from_env()
-    section = load_config().publish
+    # Only its own section: the server neither reads the other sections nor needs their secrets.
+    section = load_section("publish", PublishConfig)
     app.state.publishing = Publishing(settings.landing, settings.validation, settings.landing_limits,
                                       max_events=section.max_events, max_bytes=section.max_bytes,
                                       ttl_seconds=section.idempotency_seconds)
