@@ -49,10 +49,14 @@ test-s3: $(STAMP)
 # The suite again with Dagster on PostgreSQL (deploy/dagster.yaml): scripts/test-postgres installs
 # Debian's postgresql if needed (root or sudo) and starts it on 127.0.0.1. Or set
 # ACTIVITYLOG_TEST_POSTGRES=postgresql://user:password@host:port/postgres to use a server of your own.
+# Tests that never touch the Dagster instance (PostHog's HTTP suites, the browser, pure functions) run in
+# the first pass only.
+POSTGRES_SKIP = --ignore=tests/posthog --ignore=tests/test_page_browser.py --ignore=tests/test_visibility.py \
+  --ignore=tests/test_field_discovery.py --ignore=tests/test_commitments.py --ignore=tests/test_merkle.py
 test-postgres: $(STAMP)
 	@url="$${ACTIVITYLOG_TEST_POSTGRES:-$$(scripts/test-postgres | tail -n 1)}" && test -n "$$url" && \
 	  echo "PostgreSQL for the Dagster instance: $${url%%:*}://…@$${url##*@}" && \
-	  ACTIVITYLOG_TEST_POSTGRES="$$url" $(BIN)/python -m pytest
+	  ACTIVITYLOG_TEST_POSTGRES="$$url" $(BIN)/python -m pytest $(POSTGRES_SKIP)
 
 # Debian's chromium for the browser test of /docs and /redoc (root or sudo; nothing when installed).
 browser:
