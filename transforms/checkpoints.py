@@ -383,3 +383,20 @@ def verify_tree_against_checkpoint(tree, note: str, verifier: Verifier | str, or
         raise CheckpointError(f"inconsistent with checkpoint {checkpoint.size}: {error}") from None
     verify_checkpoints_consistent(checkpoint, current, proof)
     return checkpoint
+
+
+def create_key_file(path, name: str) -> None:
+    """Write a fresh signer's key to ``path`` (mode 0600, fsync'd) unless the file exists: created
+    exclusively, so when two processes race the first one's key is the one kept."""
+    import os
+
+    signer = Signer.generate(name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return
+    try:
+        os.write(fd, (signer.skey + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)

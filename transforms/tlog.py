@@ -36,6 +36,7 @@ from typing import Callable, Iterator
 import polars as pl
 
 from transforms.checkpoints import (
+    create_key_file,
     CHECKPOINT_KEY_ENV, CheckpointError, Checkpoint, Signer, checkpoint_tree, parse_note, read_checkpoints,
     verify_checkpoint,
 )
@@ -98,17 +99,7 @@ def checkpoint_signer(lake: Lake | None = None, *, create: bool = True) -> Signe
         if not create:
             return None
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        signer = Signer.generate(f"{KEY_NAME}-{secrets.token_hex(4)}")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            try:
-                os.write(fd, (signer.skey + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        create_key_file(path, f"{KEY_NAME}-{secrets.token_hex(4)}")
     return Signer.from_text(path.read_text())
 
 

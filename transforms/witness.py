@@ -47,6 +47,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from transforms.checkpoints import (
+    create_key_file,
     SIGNATURE_PREFIX, Checkpoint, CheckpointError, NoteSignature, Signer, Verifier, parse_note, verify_checkpoint,
 )
 from transforms.merkle import MerkleError, verify_consistency
@@ -246,17 +247,7 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
 def _load_or_create_key(path: Path, name: str) -> Signer:
     """The signer kept in ``path`` (``PRIVATE+KEY+…``), created once with mode 0600."""
     if not path.exists():
-        signer = Signer.generate(name)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first: use theirs
-            pass
-        else:
-            try:
-                os.write(fd, (signer.skey + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        create_key_file(path, name)
     text = path.read_text()
     if not text.strip():
         raise WitnessError(f"the key file {path} is empty")
