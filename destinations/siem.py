@@ -273,7 +273,7 @@ def run_streams(lake: Lake, streams: dict, names: list[str] | None = None, *, lo
                 for start in range(0, rows.height, batch_size):
                     batch = rows.slice(start, batch_size)
                     batch_id = uuid.uuid4().hex
-                    where = sink.send(records(batch, spec.schema_name), batch_id)
+                    where = sink.send(records(batch, spec.schema_name, spec.include_values), batch_id)
                     record_acks(lake, name, day, batch["id"].to_list(), batch_id)
                     counts["sent"] += batch.height
                     counts["batches"] += 1

@@ -144,7 +144,11 @@ def test_filters_ocsf_and_available_filters(served):
     assert len(ids(get(served, "/api/projects/1/advanced_activity_logs/", "p1", detail_filters=detail,
                        item_ids="1,2"))) == 2
     ocsf = get(served, "/api/projects/2/advanced_activity_logs/", "p2", schema="ocsf").json()["results"][0]
-    assert ocsf["class_uid"] == 6003 and ocsf["metadata"]["uid"] == "p2-0"
+    assert ocsf["class_uid"] == 3004 and ocsf["metadata"]["uid"] == "p2-0" and "entity_result" not in ocsf
+    valued = get(served, "/api/projects/2/advanced_activity_logs/", "p2", schema="ocsf", include_values="true")
+    assert valued.json()["results"][0]["entity_result"]["data"] == {"active": True}
+    refused = get(served, "/api/projects/2/advanced_activity_logs/", "p2", schema="ocsf", include_values="maybe")
+    assert refused.status_code == 400 and "include_values" in refused.text
     filters = get(served, "/api/projects/1/advanced_activity_logs/available_filters/", "p1").json()
     assert filters["scopes"] == ["FeatureFlag"] and filters["users"][0]["email"] == "jane@example.com"
     assert "changes[].field" in filters["detail_paths"]

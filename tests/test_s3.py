@@ -278,7 +278,7 @@ def test_stream_archive_to_s3(s3_env, tmp_path, monkeypatch):
                                      for o in objects)
     lines = [json.loads(line) for o in objects for line in gzip.decompress(
         s3_env.client().get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()).splitlines()]
-    assert len(lines) == 3 and all(line["class_uid"] == 6003 for line in lines)
+    assert len(lines) == 3 and all(line["class_uid"] == 3004 and line["type_uid"] == 300403 for line in lines)
     assert run_streams(lake, load_config(config).streams, log=lambda _: None).streams["archive"]["sent"] == 0
     assert_loopback_only(s3_env, before)
 

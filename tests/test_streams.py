@@ -19,6 +19,8 @@ from transforms.lake import ACTIVITY_LOG
 from transforms.refresh import refresh_all
 from transforms.streams import STREAM_LEDGER, ocsf_record
 from transforms import jsontext
+from hypothesis import given, settings as hsettings, strategies as st
+from test_json_properties import json_string, json_value
 from transforms.validate import ValidationSettings
 
 FAST = RetryPolicy(max_attempts=2, backoff_base=0.01)
@@ -96,7 +98,8 @@ streams:
     first = events[0]
     assert set(first) == {"time", "host", "source", "sourcetype", "index", "event"}
     assert first["sourcetype"] == "activitylog:json" and first["index"] == "audit"
-    assert first["event"]["class_uid"] == 6003 and first["time"] == first["event"]["time"] / 1000
+    assert first["event"]["class_uid"] == 3004 and first["time"] == first["event"]["time"] / 1000
+    assert "entity_result" not in first["event"]  # values only with include_values
 
 
 def test_datadog_gzipped_arrays_of_at_most_1000(lake, landing, tmp_path, monkeypatch):
@@ -185,25 +188,38 @@ streams:
     assert set(delivered) == accepted and [json.loads(line)["event"]["id"] for line in last] == [late["id"]]
 
 
-def test_ocsf_api_activity_shape():
+def test_ocsf_record_shape():
     from datetime import datetime, timezone
 
-    row = {"id": "e1", "activity": "deleted", "scope": "FeatureFlag", "item_id": "42", "detail": '{"name": "f"}',
-           "actor_uuid": "u1", "actor_email": "jane@example.com", "actor_name": "Jane Doe", "is_system": False,
-           "was_impersonated": True, "created_at": datetime(2024, 1, 10, tzinfo=timezone.utc), "ip_address": "203.0.113.7",
-           "resource_name": "f", "team_id": 1, "organization_id": "o1", "summary": "Jane Doe deleted feature flag"}
+    detail = ('{"name": "f", "changes": [{"field": "rollout", "before": 10, "after": 1e400},'
+              ' {"field": "filters", "before": {"a": [1]}}, "not a change", {"before": 1}]}')
+    row = {"id": "e1", "activity": "deleted", "scope": "FeatureFlag", "item_id": "42", "detail": detail,
+           "detail_name": "f", "actor_uuid": "u1", "actor_email": "jane@example.com", "actor_name": "Jane Doe",
+           "is_system": False, "was_impersonated": True, "created_at": datetime(2024, 1, 10, tzinfo=timezone.utc),
+           "ip_address": "203.0.113.7", "team_id": 1, "organization_id": "o1",
+           "changed_fields": ["rollout", "filters"], "summary": "Jane Doe deleted feature flag"}
     record = ocsf_record(row)
-    assert (record["class_uid"], record["category_uid"], record["activity_id"], record["type_uid"]) == (6003, 6, 4, 600304)
-    assert record["actor"]["user"] == {"uid": "u1", "email_addr": "jane@example.com", "name": "Jane Doe", "type": "User"}
-    assert record["actor"]["invoked_by"] == "impersonation"
-    assert record["api"]["operation"] == "FeatureFlag.deleted" and record["src_endpoint"] == {"ip": "203.0.113.7"}
-    assert record["resources"] == [{"uid": "42", "type": "FeatureFlag", "name": "f"}]
-    assert record["time"] == 1704844800000 and record["metadata"]["product"]["name"] == "activitylog"
-    assert json.loads(jsontext.encode(record))["unmapped"]["detail"] == {"name": "f"}
-    assert bytes(record["unmapped"]["detail"]) == b'{"name": "f"}'  # the stored text, embedded as it is
-    assert record["unmapped"]["project_id"] == 1
+    assert (record["class_uid"], record["category_uid"], record["activity_id"], record["type_uid"]) == (3004, 3, 4, 300404)
+    assert record["actor"]["user"] == {"uid": "u1", "email_addr": "jane@example.com", "name": "Jane Doe"}
+    assert record["actor"]["invoked_by"] == "impersonation" and record["src_endpoint"] == {"ip": "203.0.113.7"}
+    assert record["entity"] == {"type": "FeatureFlag", "uid": "42", "name": "f"} and "entity_result" not in record
+    assert record["time"] == 1704844800000 and record["time_dt"] == "2024-01-10T00:00:00Z"
+    assert record["metadata"]["version"] == "1.5.0" and record["unmapped"]["team_id"] == 1
+    assert "detail" not in jsontext.encode(record)  # no values of changed fields by default
+    valued = json.loads(jsontext.encode(ocsf_record(row, include_values=True)))
+    assert valued["entity"]["data"] == {"rollout": 10, "filters": {"a": [1]}}
+    assert valued["entity_result"]["data"] == {"rollout": float("inf"), "filters": None}
+    # every value is the stored text exactly (1e400 is not a float a decoder keeps)
+    assert '"rollout":1e400' in jsontext.encode(ocsf_record(row, include_values=True))
     assert ocsf_record({**row, "activity": "created"})["activity_id"] == 1
-    assert ocsf_record({**row, "activity": "merged"})["activity_id"] == 99
+    other = ocsf_record({**row, "activity": "merged"})
+    assert other["activity_id"] == 99 and other["activity_name"] == "merged" and other["type_uid"] == 300499
+    assert ocsf_record({**row, "activity": "logged_in"})["class_uid"] == 3002
+    assert ocsf_record({**row, "activity": "scim_deprovisioned"})["type_uid"] == 300104
+    assert ocsf_record({**row, "activity": "save_rejected_stale"})["status_id"] == 2
+    assert ocsf_record({**row, "detail": "[1, 2]"}, include_values=True).get("entity_result") is None
+    assert ocsf_record({**row, "detail": None, "actor_uuid": None, "actor_email": None,
+                        "ip_address": None}, include_values=True).keys().isdisjoint({"actor", "src_endpoint"})
     assert cef({"scope": "A|B", "activity": "x", "summary": "a=b\nc"}).startswith("CEF:0|PostHog|activitylog|1.0|A\\|B.x|a=b c|3|")
 
 
@@ -244,3 +260,28 @@ def test_stream_sensor_and_job(lake, landing, tmp_path, monkeypatch, instance):
     config.write_text("streams:\n  broken: {sink: {type: syslog, host: 127.0.0.1, port: 9, max_attempts: 1}}\n")
     with pytest.raises(dg.Failure, match="paused streams: broken"):
         run_stream(settings, dagster_instance=instance, log_level="CRITICAL")
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(changes=st.lists(st.tuples(json_string(), json_value, json_value), max_size=4), name=json_string())
+def test_ocsf_values_are_the_stored_texts(changes, name):
+    """Over arbitrary JSON (any escapes, unpaired surrogates, numbers beyond a float): with
+    ``include_values`` each changed field's before and after are its stored text exactly; without it no
+    value appears; the record always encodes."""
+    from datetime import datetime, timezone
+
+    detail = '{"name": ' + name + ', "changes": [' + ", ".join(
+        f'{{"field": {f}, "before": {b}, "after": {a}}}' for f, b, a in changes) + "]}"
+    row = {"id": "e", "activity": "updated", "scope": "FeatureFlag", "item_id": "1", "detail": detail,
+           "created_at": datetime(2024, 1, 1, tzinfo=timezone.utc)}
+    valued = ocsf_record(row, include_values=True)
+    jsontext.encode(valued)
+    expected_before, expected_after = {}, {}
+    for f, b, a in changes:
+        field = json.loads(f)
+        if field and not any(0xD800 <= ord(c) <= 0xDFFF for c in field):
+            expected_before[field], expected_after[field] = b, a
+    got_before = {k: bytes(v).decode() for k, v in valued["entity"].get("data", {}).items()}
+    got_after = {k: bytes(v).decode() for k, v in valued.get("entity_result", {}).get("data", {}).items()}
+    assert (got_before, got_after) == (expected_before, expected_after)
+    assert "data" not in ocsf_record(row)["entity"] and "entity_result" not in ocsf_record(row)

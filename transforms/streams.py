@@ -10,8 +10,8 @@ skipped (a single "last timestamp" cursor would skip a day refreshed after a lat
 * ``stream_progress``: ``stream, day, checked_at`` — when a stream last went through a day; a day is
   due again when ``activity_log`` wrote that day's files after it (new or late events).
 
-Schemas: ``native`` is the enriched event (the webhook's ``data``); ``ocsf`` is OCSF 1.1 API Activity
-(class 6003), following PostHog's OCSF export.
+Schemas: ``native`` is the enriched event (the webhook's ``data``); ``ocsf`` is the OCSF 1.5.0 record
+of ``transforms.ocsf`` (PostHog's mapping; values of changed fields only with ``include_values``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import polars as pl
 
 from transforms import jsontext
 from transforms.lake import ACTIVITY_LOG, Lake
+from transforms.ocsf import ocsf_record
 
 STREAM_LEDGER = "stream_ledger"
 STREAM_PROGRESS = "stream_progress"
@@ -89,45 +90,10 @@ def native_record(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-OCSF_ACTIVITY = {"created": (1, "Create"), "exported": (2, "Read"), "viewed": (2, "Read"), "updated": (3, "Update"),
-                 "changed": (3, "Update"), "deleted": (4, "Delete"), "revoked": (4, "Delete")}
-OCSF_VERSION = "1.1.0"
-
-
-def ocsf_record(row: dict[str, Any]) -> dict[str, Any]:
-    """OCSF 1.1 API Activity (class_uid 6003): create 1, read 2, update 3, delete 4, other 99."""
-    activity_id, activity_name = OCSF_ACTIVITY.get(row["activity"], (99, "Other"))
-    created = row.get("created_at")
-    native = native_record(row)
-    user = {"uid": row.get("actor_uuid"), "email_addr": row.get("actor_email"), "name": row.get("actor_name"),
-            "type": "System" if row.get("is_system") else "User"}
-    record = {
-        "class_uid": 6003, "class_name": "API Activity", "category_uid": 6, "category_name": "Application Activity",
-        "activity_id": activity_id, "activity_name": activity_name, "type_uid": 600300 + activity_id,
-        "severity_id": 1, "severity": "Informational", "status_id": 1, "status": "Success",
-        "time": int(created.timestamp() * 1000) if created else None,
-        "message": row.get("summary"),
-        "actor": {"user": {k: v for k, v in user.items() if v is not None},
-                  **({"invoked_by": "impersonation"} if row.get("was_impersonated") else {})},
-        "api": {"operation": f"{row['scope']}.{row['activity']}", "service": {"name": "PostHog"}},
-        "src_endpoint": {k: v for k, v in {"ip": row.get("ip_address"), "agent_list": None}.items() if v is not None},
-        "resources": [{k: v for k, v in {"uid": row.get("item_id"), "type": row["scope"],
-                                          "name": row.get("resource_name")}.items() if v is not None}],
-        "metadata": {"version": OCSF_VERSION, "uid": row["id"],
-                     "product": {"name": "activitylog", "vendor_name": "PostHog activity log"},
-                     "original_time": native["created_at"]},
-        "unmapped": {"detail": native["detail"], "organization_id": native["organization_id"],
-                     "project_id": native["project_id"], "project_name": native["project_name"],
-                     "organization_name": native["organization_name"], "client": native["client"],
-                     "level": native["level"], "changed_fields": native["changed_fields"],
-                     "was_impersonated": native["was_impersonated"], "is_system": native["is_system"]},
-    }
-    return record
-
-
-def records(rows: pl.DataFrame, schema: str) -> list[dict[str, Any]]:
-    shape = ocsf_record if schema == "ocsf" else native_record
-    return [shape(row) for row in rows.iter_rows(named=True)]
+def records(rows: pl.DataFrame, schema: str, include_values: bool = False) -> list[dict[str, Any]]:
+    if schema == "ocsf":
+        return [ocsf_record(row, include_values=include_values) for row in rows.iter_rows(named=True)]
+    return [native_record(row) for row in rows.iter_rows(named=True)]
 
 
 def stream_rows(lake: Lake, activity_filter, day: date, done: Iterable[str], team_organizations=None) -> pl.DataFrame:

@@ -98,6 +98,8 @@ class StreamConfig(Section):
 
     filter: Any = Field(default=None, validate_default=True)
     schema_: Literal["native", "ocsf"] = Field(default="native", alias="schema")
+    #: ``ocsf`` only: the before and after values of changed fields (``entity.data``/``entity_result.data``).
+    include_values: bool = False
     sink: Annotated[Sink, BeforeValidator(sink_shape)]
 
     @field_validator("filter", mode="plain")

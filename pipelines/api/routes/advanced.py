@@ -18,9 +18,28 @@ from transforms.field_discovery import detail_fields
 from transforms.filters import ActivityFilter, FilterError
 from transforms.lake import ACTIVITY_LOG
 from transforms.query import available_filters, query, query_page
-from transforms.streams import ocsf_record
+from transforms.ocsf import ocsf_record
 
 router = APIRouter(tags=["advanced_activity_logs"])
+
+
+def include_values(request: Request) -> bool:
+    """``?include_values=true``: OCSF records carry the before and after values of the changed fields
+    (``entity.data``, ``entity_result.data``); without it only the field names (PostHog's opt-in)."""
+    given = request.query_params.get("include_values")
+    if given is None or given.lower() in ("false", "0", "no", ""):
+        return False
+    if given.lower() in ("true", "1", "yes"):
+        return True
+    raise ApiError(400, f"must be true or false, not {given[:40]!r}", "include_values")
+
+
+def shaped(request: Request, rows: pl.DataFrame, schema: str) -> list[dict]:
+    """The page's rows as the API's native rows or as OCSF records."""
+    if schema == "ocsf":
+        values = include_values(request)
+        return [ocsf_record(r, include_values=values) for r in rows.iter_rows(named=True)]
+    return [native_row(r) for r in rows.iter_rows(named=True)]
 
 
 def page_number(request: Request) -> int | None:
@@ -55,13 +74,14 @@ def numbered_page(request: Request, state: ServerState, access: Access, activity
 
     return {"count": total, "next": link(number + 1) if number * size < total else None,
             "previous": link(number - 1) if number > 1 else None,
-            "results": [ocsf_record(r) if schema == "ocsf" else native_row(r) for r in rows.iter_rows(named=True)]}
+            "results": shaped(request, rows, schema)}
 
 
 def cursor_page(request: Request, state: ServerState, access: Access, activity_filter: ActivityFilter, size: int,
                 schema: str) -> dict:
     if schema not in ("native", "ocsf"):
         raise ApiError(400, "must be native or ocsf", "schema")
+    include_values(request)  # a bad value is refused before the query runs
     number = page_number(request)
     if number is not None:
         if request.query_params.get("after"):
@@ -74,7 +94,7 @@ def cursor_page(request: Request, state: ServerState, access: Access, activity_f
     except FilterError as exc:  # "after: …" or "ordering: …"
         raise ApiError(400, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
     rows, cursor = (page.rows, page.next_cursor) if page is not None else (pl.DataFrame(), None)
-    results = [ocsf_record(r) if schema == "ocsf" else native_row(r) for r in rows.iter_rows(named=True)]
+    results = shaped(request, rows, schema)
     next_url = None
     if cursor:
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "after"] + [("after", cursor)]
