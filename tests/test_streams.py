@@ -285,3 +285,31 @@ def test_ocsf_values_are_the_stored_texts(changes, name):
     got_after = {k: bytes(v).decode() for k, v in valued.get("entity_result", {}).get("data", {}).items()}
     assert (got_before, got_after) == (expected_before, expected_after)
     assert "data" not in ocsf_record(row)["entity"] and "entity_result" not in ocsf_record(row)
+
+
+def test_ocsf_api_activity_schema_keeps_the_earlier_record(lake, landing, tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from transforms.ocsf import api_activity_record
+
+    row = {"id": "e1", "activity": "deleted", "scope": "FeatureFlag", "item_id": "42", "detail": '{"name": "f"}',
+           "actor_uuid": "u1", "actor_email": "jane@example.com", "actor_name": "Jane Doe", "is_system": False,
+           "was_impersonated": True, "created_at": datetime(2024, 1, 10, tzinfo=timezone.utc), "ip_address": "203.0.113.7",
+           "resource_name": "f", "team_id": 1, "organization_id": "o1", "summary": "Jane Doe deleted feature flag"}
+    record = api_activity_record(row)
+    assert (record["class_uid"], record["category_uid"], record["activity_id"], record["type_uid"]) == (6003, 6, 4, 600304)
+    assert record["actor"]["user"] == {"uid": "u1", "email_addr": "jane@example.com", "name": "Jane Doe", "type": "User"}
+    assert record["api"]["operation"] == "FeatureFlag.deleted" and record["resources"] == [
+        {"uid": "42", "type": "FeatureFlag", "name": "f"}]
+    assert bytes(record["unmapped"]["detail"]) == b'{"name": "f"}'  # the stored text, embedded as it is
+    add_events(lake, landing, events_on(10, 3), "a.jsonl")
+    with Receiver() as server:
+        streams = streams_config(tmp_path, monkeypatch, """\
+streams:
+  old: {schema: ocsf_api_activity, sink: {type: splunk_hec, url: {env: HEC_URL}, token: {env: HEC_TOKEN}}}
+""", HEC_URL=server.url("/services/collector/event"), HEC_TOKEN="t")
+        run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        events = [json.loads(line) for r in server.requests("/services/collector/event")
+                  for line in r.body.decode().splitlines()]
+    assert len(events) == 3 and {e["event"]["class_uid"] for e in events} == {6003}
+    assert all(e["event"]["unmapped"]["detail"]["changes"][0]["after"] is True for e in events)

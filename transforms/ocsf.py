@@ -22,6 +22,9 @@ Beyond PostHog's record (extensions a SIEM ignores when it does not know them): 
 ``timestamp_t`` (milliseconds since the epoch) with ``time_dt`` as the RFC 3339 text, the ``class_name``,
 ``category_name``, ``severity``, ``status`` and ``message`` (the summary sentence) captions,
 ``actor.invoked_by`` for impersonated actions, and the project and organization names.
+
+Streams can also choose ``ocsf_api_activity``: OCSF 1.1 *API Activity* (class 6003), the schema streams
+used before this mapping, with the stored ``detail`` under ``unmapped`` (:func:`api_activity_record`).
 """
 
 from __future__ import annotations
@@ -145,3 +148,40 @@ def ocsf_record(row: dict[str, Any], *, include_values: bool = False) -> dict[st
             entity["data"] = before
             record["entity_result"] = {"type": row["scope"], "uid": row.get("item_id"), "data": after}
     return record
+
+
+# ----------------------------------------------------------------------------------------------
+# OCSF 1.1 API Activity (class 6003): the earlier stream schema, kept as ``ocsf_api_activity``
+# ----------------------------------------------------------------------------------------------
+
+API_ACTIVITY_VERSION = "1.1.0"
+API_ACTIVITIES = {"created": (1, "Create"), "exported": (2, "Read"), "viewed": (2, "Read"), "updated": (3, "Update"),
+                  "changed": (3, "Update"), "deleted": (4, "Delete"), "revoked": (4, "Delete")}
+
+
+def api_activity_record(row: dict[str, Any]) -> dict[str, Any]:
+    """OCSF 1.1 *API Activity* (class_uid 6003): create 1, read 2, update 3, delete 4, other 99, with the
+    stored ``detail`` under ``unmapped`` (a stream that chose this schema receives the values)."""
+    activity_id, activity_name = API_ACTIVITIES.get(row["activity"], (99, "Other"))
+    created = row.get("created_at")
+    user = {"uid": row.get("actor_uuid"), "email_addr": row.get("actor_email"), "name": row.get("actor_name"),
+            "type": "System" if row.get("is_system") else "User"}
+    return {
+        "class_uid": 6003, "class_name": "API Activity", "category_uid": 6, "category_name": "Application Activity",
+        "activity_id": activity_id, "activity_name": activity_name, "type_uid": 600300 + activity_id,
+        "severity_id": 1, "severity": "Informational", "status_id": 1, "status": "Success",
+        "time": int(created.timestamp() * 1000) if created else None,
+        "message": row.get("summary"),
+        "actor": {"user": _present(user), **({"invoked_by": "impersonation"} if row.get("was_impersonated") else {})},
+        "api": {"operation": f"{row['scope']}.{row['activity']}", "service": {"name": "PostHog"}},
+        "src_endpoint": _present({"ip": row.get("ip_address")}),
+        "resources": [_present({"uid": row.get("item_id"), "type": row["scope"], "name": row.get("resource_name")})],
+        "metadata": {"version": API_ACTIVITY_VERSION, "uid": row["id"],
+                     "product": {"name": "activitylog", "vendor_name": "PostHog activity log"},
+                     "original_time": _iso(created)},
+        "unmapped": {"detail": jsontext.embed(row.get("detail")), "organization_id": row.get("organization_id"),
+                     "project_id": row.get("team_id"), "project_name": row.get("project_name"),
+                     "organization_name": row.get("organization_name"), "client": row.get("client"),
+                     "level": row.get("level"), "changed_fields": row.get("changed_fields"),
+                     "was_impersonated": row.get("was_impersonated"), "is_system": row.get("is_system")},
+    }

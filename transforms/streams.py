@@ -11,7 +11,8 @@ skipped (a single "last timestamp" cursor would skip a day refreshed after a lat
   due again when ``activity_log`` wrote that day's files after it (new or late events).
 
 Schemas: ``native`` is the enriched event (the webhook's ``data``); ``ocsf`` is the OCSF 1.5.0 record
-of ``transforms.ocsf`` (PostHog's mapping; values of changed fields only with ``include_values``).
+of ``transforms.ocsf`` (PostHog's mapping; values of changed fields only with ``include_values``);
+``ocsf_api_activity`` is OCSF 1.1 API Activity (class 6003).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 
 from transforms import jsontext
 from transforms.lake import ACTIVITY_LOG, Lake
-from transforms.ocsf import ocsf_record
+from transforms.ocsf import api_activity_record, ocsf_record
 
 STREAM_LEDGER = "stream_ledger"
 STREAM_PROGRESS = "stream_progress"
@@ -93,6 +94,8 @@ def native_record(row: dict[str, Any]) -> dict[str, Any]:
 def records(rows: pl.DataFrame, schema: str, include_values: bool = False) -> list[dict[str, Any]]:
     if schema == "ocsf":
         return [ocsf_record(row, include_values=include_values) for row in rows.iter_rows(named=True)]
+    if schema == "ocsf_api_activity":
+        return [api_activity_record(row) for row in rows.iter_rows(named=True)]
     return [native_record(row) for row in rows.iter_rows(named=True)]
 
 

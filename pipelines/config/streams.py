@@ -97,7 +97,7 @@ class StreamConfig(Section):
     """``{filter, schema, sink}``: matching events delivered incrementally to a SIEM sink."""
 
     filter: Any = Field(default=None, validate_default=True)
-    schema_: Literal["native", "ocsf"] = Field(default="native", alias="schema")
+    schema_: Literal["native", "ocsf", "ocsf_api_activity"] = Field(default="native", alias="schema")
     #: ``ocsf`` only: the before and after values of changed fields (``entity.data``/``entity_result.data``).
     include_values: bool = False
     sink: Annotated[Sink, BeforeValidator(sink_shape)]
