@@ -155,6 +155,17 @@ def test_filters_ocsf_and_available_filters(served):
 
 
 @pytest.mark.slow
+def test_a_date_only_end_date_is_that_days_midnight_as_in_posthog(served):
+    """PostHog compares ``created_at <= end_date`` with a date read as its 00:00: the day is not included."""
+    path = "/api/projects/1/advanced_activity_logs/"
+    assert ids(get(served, path, "p1", end_date="2024-01-10")) == []
+    assert len(ids(get(served, path, "p1", end_date="2024-01-10T10:00:00Z"))) == 5  # inclusive
+    assert len(ids(get(served, path, "p1", end_date="2024-01-11"))) == 5
+    assert len(ids(get(served, path, "p1", start_date="2024-01-10", end_date="2024-01-11"))) == 5
+    assert ids(get(served, path, "p1", start_date="2024-01-11")) == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("params, attr", [
     ({"start_date": "yesterday"}, "start"),
     ({"start_date": "2024-02-01", "end_date": "2024-01-01"}, "end"),
@@ -209,8 +220,10 @@ def test_export_round_trip_runs_in_dagster(served):
 
     headers = {"Authorization": f"Bearer {served['keys']['p1']}"}
     started = httpx.post(served["url"] + "/api/projects/1/advanced_activity_logs/export", headers=headers,
-                         json={"format": "csv", "filters": {"scopes": ["FeatureFlag"], "team_ids": [3]}}, timeout=30)
+                         json={"format": "csv", "filters": {"scopes": ["FeatureFlag"], "team_ids": [3],
+                                                            "end_date": "2024-01-11"}}, timeout=30)
     assert started.status_code == 202, started.text
+    assert started.json()["export_format"] == "csv"  # PostHog's {id, export_format}, a superset
     export_id = started.json()["id"]
     status_url = served["url"] + f"/api/projects/1/advanced_activity_logs/exports/{export_id}"
     body = {}
@@ -221,6 +234,7 @@ def test_export_round_trip_runs_in_dagster(served):
         time.sleep(0.5)
     assert body["status"] == "succeeded", body
     assert body["manifest"]["rows"] == 5 and body["manifest"]["filter"]["team_ids"] == [1]  # never project 3
+    assert str(body["manifest"]["filter"]["end"]).startswith("2024-01-11T00:00:00")  # PostHog's end_date
     csv_text = httpx.get(body["file"], headers=headers, timeout=30).text
     assert csv_text.count("\r\n") == 6 and "p1-0" in csv_text
     other = {"Authorization": f"Bearer {served['keys']['p2']}"}

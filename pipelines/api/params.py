@@ -6,6 +6,8 @@ bounded here, before anything is parsed recursively or reaches the lake.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from fastapi import Request
@@ -69,9 +71,23 @@ def to_filter(data: dict[str, Any], attr_of: dict[str, str] | None = None, where
 LIST_PARAMETERS = ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses", "team_ids")
 
 
-def advanced_filter(request: Request, **fixed: Any) -> ActivityFilter:
+#: ``2024-01-31``: a date without a time.
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def posthog_end(value: Any) -> Any:
+    """PostHog's ``end_date``: a date without a time is that day's 00:00 UTC (DRF reads ``2024-01-31``
+    as a datetime at midnight, and PostHog compares ``created_at <=`` it)."""
+    return f"{value.strip()}T00:00:00Z" if isinstance(value, str) and _DATE_ONLY.fullmatch(value.strip()) else value
+
+
+def advanced_filter(request: Request, *, whole_day_end: bool = False, **fixed: Any) -> ActivityFilter:
     """The filter language from the query string of ``advanced_activity_logs/``, as PostHog reads it
-    (:meth:`ActivityFilter.from_query`: JSON-encoded lists too), after the bounds on each parameter."""
+    (:meth:`ActivityFilter.from_query`: JSON-encoded lists too), after the bounds on each parameter.
+
+    A date-only ``end_date`` is read as PostHog reads it, that day's 00:00 UTC (``created_at <=``
+    midnight: the day itself is not included); ``whole_day_end`` (the page's date fields) reads it as
+    the whole day, as the CLI and the configuration do."""
     params = request.query_params
     for name in ("start_date", "end_date", "search_text"):
         text(params.get(name), name)
@@ -93,8 +109,11 @@ def advanced_filter(request: Request, **fixed: Any) -> ActivityFilter:
     for name, field in (("start_date", "start"), ("end_date", "end")):
         if params.get(name):  # a date past year 9999 once in UTC is a 400 naming it, not an overflow
             to_filter({field: params[name]})
+    items = params.multi_items()
+    if not whole_day_end:
+        items = [(k, posthog_end(v) if k == "end_date" else v) for k, v in items]
     try:
-        return ActivityFilter.from_query(params.multi_items(), **fixed)
+        return ActivityFilter.from_query(items, **fixed)
     except FilterError as exc:
         message = str(exc).lstrip(": ")
         name = message.split(":", 1)[0].split("[", 1)[0]

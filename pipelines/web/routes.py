@@ -121,7 +121,7 @@ def page_filter(request: Request, access: Access) -> ActivityFilter:
     query_items = [(k, v) for k, v in query_items if k != "preset"]
     scoped = Request({**request.scope, "query_string": urlencode(query_items).encode()})
     fixed = {"team_ids": [access.project_id]} if access.project_id is not None else {}
-    return params.advanced_filter(scoped, **fixed)
+    return params.advanced_filter(scoped, whole_day_end=True, **fixed)
 
 
 def _time(value: datetime) -> dict:

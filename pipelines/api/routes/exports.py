@@ -57,6 +57,8 @@ async def launch_export(state: ServerState, access: Access, export_format: objec
     if not isinstance(filters, dict):
         raise ApiError(400, "must be an object in the filter language", "filters")
     filters = {k: v for k, v in filters.items() if k not in ("team_ids", "include_organization")}
+    if "end_date" in filters:  # PostHog's name, PostHog's reading (``end`` keeps the whole day)
+        filters["end_date"] = params.posthog_end(filters["end_date"])
     forced = {"team_ids": [access.project_id]} if access.project_id is not None else {}
     try:
         activity_filter = params.to_filter({**filters, **forced}, {"": "filters"})
@@ -75,7 +77,8 @@ async def launch_export(state: ServerState, access: Access, export_format: objec
     except QuotaExceeded as exc:
         await run_in_threadpool(state.exports.discard, export_id)  # never queued: no record stays behind
         raise ApiError(429, str(exc), headers={"Retry-After": "30"}) from None
-    return JSONResponse({"id": export_id, "status": "queued", "format": export_format}, status_code=202)
+    return JSONResponse({"id": export_id, "export_format": export_format, "status": "queued",
+                         "format": export_format}, status_code=202)
 
 
 def export_record(state: ServerState, access: Access, export_id: str) -> dict:
