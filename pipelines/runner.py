@@ -1,5 +1,6 @@
 """Run the pipeline's Dagster jobs from the CLI, recorded in DAGSTER_HOME so the UI shows them."""
 
+import fcntl
 import multiprocessing
 import os
 import threading
@@ -24,17 +25,29 @@ _INSTANCE_LOCK = threading.Lock()
 
 def instance() -> dg.DagsterInstance:
     """The persistent instance of DAGSTER_HOME (default ./data/dagster, created if missing). One per
-    process: two threads opening a fresh instance at once would both migrate its storage."""
+    process; and across processes, the first opening of a home is done by one process at a time (a
+    lock file in the home): processes creating a fresh instance at once (the first exports of a new
+    server, a CLI command beside the daemon) would each write its configuration and migrate its
+    storage, which fails one of them and can leave the storage with two schema heads."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
     with _INSTANCE_LOCK:
         key = str(home.resolve())
         if key not in _INSTANCES:
             home.mkdir(parents=True, exist_ok=True)
-            config = home / "dagster.yaml"
-            if not config.exists():
-                config.write_text((Path(__file__).parent / "dagster_instance.yaml").read_text())
             os.environ["DAGSTER_HOME"] = key
-            _INSTANCES[key] = dg.DagsterInstance.get()
+            with open(home / ".activitylog-instance.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                config = home / "dagster.yaml"
+                if not config.exists():
+                    partial = home / f".dagster.yaml.{os.getpid()}"
+                    partial.write_text((Path(__file__).parent / "dagster_instance.yaml").read_text())
+                    partial.replace(config)
+                opened = dg.DagsterInstance.get()
+                # Storage is created on first use: use each store once while holding the lock.
+                opened.get_runs_count()
+                opened.all_instigator_state()
+                opened.fetch_materializations(dg.AssetKey("activitylog_instance_check"), limit=1)
+            _INSTANCES[key] = opened
         return _INSTANCES[key]
 
 

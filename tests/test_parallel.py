@@ -130,3 +130,38 @@ def test_a_failed_range_is_reported_and_the_others_still_refresh(tmp_path, monke
     refreshed = set(lake.scan(ACTIVITY_LOG).select("day").unique().collect()["day"])
     # The other ranges were refreshed all the same, and so were the failed range's other days.
     assert refreshed == set(days) - {days[4]}
+
+
+FIRST_RUN = """
+import sys
+import dagster as dg
+from pipelines.runner import instance
+
+@dg.op
+def one():
+    return 1
+
+@dg.job
+def first_run():
+    one()
+
+print("run", first_run.execute_in_process(instance=instance()).success)
+"""
+
+
+def test_processes_opening_a_fresh_dagster_home_at_once_all_run(tmp_path):
+    """The first exports of a new server, or a command beside the daemon, open a DAGSTER_HOME that does
+    not exist yet at the same moment: each must run (without the home's lock, one in two failed on a
+    duplicate schema version and could leave the storage with two heads)."""
+    home = tmp_path / "home"
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    processes = [subprocess.Popen([sys.executable, "-c", FIRST_RUN], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+                 for _ in range(4)]
+    outcomes = [process.communicate(timeout=300) for process in processes]
+    assert [out.strip().splitlines()[-1:] for out, _ in outcomes] == [["run True"]] * 4, \
+        [err[-800:] for _, err in outcomes]
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as opened:
+        assert opened.get_runs_count() == 4
