@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -222,17 +224,43 @@ def revoke_key(lake: Lake, key_id: str) -> bool:
 
 
 _BY_ID: dict[tuple[str, int], dict[str, tuple[str, ApiKey]]] = {}  # per table version: key id → (hash, key)
+#: Per table URI: when its version was last read, the commit log's marker then, and that version.
+_SEEN: dict[str, tuple[float, int | None, int]] = {}
+#: A lake without a local commit log to watch (S3) is asked for a new version at most this often.
+REMOTE_CHECK_SECONDS = 0.5
+
+
+def _log_marker(uri: str) -> int | None:
+    """The local commit log's modification time (a new commit adds a file to it), or None (not local)."""
+    if "://" in uri and not uri.startswith("file://"):
+        return None
+    try:
+        return os.stat(os.path.join(uri.removeprefix("file://"), "_delta_log")).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _by_id(lake: Lake) -> dict[str, tuple[str, ApiKey]]:
+    """The keys of the table's latest version. A server asks this for every request: the Delta log is
+    read again only when the local commit log changed (a revocation takes effect at the next
+    request) or, on S3, at most every ``REMOTE_CHECK_SECONDS``."""
+    uri = lake.uri(API_KEYS)
+    marker, now = _log_marker(uri), time.monotonic()
+    seen = _SEEN.get(uri)
+    if seen is not None and API_KEYS not in lake.versions and (uri, seen[2]) in _BY_ID and (
+            (marker is not None and marker == seen[1] and now - seen[0] < 60)
+            or (marker is None and now - seen[0] < REMOTE_CHECK_SECONDS)):
+        return _BY_ID[(uri, seen[2])]
     table = lake.table(API_KEYS)
     if table is None:
+        _SEEN.pop(uri, None)
         return {}
-    cache_key = (lake.uri(API_KEYS), table.version())
+    cache_key = (uri, table.version())
     if cache_key not in _BY_ID:
         _BY_ID.clear()
         _BY_ID[cache_key] = {row["key_id"]: (row["secret_sha256"], _key(row))
                              for row in _latest(lake).iter_rows(named=True)}
+    _SEEN[uri] = (now, marker, cache_key[1])
     return _BY_ID[cache_key]
 
 

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 from pipelines.api.deps import AccessRule, ApiError, RateLimiter
 from pipelines.api.docs import mount_docs
 from pipelines.api.exports import ExportRunner, ExportStore, exports_root
+from pipelines.api.headers import PathHeaders
 from pipelines.api.routes import activity_log, advanced, exports, publish
 from pipelines.api.state import PUBLIC_URL_ENV, ServerState
 from transforms.lake import Lake
@@ -46,6 +47,14 @@ def visibility_rules() -> tuple:
     from pipelines.config.loader import load_section
 
     return load_section("visibility", VisibilityConfig).effective()
+
+
+NO_STORE = [(b"cache-control", b"no-store")]
+
+
+def api_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """Keys' data (every ``/api/`` response) is never stored by a browser or a proxy."""
+    return NO_STORE if path.startswith("/api/") else []
 
 
 def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:
@@ -67,12 +76,7 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
         base_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or "").rstrip("/"),
         use_cache=os.environ.get("ACTIVITYLOG_API_CACHE", "1") != "0")
 
-    @app.middleware("http")
-    async def _private(request: Request, call_next):
-        response = await call_next(request)
-        if request.url.path.startswith("/api/"):  # keys' data: never stored by a browser or a proxy
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(PathHeaders, headers_for=api_headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 from pipelines.api.deps import ApiError
+from pipelines.api.headers import PathHeaders
 from pipelines.web import tokens
 from pipelines.web.sessions import TTL_ENV, PageKeys, SessionStore, session_ttl
 
@@ -60,19 +61,17 @@ def mount_web(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiError, _error)
 
-    @app.middleware("http")
-    async def _page_headers(request: Request, call_next):
-        response = await call_next(request)
-        path = request.url.path
-        if is_page(path):
-            embed = path.startswith("/embed/")
-            policy = BASE_CSP + f"; frame-ancestors {frame_ancestors if embed else chr(39) + 'none' + chr(39)}"
-            response.headers["Content-Security-Policy"] = policy
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Referrer-Policy"] = "no-referrer"
-            if not path.startswith(STATIC_URL + "/"):
-                response.headers["Cache-Control"] = "no-store"
-        return response
+    def page_headers(path: str) -> list[tuple[bytes, bytes]]:
+        if not is_page(path):
+            return []
+        policy = BASE_CSP + f"; frame-ancestors {frame_ancestors if path.startswith('/embed/') else chr(39) + 'none' + chr(39)}"
+        headers = [(b"content-security-policy", policy.encode()), (b"x-content-type-options", b"nosniff"),
+                   (b"referrer-policy", b"no-referrer")]
+        if not path.startswith(STATIC_URL + "/"):
+            headers.append((b"cache-control", b"no-store"))
+        return headers
+
+    app.add_middleware(PathHeaders, headers_for=page_headers)
 
     app.include_router(api_router)
     app.include_router(router)
