@@ -46,7 +46,8 @@ def prepare(lake_root: str) -> dict[str, Any]:
 
 
 def _queries(p: dict[str, Any]) -> list[dict[str, str]]:
-    window = {"start_date": p["start"], "end_date": p["end"], "page_size": "100"}
+    # the whole last day: a date-only end_date is that day's midnight, as PostHog reads it
+    window = {"start_date": p["start"], "end_date": f"{p['end']}T23:59:59.999999Z", "page_size": "100"}
     detail = json.dumps({"changes[].field": {"operation": "exact", "value": "active"}})
     out = [{**window, "scopes": "FeatureFlag"}, {**window, "scopes": "Insight,Dashboard", "activities": "updated"},
            {**window, "detail_filters": detail}, {**window, "search_text": "checkout"}]

@@ -101,6 +101,7 @@ class AccessRule:
         self._visible = visible(self.hidden)
         self._organizations: dict[tuple[int | None, int], set[str]] = {}  # (log version, project) → orgs
         self._lock = threading.Lock()
+        self._computing: dict[tuple[int | None, int], threading.Lock] = {}  # one computation per key at once
         self._version: tuple[float, int | None] = (0.0, None)
 
     def log_version(self) -> int | None:
@@ -131,17 +132,28 @@ class AccessRule:
             return self._organizations.get((version, project_id))
 
     def organizations_of(self, project_id: int) -> set[str]:
-        """The organizations a project belongs to (reference data + its events), once per table version."""
+        """The organizations a project belongs to (reference data + its events), once per table version.
+        Requests arriving together for a project not yet known wait for one computation (a scan of
+        the table) instead of each running it."""
         version = self.log_version()
+        cache_key = (version, project_id)
         with self._lock:
-            found = self._organizations.get((version, project_id))
-        if found is None:
-            frame = self.lake.scan(ACTIVITY_LOG)
-            found = team_organizations(self.lake, (project_id,), frame)[project_id] if frame is not None else set()
+            found = self._organizations.get(cache_key)
+            if found is not None:
+                return found
+            computing = self._computing.setdefault(cache_key, threading.Lock())
+        with computing:
             with self._lock:
-                if len(self._organizations) > 10_000:
-                    self._organizations.clear()
-                self._organizations[(version, project_id)] = found
+                found = self._organizations.get(cache_key)
+            if found is None:
+                frame = self.lake.scan(ACTIVITY_LOG)
+                found = team_organizations(self.lake, (project_id,), frame)[project_id] if frame is not None else set()
+                with self._lock:
+                    if len(self._organizations) > 10_000:
+                        self._organizations.clear()
+                    self._organizations[cache_key] = found
+        with self._lock:
+            self._computing.pop(cache_key, None)
         return found
 
     def may_read_project(self, key: ApiKey, project_id: int, organizations: set[str]) -> bool:
