@@ -17,6 +17,7 @@ def register(commands) -> None:
     ask.add_argument("--team-id", type=int, help="only this project")
     ask.add_argument("--top", type=int, default=10, help="newest rows to print (default 10)")
     ask.add_argument("--json", action="store_true", help="print the filter, chips, counts and rows as JSON")
+    ask.add_argument("--no-model", action="store_true", help="use the parser even when ask.model is configured")
     ask.set_defaults(handler=run)
 
 
@@ -29,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise UsageError("--top must be 0 or a positive number")
     lake = Lake.at(settings().lake)
+    propose = None if args.no_model else proposer()
     try:
         result = ask(lake, args.question, fixed={"team_ids": [args.team_id]} if args.team_id is not None else None,
-                     top=args.top)
+                     top=args.top, propose=propose)
     except (AskError, FilterError) as exc:
         raise UsageError(str(exc)) from None
     if result is None:
@@ -54,6 +56,19 @@ def run(args: argparse.Namespace) -> int:
     if result.more:
         print(f"more: activitylog query " + " ".join(_flags(result.answer)), file=sys.stderr)
     return EXIT_OK
+
+
+def proposer():
+    """The ``ask.model`` endpoint's proposer, or None (the parser) without one."""
+    from pipelines.askmodel import model_proposer
+    from pipelines.config import AskConfig, ConfigError
+    from pipelines.config.loader import load_section
+
+    try:
+        config = load_section("ask", AskConfig)
+        return model_proposer(config.model) if config.model else None
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _flags(answer) -> list[str]:

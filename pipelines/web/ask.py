@@ -4,7 +4,8 @@ query parameters), with the counts and the newest rows.
 
 The question is read against what the key can see (``access.rows`` bounds the vocabulary and the
 rows; the page's project is fixed), so a question never widens a key's view: a user of another
-organization is an unknown name.
+organization is an unknown name. With ``ask.model`` configured, the model's proposal replaces the parser
+and is validated the same way (:func:`transforms.ask.answer_from_proposal`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ TOP_ROWS = 10
 #: "last N" periods that are one of the feed's date presets.
 PRESET_OF = {"last 24 hours": "24h", "last 1 day": "24h", "last 7 days": "7d", "last 1 week": "7d",
              "last 30 days": "30d", "last 1 month": "30d", "last 90 days": "90d"}
+
+
+def _proposer(app):
+    """The ``ask.model`` endpoint of the configuration file, read once per app (None: the parser)."""
+    if not hasattr(app.state, "ask_propose"):
+        from pipelines.askmodel import model_proposer
+        from pipelines.config import AskConfig
+        from pipelines.config.loader import load_section
+
+        config = load_section("ask", AskConfig)
+        app.state.ask_propose = model_proposer(config.model) if config.model else None
+    return app.state.ask_propose
 
 
 def feed_chips(chips) -> list[dict]:
@@ -51,10 +64,14 @@ async def ask_page(request: Request, access: Access = Depends(require_access), s
     if not question.strip():
         return render(request, "ask.html", context)
     fixed = {"team_ids": [access.project_id]} if access.project_id is not None else None
+    try:
+        propose = _proposer(request.app)
+    except ValueError as exc:  # ConfigError: the ask section of the configuration file
+        raise ApiError(503, f"the ask section of the configuration cannot be used: {exc}", "ask") from None
 
     def work():
         return ask(state.lake, question, where=access.rows, fixed=fixed, top=TOP_ROWS,
-                   now=datetime.now(timezone.utc))
+                   now=datetime.now(timezone.utc), propose=propose)
     try:
         result = await _slot(state, work)
     except AskError as exc:
