@@ -497,11 +497,13 @@ class Result:
 
 
 def ask(lake, question: str, *, where=None, fixed: Mapping[str, Any] | None = None, top: int = 10,
-        now: datetime | None = None, propose=None) -> Result | None:
+        now: datetime | None = None, propose=None, available: Mapping[str, Any] | None = None) -> Result | None:
     """Parse ``question`` against what ``where`` lets the reader see and run it; None without a table.
 
     ``propose`` (question, vocabulary, now) → a filter mapping: a model's proposal (``pipelines/askmodel.py``),
-    used instead of the parser after :func:`answer_from_proposal` validated it.
+    used instead of the parser after :func:`answer_from_proposal` validated it. ``available``: the
+    reader's :func:`~transforms.query.available_filters` when the caller has them (read under the same
+    ``where`` and projects), else they are read here.
 
     ``where`` (the reader's visibility) bounds both the vocabulary (users of other tenants are unknown
     names) and the rows; ``fixed`` filter fields (the reader's project) override the question's."""
@@ -515,7 +517,7 @@ def ask(lake, question: str, *, where=None, fixed: Mapping[str, Any] | None = No
         condition = condition & pl.col("team_id").is_in(list(fixed["team_ids"])).fill_null(False)
     if not lake.exists(ACTIVITY_LOG):
         return None
-    vocabulary = Vocabulary.of(available_filters(lake, condition))
+    vocabulary = Vocabulary.of(available if available is not None else available_filters(lake, condition))
     now = now or datetime.now(timezone.utc)
     if propose is not None:
         if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION:
