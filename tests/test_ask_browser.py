@@ -1,9 +1,11 @@
 """Ask in plain language in a real browser (Debian's chromium driven by Playwright, as in
 tests/test_page_browser.py) against `activitylog serve` on 127.0.0.1: ask from the feed's box, see the
 chips, edit one, run the feed; a question it cannot read shows the reason; no script error, nothing
-loaded from elsewhere."""
+loaded from elsewhere. A screenshot of the answer goes to ``$ACTIVITYLOG_PAGE_SCREENSHOTS`` when set."""
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,9 @@ from test_page_browser import LAPTOP, browser, served  # noqa: F401 (fixtures)
 
 
 @pytest.mark.slow
-def test_ask_edit_the_chips_and_run_the_feed(served, browser):
+def test_ask_edit_the_chips_and_run_the_feed(served, browser, tmp_path):
+    shots = Path(os.environ.get("ACTIVITYLOG_PAGE_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
     origin = served["url"]
     context = browser.new_context(viewport=LAPTOP, service_workers="block")
     errors = []
@@ -30,6 +34,7 @@ def test_ask_edit_the_chips_and_run_the_feed(served, browser):
         page.wait_for_url(re.compile(r".*/ask\?.*q=feature\+flags.*"))
         assert page.locator("#ask-total").inner_text() == "2 events"
         assert page.locator("ol.rows > li.row").count() == 2
+        page.screenshot(path=str(shots / "ask.png"), full_page=True)
         scopes = page.get_by_label(re.compile(r"^scopes"))
         assert scopes.input_value() == "FeatureFlag"
         # Edit a chip (the activity) and run the feed with the edited filter.
