@@ -240,3 +240,10 @@ def test_the_command_refuses_with_the_reason(world):
     run = _ask(world, "flags by nobody@example.com")
     assert run.returncode == 2
     assert "activitylog ask: I do not know the user 'nobody@example.com'" in run.stderr
+
+
+def test_the_command_names_bad_usage_and_a_missing_table(world, tmp_path):
+    assert _ask(world, "flags", "--top", "-1").returncode == 2
+    run = subprocess.run([str(script("activitylog")), "ask", "flags"], capture_output=True, text=True, timeout=60,
+                         env=child_env({"ACTIVITYLOG_LAKE": str(tmp_path / "empty-lake")}))
+    assert run.returncode == 1 and "no activity_log table" in run.stderr and "activitylog ingest" in run.stderr
