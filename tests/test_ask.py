@@ -80,6 +80,13 @@ PHRASES = [
                                            "end": "2024-01-31T23:59:59.999999+00:00"}),
     ("this month", {"start": "2024-03-01T00:00:00+00:00"}),
     ("this year", {"start": "2024-01-01T00:00:00+00:00"}),
+    ("show deletions this week", {"activities": ["deleted"], "start": "2024-03-11T00:00:00+00:00"}),
+    ("changes made by bob stone yesterday", {"activities": ["updated"], "users": ["bob@example.com"],
+                                             "start": "2024-03-14T00:00:00+00:00",
+                                             "end": "2024-03-14T23:59:59.999999+00:00"}),
+    ("Who deleted the checkout-flow flag?", {"activities": ["deleted"], "scopes": ["FeatureFlag"],
+                                            "search": "checkout-flow"}),
+    ("what happened to dashboard 12", {"scopes": ["Dashboard"], "item_ids": ["12"]}),
     ("show me everything jane deleted this week", {"users": ["jane@example.com"], "activities": ["deleted"],
                                                    "start": "2024-03-11T00:00:00+00:00"}),
 ]

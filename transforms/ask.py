@@ -36,10 +36,11 @@ EXAMPLES = ("feature flags deleted by jane@example.com in the last 30 days",
 
 #: Verbs → the activity PostHog writes.
 VERBS = {
-    "created": ("created", "create", "creates", "creating", "added", "add", "adds", "new", "made"),
+    "created": ("created", "create", "creates", "creating", "added", "add", "adds", "new", "creation", "creations"),
     "updated": ("updated", "update", "updates", "changed", "change", "changes", "modified", "modify",
-                "edited", "edit", "edits"),
-    "deleted": ("deleted", "delete", "deletes", "removed", "remove", "removes"),
+                "edited", "edit", "edits", "modification", "modifications"),
+    "deleted": ("deleted", "delete", "deletes", "removed", "remove", "removes", "deletion", "deletions",
+                "removal", "removals"),
     "logged_in": ("login", "logins", "log-in", "log-ins", "signin", "signins", "sign-ins"),
     "logged_out": ("logout", "logouts", "log-out", "log-outs"),
     "exported": ("exported", "export", "exports"),
