@@ -254,3 +254,16 @@ def test_the_command_names_bad_usage_and_a_missing_table(world, tmp_path):
     run = subprocess.run([str(script("activitylog")), "ask", "flags"], capture_output=True, text=True, timeout=60,
                          env=child_env({"ACTIVITYLOG_LAKE": str(tmp_path / "empty-lake")}))
     assert run.returncode == 1 and "no activity_log table" in run.stderr and "activitylog ingest" in run.stderr
+
+
+def test_a_viewer_token_asks_within_its_project(client, world):
+    from test_page import _no_b, _token
+
+    token = _token(client, world, "admin-a", {"project_id": 1, "ttl": "15m"})["token"]
+    page = client.get("/ask", params={"token": token, "q": "feature flags"})
+    assert page.status_code == 200 and _ids(page.text) == {"a-recent", "a-week"}
+    _no_b(page.text)
+    # The chips' form keeps the token, so running the feed stays within it.
+    assert f'name="token" value="{token}"' in page.text
+    assert client.get("/ask", params={"token": token, "q": "cohorts"}).text.count('class="row"') == 0
+    assert client.get("/ask", params={"token": token, "q": "flags", "project": "3"}).status_code == 404
