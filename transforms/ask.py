@@ -30,6 +30,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from transforms.filters import KNOWN_SCOPES, ActivityFilter, FilterError
 
+__all__ = ["EXAMPLES", "MAX_QUESTION", "PROPOSAL_FIELDS", "Answer", "AskError", "Chip", "Result", "Vocabulary",
+           "answer_from_proposal", "ask", "parse_question", "scope_aliases"]
+
 MAX_QUESTION = 500
 EXAMPLES = ("feature flags deleted by jane@example.com in the last 30 days",
             "who changed the billing flag yesterday", "impersonated logins this week")
