@@ -86,6 +86,8 @@ PHRASES = [
                                              "end": "2024-03-14T23:59:59.999999+00:00"}),
     ("Who deleted the checkout-flow flag?", {"activities": ["deleted"], "scopes": ["FeatureFlag"],
                                             "search": "checkout-flow"}),
+    ("history of the checkout flag", {"scopes": ["FeatureFlag"], "search": "checkout"}),
+    ("flags of jane", {"scopes": ["FeatureFlag"], "users": ["jane@example.com"]}),
     ("what happened to dashboard 12", {"scopes": ["Dashboard"], "item_ids": ["12"]}),
     ("show me everything jane deleted this week", {"users": ["jane@example.com"], "activities": ["deleted"],
                                                    "start": "2024-03-11T00:00:00+00:00"}),

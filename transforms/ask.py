@@ -318,7 +318,7 @@ def parse_question(question: str, vocabulary: Vocabulary, now: datetime | None =
     while position < len(words):
         word = words[position]
         # Users by name after "by"/"from".
-        if word in ("by", "from", "of") and position + 1 < len(words):
+        if word in ("by", "from") and position + 1 < len(words):
             taken = _take_user(words, position + 1, vocabulary, chips)
             if taken:
                 position = taken
