@@ -21,6 +21,7 @@ Shape of the file (every section is optional)::
     exports:       [{name, schedule (cron, UTC), format, window, filter, destination}]
     retention:     {default: 5y, organizations: {ORG_ID: 2mo}, projects: {TEAM_ID: 7d}, vacuum_grace: 7d}
     publish:       {max_events: 1000, max_bytes: 5MiB, idempotency_ttl: 24h}
+    ask:           {model: {url: https://api.example/v1, model: NAME, api_key: {env: NAME}, timeout: 20}}
 
     masking:
       # Field names whose values are masked in before/after of changes. A plain name masks the field
@@ -57,7 +58,7 @@ root ← errors ← loader):
 * :mod:`.fields`: validators shared by sections (durations, paths, cron, filters, names);
 * :mod:`.secrets`: ``{env: NAME}``;
 * one module per section: :mod:`.notifications` (with :mod:`.destinations`), :mod:`.streams`,
-  :mod:`.exports`, :mod:`.retention`, :mod:`.masking`, :mod:`.reference`, :mod:`.publish`;
+  :mod:`.exports`, :mod:`.retention`, :mod:`.masking`, :mod:`.reference`, :mod:`.publish`, :mod:`.ask`;
 * :mod:`.root`: :class:`ActivityLogConfig`, the whole file;
 * :mod:`.errors`: pydantic's errors → one line, :func:`validate_model`;
 * :mod:`.loader`: finding and reading the file, :func:`load_config`.
@@ -76,6 +77,7 @@ from .fields import DurationValue, parse_duration
 from .loader import load_config
 from .masking import DEFAULT_MASKED_FIELDS, MaskingConfig
 from .notifications import NotificationsConfig, Subscription
+from .ask import AskConfig, AskModelConfig
 from .publish import PublishConfig
 from .reference import ReferenceConfig
 from .retention import RetentionConfig
@@ -85,6 +87,7 @@ from .streams import SINK_TYPES, DatadogSink, S3Sink, Sink, SplunkSink, StreamCo
 from .visibility import VisibilityConfig
 
 __all__ = [
+    "AskConfig", "AskModelConfig",
     "CONFIG_ENV",
     "DEFAULT_CONFIG",
     "DEFAULT_MASKED_FIELDS",

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, model_
 from .base import Section
 from .exports import ExportSchedule, exports_shape, unique_export_names
 from .masking import MaskingConfig
+from .ask import AskConfig
 from .publish import PublishConfig
 from .notifications import NotificationsConfig
 from .reference import ReferenceConfig
@@ -24,10 +25,10 @@ DEFAULT_CONFIG = "activitylog.yaml"
 
 #: Top-level sections, in the order the design lists them.
 SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference", "publish",
-                             "visibility")
+                             "visibility", "ask")
 
 #: Sections where ``name:`` with nothing under it means "defaults", like leaving the section out.
-_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "publish", "visibility")
+_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "publish", "visibility", "ask")
 
 
 class ActivityLogConfig(Section):
@@ -44,6 +45,7 @@ class ActivityLogConfig(Section):
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
+    ask: AskConfig = Field(default_factory=AskConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str = PrivateAttr(default=DEFAULT_CONFIG)

@@ -6,6 +6,7 @@
     /embed/feed, /embed/history   the same without the page's chrome, for iframes
     /signin, /signout     a session from a pasted API key
     /export, /export/{id}[/file]  the API's export run from the current filters
+    /ask                  a question in plain language → the feed's filter as chips, counts, rows (ask.py)
     POST /api/organizations/{org_id}/viewer_tokens   short-lived ?token= links (an admin key)
 
 :func:`mount_web` adds it to an app made by :func:`pipelines.api.create_app`. Every page carries a
@@ -41,6 +42,7 @@ def is_page(path: str) -> bool:
 
 def mount_web(app: FastAPI) -> None:
     """The page's routes, static files, sessions and headers on ``app`` (after its API routes)."""
+    from pipelines.web.ask import router as ask_router
     from pipelines.web.routes import PickerCache, api_router, page_error, router
 
     state = app.state.server
@@ -75,4 +77,5 @@ def mount_web(app: FastAPI) -> None:
 
     app.include_router(api_router)
     app.include_router(router)
+    app.include_router(ask_router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="page-static")
