@@ -25,9 +25,12 @@ from typing import Any, Callable, Iterable
 import polars as pl
 
 from destinations.delivery import DeliveryFailed, RetryPolicy
+from destinations.email import EmailClient
 from destinations.files import FileClient
 from destinations.slack import SlackClient
-from destinations.templates import TemplateProblem, load_template, render
+from destinations.templates import (
+    DEFAULT_EMAIL_HTML, DEFAULT_EMAIL_SUBJECT, DEFAULT_EMAIL_TEXT, TemplateProblem, load_template, render,
+)
 from destinations.webhook import WebhookClient
 from transforms import jsontext
 from transforms.lake import ACTIVITY_LOG, Lake
@@ -85,6 +88,8 @@ class Router:
             return spec.webhook_url.value(f"notifications.destinations.{name}.webhook_url")
         if spec.type == "webhook":
             return spec.url.value(f"notifications.destinations.{name}.url")
+        if spec.type == "email":  # a new server or recipient list enables a disabled destination again
+            return f"smtp://{spec.host}:{spec.effective_port}/{','.join(spec.to)}"
         return spec.path
 
     def client(self, name: str):
@@ -97,6 +102,13 @@ class Router:
             elif spec.type == "webhook":
                 self._clients[name] = WebhookClient(self.url_of(name), secret=_secret(
                     spec.secret, f"notifications.destinations.{name}.secret"), timeout=spec.timeout, policy=policy)
+            elif spec.type == "email":
+                where = f"notifications.destinations.{name}"
+                self._clients[name] = EmailClient(
+                    spec.host, spec.effective_port, security=spec.security,
+                    username=_secret(spec.username, f"{where}.username"),
+                    password=_secret(spec.password, f"{where}.password"), ca_file=spec.ca_file,
+                    sender=spec.sender, to=spec.to, timeout=spec.timeout, policy=policy)
             else:
                 self._clients[name] = FileClient(spec.path)
         return self._clients[name]
@@ -257,7 +269,8 @@ def _send(lake: Lake, router: Router, notifications, to_send: pl.DataFrame, log_
             record(lake, missing, FAILED, run_id=run_id, error="event no longer in activity_log")
             _count(report, missing, "failed")
             rows = rows.filter(pl.col("event_id").is_in(list(events)))
-        batch_size = getattr(spec, "batch_size", 1) if spec.type == "slack" else (100 if spec.type == "file" else 1)
+        batch_size = getattr(spec, "batch_size", 1) if spec.type in ("slack", "email") else (
+            100 if spec.type == "file" else 1)
         for start in range(0, rows.height, batch_size):
             batch = rows.slice(start, batch_size)
             try:
@@ -310,6 +323,15 @@ def _deliver(router: Router, destination: str, spec, subscription: str, template
     if spec.type == "file":
         return client.send([{"delivery_id": d, "subscription": subscription, "destination": destination,
                              "event": event_record(r)} for d, r in zip(ids, rows)])
+    if spec.type == "email":
+        contexts = [template_context(r, subscription, spec.link_template) for r in rows]
+        context = {"events": contexts, "count": len(rows), "subscription": subscription}
+        subject = render(*load_template(spec.subject_template, DEFAULT_EMAIL_SUBJECT, default_name="default subject"),
+                         context)
+        text = render(*load_template(spec.text_template, DEFAULT_EMAIL_TEXT, default_name="default text"), context)
+        html = render(*load_template(spec.html_template, DEFAULT_EMAIL_HTML, html=True, default_name="default html"),
+                      context)
+        return client.send(subject, text + "\n", html, ids[0])
     template, name = load_template(template_path)
     texts = [render(template, name, template_context(r, subscription, spec.link_template)) for r in rows]
     header = f"*{subscription}* · {len(rows)} event{'s' if len(rows) != 1 else ''}"

@@ -25,7 +25,9 @@ import httpx
 from destinations.delivery import DeliveryFailed, RetryPolicy, post
 from transforms import jsontext
 from transforms.lake import Lake
-from transforms.streams import acknowledged, due_days, record_acks, record_progress, records, stream_rows
+from transforms.streams import (
+    acknowledged, due_days, next_health, record_acks, record_health, record_progress, records, stream_health, stream_rows,
+)
 
 HOSTNAME = socket.gethostname()
 DATADOG_MAX_BYTES = 5 * 2**20
@@ -241,6 +243,7 @@ def make_sink(name: str, spec, policy: RetryPolicy | None = None):
 class StreamReport:
     streams: dict[str, Counter] = field(default_factory=dict)  # name → sent, batches, days
     errors: dict[str, str] = field(default_factory=dict)       # name → the error that paused it
+    health: dict[str, dict] = field(default_factory=dict)      # name → state after this run (stream_health)
 
     def as_rows(self) -> list[dict[str, Any]]:
         return [{"stream": n, "days": c["days"], "sent": c["sent"], "batches": c["batches"],
@@ -285,4 +288,12 @@ def run_streams(lake: Lake, streams: dict, names: list[str] | None = None, *, lo
         except DeliveryFailed as exc:
             report.errors[name] = str(exc)
             log(f"stream {name} paused: {exc} (nothing acknowledged is lost; the next run resumes here)")
+            error, held = str(exc), not exc.retryable
+        else:
+            error, held = None, False
+        now = datetime.now(timezone.utc)
+        health = next_health(stream_health(lake).get(name), error, held=held,
+                             failing_after=getattr(spec, "failing_after", 900.0), now=now)
+        record_health(lake, name, health, now)
+        report.health[name] = health
     return report

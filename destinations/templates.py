@@ -7,6 +7,10 @@ the event's ``activity_log`` columns plus:
 * ``link`` — the destination's ``link_template`` filled in, or empty,
 * ``subscription`` — the subscription's name.
 
+An email destination has three templates (subject, plain text, HTML) rendering one message from a
+batch: ``events`` (each event's context as above), ``count`` and ``subscription``. HTML templates
+autoescape every value.
+
 Templates run in Jinja2's ``SandboxedEnvironment`` (no attribute access to internals, no imports) with
 ``StrictUndefined``, so a misspelled variable is an error naming the template and the line, never a
 silently empty message.
@@ -30,35 +34,64 @@ _{{ actor_name or actor_email or ("System" if is_system else "Someone") }}{% if 
 {% if link %} · <{{ link }}|open {{ resource_name or item_id }}>{% endif %}"""
 
 
+DEFAULT_EMAIL_SUBJECT = """\
+{% if count == 1 %}{{ events[0].summary }}{% else %}{{ subscription }}: {{ count }} events{% endif %}"""
+
+DEFAULT_EMAIL_TEXT = """\
+{{ subscription }}: {{ count }} event{{ "s" if count != 1 }}
+{% for event in events %}
+{{ event.summary }}
+{% for change in event.changes %}  - {{ change.field }}: {{ change.before }} -> {{ change.after }}
+{% endfor %}  {{ event.actor_name or event.actor_email or ("System" if event.is_system else "Someone") }}\
+{% if event.project_name %} · {{ event.project_name }}{% endif %} · {{ event.created_at }}
+{% if event.link %}  {{ event.link }}
+{% endif %}{% endfor %}"""
+
+DEFAULT_EMAIL_HTML = """\
+<!doctype html>
+<html><body style="font-family: sans-serif">
+<p><strong>{{ subscription }}</strong>: {{ count }} event{{ "s" if count != 1 }}</p>
+{% for event in events %}<div style="margin: 12px 0">
+<p><strong>{{ event.summary }}</strong></p>
+{% if event.changes %}<ul>{% for change in event.changes %}<li><code>{{ change.field }}</code>: \
+{{ change.before }} &rarr; {{ change.after }}</li>{% endfor %}</ul>{% endif %}
+<p style="color: #666">{{ event.actor_name or event.actor_email or ("System" if event.is_system else "Someone") }}\
+{% if event.project_name %} · {{ event.project_name }}{% endif %} · {{ event.created_at }}\
+{% if event.link %} · <a href="{{ event.link }}">open {{ event.resource_name or event.item_id }}</a>{% endif %}</p>
+</div>{% endfor %}
+</body></html>"""
+
+
 class TemplateProblem(ValueError):
     """A template cannot be compiled or rendered; the message names the template and the line."""
 
 
-def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+def _environment(html: bool = False) -> SandboxedEnvironment:
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=html, keep_trailing_newline=False)
 
 
 @lru_cache(maxsize=256)
-def _compile(source: str, name: str) -> jinja2.Template:
+def _compile(source: str, name: str, html: bool = False) -> jinja2.Template:
     try:
-        return _environment().from_string(source)
+        return _environment(html).from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(f"template {name}: line {exc.lineno}: {exc.message}") from None
 
 
-def compile_template_file(path: str) -> jinja2.Template:
+def compile_template_file(path: str, html: bool = False) -> jinja2.Template:
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateProblem(f"template {path}: cannot be read ({exc})") from None
-    return _compile(source, path)
+    return _compile(source, path, html)
 
 
-def load_template(path: str | None) -> tuple[jinja2.Template, str]:
+def load_template(path: str | None, default: str = DEFAULT_SLACK_TEMPLATE, *, html: bool = False,
+                  default_name: str = "default") -> tuple[jinja2.Template, str]:
     """(compiled template, its name for messages): the file, or the default."""
     if path is None:
-        return _compile(DEFAULT_SLACK_TEMPLATE, "default"), "default"
-    return compile_template_file(path), path
+        return _compile(default, default_name, html), default_name
+    return compile_template_file(path, html), path
 
 
 def render(template: jinja2.Template, name: str, context: dict[str, Any]) -> str:

@@ -24,9 +24,12 @@ def stream(context: dg.OpExecutionContext) -> dg.Output[dict]:
     except KeyError as exc:
         raise dg.Failure(str(exc.args[0])) from None
     rows = report.as_rows()
-    table = "\n".join(["| stream | days | sent | batches | status |", "|---|---|---|---|---|"] +
-                      [f"| {r['stream']} | {r['days']} | {r['sent']} | {r['batches']} | {r['status']} |" for r in rows])
-    metadata = {"sent": sum(r["sent"] for r in rows), "streams": dg.MetadataValue.md(table)}
+    state = {n: h["state"] for n, h in report.health.items()}
+    table = "\n".join(["| stream | state | days | sent | batches | status |", "|---|---|---|---|---|---|"] +
+                      [f"| {r['stream']} | {state.get(r['stream'], '-')} | {r['days']} | {r['sent']} | {r['batches']} "
+                       f"| {r['status']} |" for r in rows])
+    metadata = {"sent": sum(r["sent"] for r in rows), "streams": dg.MetadataValue.md(table),
+                "states": dg.MetadataValue.json(state)}
     if report.errors:
         raise dg.Failure(description="paused streams: " + "; ".join(f"{n}: {e}" for n, e in report.errors.items()),
                          metadata=metadata)

@@ -165,3 +165,103 @@ def start_server(name: str, argv: Sequence[str | os.PathLike], *, url: str, cwd:
         server.stop()
         raise
     return server
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 in a thread, recording what it accepts.
+
+    ``replies(*codes)``: the next DATA commands are answered with these replies (e.g. ``"451 4.3.0 busy"``)
+    instead of being accepted; ``tls_context`` with ``require_starttls`` serves STARTTLS; ``credentials``
+    (user, password) makes AUTH mandatory.
+    """
+
+    def __init__(self, *, tls_context=None, implicit_tls: bool = False, credentials: tuple[str, str] | None = None,
+                 require_starttls: bool = False) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.messages: list = []  # email.message.EmailMessage, with .envelope_from / .envelope_to
+        self.attempts = 0
+        self.logins: list[str] = []
+        self._scripted: list[str] = []
+        server = self
+
+        class Handler:
+            async def handle_DATA(self, smtp, session, envelope):
+                from email import message_from_bytes
+                from email.policy import default
+
+                server.attempts += 1
+                if server._scripted:
+                    return server._scripted.pop(0)
+                message = message_from_bytes(envelope.original_content or envelope.content, policy=default)
+                message.envelope_from = envelope.mail_from
+                message.envelope_to = list(envelope.rcpt_tos)
+                server.messages.append(message)
+                return "250 OK"
+
+        def authenticate(smtp, session, envelope, mechanism, auth_data):
+            login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
+            password = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
+            ok = credentials is not None and (login, password) == credentials
+            if ok:
+                server.logins.append(login)
+            return AuthResult(success=ok, handled=False)
+
+        self.port = free_port()
+        options = {"hostname": LOOPBACK, "port": self.port, "ready_timeout": 10}
+        if implicit_tls:
+            options["ssl_context"] = tls_context
+        elif tls_context is not None:
+            options["tls_context"] = tls_context
+            options["require_starttls"] = require_starttls
+        if credentials is not None:
+            options.update(authenticator=authenticate, auth_required=True,
+                           # with implicit TLS the whole session is encrypted; aiosmtpd only knows of STARTTLS
+                           auth_require_tls=tls_context is not None and not implicit_tls)
+        self._controller = Controller(Handler(), server_hostname="localhost", **options)
+
+    def replies(self, *replies: str) -> None:
+        self._scripted.extend(replies)
+
+    def __enter__(self) -> "SmtpServer":
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._controller.stop()
+
+
+def self_signed_certificate(directory: Path, host: str = "localhost") -> tuple[Path, Path]:
+    """A fresh self-signed certificate for ``host`` (and 127.0.0.1): (cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host), x509.IPAddress(
+                ipaddress.ip_address(LOOPBACK))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def server_tls_context(cert_path: Path, key_path: Path):
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context

@@ -293,7 +293,12 @@ def test_stream_command(built_lake, capsys, monkeypatch, tmp_path):
     config = tmp_path / "activitylog.yaml"
     config.write_text("streams:\n  archive: {sink: {type: s3, uri: archive}}\n")
     monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    assert main(["stream", "--status"]) == 0  # before any run: nothing sent, everything due
+    assert capsys.readouterr().out.split("archive")[1].split()[:4] == ["ok", "-", "3", "5"]  # state, since, days, events
     assert main(["stream", "--quiet"]) == 0
     assert capsys.readouterr().out.split("archive")[1].split()[:3] == ["3", "5", "3"]  # days, sent, batches
+    assert main(["stream", "--status", "archive"]) == 0
+    after = capsys.readouterr().out.split("archive")[1].split()
+    assert after[0] == "ok" and after[3:6] == ["0", "0", "-"]  # state, since (date time), nothing due
     assert main(["stream", "nope"]) == 2
     assert "no stream named 'nope' (streams: archive)" in capsys.readouterr().err

@@ -90,7 +90,7 @@ def statuses(lake) -> dict[str, int]:
     (WEBHOOK.replace("operation: in", "operation: like"), {"HOOK_URL": "http://x", "HOOK_SECRET": SECRET},
      "operation: 'like' is not one of exact, contains, in"),
     (WEBHOOK.replace("type: webhook", "type: pager"), {"HOOK_URL": "http://x", "HOOK_SECRET": SECRET},
-     "notifications.destinations.hook: type 'pager' is not one of slack, webhook, file"),
+     "notifications.destinations.hook: type 'pager' is not one of slack, webhook, email, file"),
     (WEBHOOK.replace("max_event_age: 7d", "max_event_age: 2mo"), {"HOOK_URL": "http://x", "HOOK_SECRET": SECRET},
      "notifications.max_event_age: 2mo has no fixed length"),
     (WEBHOOK + "    - {name: flags, destinations: [hook]}\n", {"HOOK_URL": "http://x", "HOOK_SECRET": SECRET},

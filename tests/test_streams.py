@@ -4,6 +4,7 @@ import gzip
 import json
 import socket
 import threading
+import time
 from datetime import date
 
 import dagster as dg
@@ -253,8 +254,11 @@ def test_stream_sensor_and_job(lake, landing, tmp_path, monkeypatch, instance):
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         request = stream_sensor(context)
     assert isinstance(request, dg.RunRequest) and request.tags["activitylog/streams"] == "archive"
-    report, _ = run_stream(settings, dagster_instance=instance, log_level="WARNING")
+    report, run_id = run_stream(settings, dagster_instance=instance, log_level="WARNING")
     assert report["streams"][0]["sent"] == 2
+    outputs = [e for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.is_successful_output]
+    metadata = outputs[0].dagster_event.step_output_data.metadata
+    assert metadata["states"].data == {"archive": "ok"} and "| archive | ok | 1 | 2 |" in metadata["streams"].value
     with dg.build_sensor_context(instance=instance, resources=resources) as context:
         assert isinstance(stream_sensor(context), dg.SkipReason)
     config.write_text("streams:\n  broken: {sink: {type: syslog, host: 127.0.0.1, port: 9, max_attempts: 1}}\n")
@@ -313,3 +317,45 @@ streams:
                   for line in r.body.decode().splitlines()]
     assert len(events) == 3 and {e["event"]["class_uid"] for e in events} == {6003}
     assert all(e["event"]["unmapped"]["detail"]["changes"][0]["after"] is True for e in events)
+
+
+def test_stream_health_degraded_then_failing_then_ok_without_loss(lake, landing, tmp_path, monkeypatch):
+    from transforms.streams import stream_health
+
+    add_events(lake, landing, events_on(10, 3) + events_on(11, 2), "a.jsonl")
+    with Receiver() as server:
+        streams = streams_config(tmp_path, monkeypatch, """\
+streams:
+  splunk: {sink: {type: splunk_hec, url: {env: HEC_URL}, token: {env: HEC_TOKEN}, batch_size: 2}, failing_after: 0.2}
+""", HEC_URL=server.url("/hec"), HEC_TOKEN="t")
+        server.respond("/hec", *[(503, {}, "down")] * 4)
+        first = run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        assert first.health["splunk"]["state"] == "degraded" and "503" in first.health["splunk"]["last_error"]
+        time.sleep(0.3)
+        second = run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        health = stream_health(lake)["splunk"]
+        assert second.health["splunk"]["state"] == health["state"] == "failing"
+        assert health["since"] == first.health["splunk"]["since"]  # one incident
+        recovered = run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        assert stream_health(lake)["splunk"]["state"] == "ok" and recovered.streams["splunk"]["sent"] == 5
+    acked = lake.scan(STREAM_LEDGER).collect()["event_id"].to_list()
+    assert sorted(acked) == sorted(set(lake.scan(ACTIVITY_LOG).collect()["id"]))
+
+
+def test_a_4xx_holds_the_stream_failing_at_once(lake, landing, tmp_path, monkeypatch):
+    from transforms.streams import stream_health
+
+    add_events(lake, landing, events_on(10, 2), "a.jsonl")
+    with Receiver() as server:
+        streams = streams_config(tmp_path, monkeypatch, """\
+streams:
+  splunk: {sink: {type: splunk_hec, url: {env: HEC_URL}, token: {env: HEC_TOKEN}}}
+""", HEC_URL=server.url("/hec"), HEC_TOKEN="t")
+        server.respond("/hec", (400, {}, "bad request"))
+        run_streams(lake, streams, log=lambda _: None, policy=FAST)
+        health = stream_health(lake)["splunk"]
+        assert health["state"] == "failing" and "400" in health["last_error"]
+        assert lake.scan(STREAM_LEDGER) is None or lake.scan(STREAM_LEDGER).collect().height == 0
+        run_streams(lake, streams, log=lambda _: None, policy=FAST)
+    assert stream_health(lake)["splunk"]["state"] == "ok"
+    assert lake.scan(STREAM_LEDGER).collect().height == 2

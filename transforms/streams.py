@@ -10,6 +10,11 @@ skipped (a single "last timestamp" cursor would skip a day refreshed after a lat
 * ``stream_progress``: ``stream, day, checked_at`` — when a stream last went through a day; a day is
   due again when ``activity_log`` wrote that day's files after it (new or late events).
 
+* ``stream_health``: ``stream, state, since, last_error, recorded_at`` — one row per stream run; the
+  latest row of a stream is its state: ``ok`` (the run delivered everything due), ``degraded`` (the
+  run stopped on an error, for less than ``failing_after`` seconds since the incident began),
+  ``failing`` (longer, or the sink refused a batch: a 4xx). ``since`` is when the state began.
+
 Schemas: ``native`` is the enriched event (the webhook's ``data``); ``ocsf`` is the OCSF 1.5.0 record
 of ``transforms.ocsf`` (PostHog's mapping; values of changed fields only with ``include_values``);
 ``ocsf_api_activity`` is OCSF 1.1 API Activity (class 6003).
@@ -30,6 +35,10 @@ STREAM_LEDGER = "stream_ledger"
 STREAM_PROGRESS = "stream_progress"
 LEDGER_SCHEMA = {"stream": pl.String, "day": pl.Date, "event_id": pl.String, "batch_id": pl.String,
                  "acked_at": pl.Datetime("us", "UTC")}
+STREAM_HEALTH = "stream_health"
+HEALTH_SCHEMA = {"stream": pl.String, "state": pl.String, "since": pl.Datetime("us", "UTC"),
+                 "last_error": pl.String, "recorded_at": pl.Datetime("us", "UTC")}
+OK, DEGRADED, FAILING = "ok", "degraded", "failing"
 PROGRESS_SCHEMA = {"stream": pl.String, "day": pl.Date, "checked_at": pl.Datetime("us", "UTC")}
 
 
@@ -67,6 +76,33 @@ def record_progress(lake: Lake, stream: str, day: date, checked_at: datetime) ->
 # ----------------------------------------------------------------------------------------------
 # Record shapes
 # ----------------------------------------------------------------------------------------------
+
+
+def stream_health(lake: Lake) -> dict[str, dict[str, Any]]:
+    """The latest health row of every stream that ran: stream → {state, since, last_error, recorded_at}."""
+    frame = lake.scan(STREAM_HEALTH)
+    if frame is None:
+        return {}
+    latest = frame.sort("recorded_at").group_by("stream").last().collect()
+    return {row["stream"]: row for row in latest.iter_rows(named=True)}
+
+
+def next_health(previous: dict[str, Any] | None, error: str | None, *, held: bool, failing_after: float,
+                now: datetime) -> dict[str, Any]:
+    """The state after a run: ``error`` is the run's error (``None``: it delivered everything due);
+    ``held``: the sink refused a batch (4xx), which is ``failing`` at once."""
+    if error is None:
+        since = previous["since"] if previous and previous["state"] == OK else now
+        return {"state": OK, "since": since, "last_error": previous["last_error"] if previous else None}
+    began = previous["since"] if previous and previous["state"] != OK else now
+    state = FAILING if held or (now - began).total_seconds() >= failing_after else DEGRADED
+    return {"state": state, "since": began, "last_error": error}
+
+
+def record_health(lake: Lake, stream: str, health: dict[str, Any], now: datetime) -> None:
+    lake.append(STREAM_HEALTH, pl.DataFrame({"stream": [stream], "state": [health["state"]],
+                                             "since": [health["since"]], "last_error": [health["last_error"]],
+                                             "recorded_at": [now]}, schema=HEALTH_SCHEMA))
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -108,3 +144,30 @@ def stream_rows(lake: Lake, activity_filter, day: date, done: Iterable[str], tea
             .sort("created_at", "id").collect())
     done_ids = list(done)
     return rows.filter(~pl.col("id").is_in(done_ids)) if done_ids else rows
+
+
+def stream_lag(lake: Lake, stream: str, activity_filter, now: datetime | None = None) -> dict[str, Any]:
+    """What a stream has not delivered yet: ``days`` due, ``events`` matching and unacknowledged on them,
+    ``oldest_age_seconds`` of the oldest such event (``None`` without one)."""
+    now = now or _now()
+    days = due_days(lake, stream)
+    events, oldest = 0, None
+    for day in days:
+        rows = stream_rows(lake, activity_filter, day, acknowledged(lake, stream, day).to_list())
+        if rows.height:
+            events += rows.height
+            first = rows["created_at"].min()
+            oldest = first if oldest is None or first < oldest else oldest
+    return {"days": len(days), "events": events,
+            "oldest_age_seconds": None if oldest is None else round((now - oldest).total_seconds(), 3)}
+
+
+def status_rows(lake: Lake, streams: dict, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every configured stream's health and lag (a stream that never ran reads ``ok`` with no ``since``)."""
+    health = stream_health(lake)
+    rows = []
+    for name in sorted(streams):
+        state = health.get(name) or {"state": OK, "since": None, "last_error": None}
+        rows.append({"stream": name, "state": state["state"], "since": state["since"],
+                     "last_error": state["last_error"], **stream_lag(lake, name, streams[name].filter, now)})
+    return rows

@@ -101,6 +101,8 @@ class StreamConfig(Section):
     #: ``ocsf`` only: the before and after values of changed fields (``entity.data``/``entity_result.data``).
     include_values: bool = False
     sink: Annotated[Sink, BeforeValidator(sink_shape)]
+    #: Seconds a stream may keep failing (state ``degraded``) before its state is ``failing``.
+    failing_after: float = Field(default=900.0, ge=0)
 
     @field_validator("filter", mode="plain")
     @classmethod
