@@ -26,7 +26,8 @@ from destinations.delivery import DeliveryFailed, RetryPolicy, post
 from transforms import jsontext
 from transforms.lake import Lake
 from transforms.streams import (
-    acknowledged, due_days, next_health, record_acks, record_health, record_progress, records, stream_health, stream_rows,
+    acknowledged, due_days, health_event, next_health, record_acks, record_health, record_progress, records,
+    stream_health, stream_rows,
 )
 
 HOSTNAME = socket.gethostname()
@@ -244,6 +245,7 @@ class StreamReport:
     streams: dict[str, Counter] = field(default_factory=dict)  # name → sent, batches, days
     errors: dict[str, str] = field(default_factory=dict)       # name → the error that paused it
     health: dict[str, dict] = field(default_factory=dict)      # name → state after this run (stream_health)
+    alerts: list[dict] = field(default_factory=list)           # stream_failing / stream_recovered events
 
     def as_rows(self) -> list[dict[str, Any]]:
         return [{"stream": n, "days": c["days"], "sent": c["sent"], "batches": c["batches"],
@@ -253,9 +255,11 @@ class StreamReport:
 
 def run_streams(lake: Lake, streams: dict, names: list[str] | None = None, *, log: Callable[[str], None] = print,
                 policy: RetryPolicy | None = None, after_batch: Callable[[str, int], None] | None = None,
-                ) -> StreamReport:
+                alert: Callable[[dict], None] | None = None) -> StreamReport:
     """Deliver every due day of each stream (all, or ``names``). ``after_batch`` is a test hook called
-    after each acknowledged batch."""
+    after each acknowledged batch. ``alert`` receives the system event of a stream entering or leaving
+    ``failing`` (:func:`transforms.streams.health_event`) before the new state is recorded; if it
+    raises, the state is not recorded, so the next run raises the alert again."""
     from transforms.query import team_organizations
 
     report = StreamReport()
@@ -292,8 +296,14 @@ def run_streams(lake: Lake, streams: dict, names: list[str] | None = None, *, lo
         else:
             error, held = None, False
         now = datetime.now(timezone.utc)
-        health = next_health(stream_health(lake).get(name), error, held=held,
-                             failing_after=getattr(spec, "failing_after", 900.0), now=now)
+        previous = stream_health(lake).get(name)
+        health = next_health(previous, error, held=held, failing_after=getattr(spec, "failing_after", 900.0), now=now)
+        event = health_event(name, previous, health, now)
+        if event is not None:
+            if alert is not None:
+                alert(event)
+            report.alerts.append(event)
+            log(f"stream {name}: {event['activity']}")
         record_health(lake, name, health, now)
         report.health[name] = health
     return report

@@ -183,7 +183,7 @@ def test_unknown_top_level_section_lists_allowed_ones(tmp_path):
     message = load_error(path)
     assert message == (
         f"{path}: notification: unknown section "
-        "(allowed: notifications, streams, exports, retention, masking, reference, publish, visibility, ask)"
+        "(allowed: notifications, streams, exports, retention, masking, reference, publish, visibility, ask, audit)"
     )
     assert set(SECTIONS) == set(ActivityLogConfig.model_fields)
 

@@ -99,6 +99,36 @@ def next_health(previous: dict[str, Any] | None, error: str | None, *, held: boo
     return {"state": state, "since": began, "last_error": error}
 
 
+def health_event(stream: str, previous: dict[str, Any] | None, health: dict[str, Any],
+                 now: datetime) -> dict[str, Any] | None:
+    """The system event of a stream entering ``failing`` (``stream_failing``) or leaving it for ``ok``
+    (``stream_recovered``); None for any other change. It belongs to the system organization (scope
+    ``ActivityLog``, ``item_id`` the stream), its one change is ``state`` before → after, and its id is
+    derived from the stream, the activity and when the state began: the same transition spooled twice
+    (a run killed between the spool and the health record) is one event to the ingest."""
+    import hashlib
+
+    from transforms.retention import system_event
+
+    before, after = (previous or {}).get("state"), health["state"]
+    if after == FAILING and before != FAILING:
+        activity = "stream_failing"
+    elif after == OK and before == FAILING:
+        activity = "stream_recovered"
+    else:
+        return None
+    since = _iso(health["since"])
+    digest = hashlib.sha256(f"{stream}\0{activity}\0{since}".encode()).hexdigest()[:32]
+    event = system_event(activity, {
+        "name": stream, "short_id": None, "type": "stream",
+        "changes": [{"type": "Stream", "action": "changed", "field": "state", "before": before, "after": after}],
+        "trigger": None,
+        "context": {"stream": stream, "since": since, "last_error": health.get("last_error")},
+    }, health["since"] if activity == "stream_failing" else now, f"stream-{digest}")
+    event["item_id"] = stream[:72]
+    return event
+
+
 def record_health(lake: Lake, stream: str, health: dict[str, Any], now: datetime) -> None:
     lake.append(STREAM_HEALTH, pl.DataFrame({"stream": [stream], "state": [health["state"]],
                                              "since": [health["since"]], "last_error": [health["last_error"]],

@@ -22,17 +22,21 @@ responses carry ``Cache-Control: no-store``; ``next`` links start with
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from pipelines.api.audit import build_auditor
 from pipelines.api.deps import AccessRule, ApiError, RateLimiter
 from pipelines.api.docs import mount_docs
 from pipelines.api.exports import ExportRunner, ExportStore, exports_root
 from pipelines.api.headers import PathHeaders
 from pipelines.api.routes import activity_log, advanced, exports, publish
 from pipelines.api.state import PUBLIC_URL_ENV, ServerState
+from pipelines.settings import Settings
 from transforms.lake import Lake
 
 ERROR_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permission_denied",
@@ -60,9 +64,14 @@ def api_headers(path: str) -> list[tuple[bytes, bytes]]:
 def create_app(lake_root: str | None = None, public_url: str | None = None) -> FastAPI:
     """The app. ``public_url``: what ``next`` and download links start with (default
     ``$ACTIVITYLOG_PUBLIC_URL``; without either, links are relative: ``/api/…``)."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await run_in_threadpool(app.state.auditor.close)  # read records still waiting are written
+
     app = FastAPI(title="activitylog", version="1.0",
                   description="PostHog-compatible activity-log endpoints over the activity_log Delta table.",
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
     mount_docs(app)
     store = Lake.at(lake_root or os.environ.get("ACTIVITYLOG_LAKE") or "./data/lake")
     limiter = RateLimiter(int(os.environ.get("ACTIVITYLOG_API_RATE", "600")))
@@ -71,6 +80,8 @@ def create_app(lake_root: str | None = None, public_url: str | None = None) -> F
     runner = ExportRunner(export_store, store.root, slots=int(os.environ.get("ACTIVITYLOG_API_EXPORT_SLOTS", "2")),
                           quota=int(os.environ.get("ACTIVITYLOG_API_EXPORT_QUOTA", "10")))
     app.state.exports, app.state.export_runner = export_store, runner
+    # The log's record of its own use (the audit: section), spooled into the landing area.
+    app.state.auditor = build_auditor(Settings.from_env().landing)
     app.state.server = ServerState(
         lake=store, exports=export_store, runner=runner,
         base_url=(public_url or os.environ.get(PUBLIC_URL_ENV) or "").rstrip("/"),

@@ -205,10 +205,26 @@ class ExportRunner:
         self._workers: list[threading.Thread] = []
 
     def submit(self, export_id: str, key_id: str) -> None:
+        self.reserve(key_id)
+        self.enqueue(export_id, key_id)
+
+    def reserve(self, key_id: str) -> None:
+        """Count one export of ``key_id`` against its quota (:class:`QuotaExceeded` beyond it); then
+        :meth:`enqueue` it, or :meth:`release` the reservation."""
         with self._condition:
             if self._in_flight.get(key_id, 0) >= self.quota:
                 raise QuotaExceeded(f"at most {self.quota} exports of one key may be queued or running at once")
             self._in_flight[key_id] = self._in_flight.get(key_id, 0) + 1
+
+    def release(self, key_id: str) -> None:
+        with self._condition:
+            self._in_flight[key_id] -= 1
+            if not self._in_flight[key_id]:
+                del self._in_flight[key_id]
+
+    def enqueue(self, export_id: str, key_id: str) -> None:
+        """Queue an export reserved with :meth:`reserve`."""
+        with self._condition:
             self._queue.append((export_id, key_id))
             if len(self._workers) < self.slots:
                 worker = threading.Thread(target=self._work, name=f"export-runner-{len(self._workers)}", daemon=True)
@@ -228,10 +244,7 @@ class ExportRunner:
                 self.store.update(export_id, status="failed", finished_at=_now(),
                                   error=f"the export could not be started ({type(exc).__name__})")
             finally:
-                with self._condition:
-                    self._in_flight[key_id] -= 1
-                    if not self._in_flight[key_id]:
-                        del self._in_flight[key_id]
+                self.release(key_id)
 
     def _run(self, export_id: str) -> None:
         directory = self.store.directory(export_id)

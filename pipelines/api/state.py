@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from pipelines.api.audit import record_read
 from pipelines.api.deps import Access
 from pipelines.api.exports import ExportRunner, ExportStore
 from transforms import jsontext
@@ -57,19 +58,24 @@ class ServerState:
         lookup. A hit is answered on the event loop; a miss computes in the thread pool."""
         cache_key = (request.url.path, request.url.query, access.visibility, self.log_version())
         with self._lock:
-            body = self._pages.get(cache_key) if self.use_cache else None
-            if body is not None:
+            page = self._pages.get(cache_key) if self.use_cache else None
+            if page is not None:
                 self._pages.move_to_end(cache_key)
-        if body is None:
-            def run() -> bytes:
+        hit = page is not None
+        if page is None:
+            def run() -> tuple[bytes, int | None]:
                 with self.query_slots:  # a few queries at a time: Polars already uses every core for each
-                    return jsontext.encode(compute()).encode()
+                    result = compute()
+                    rows = len(result["results"]) if isinstance(result.get("results"), list) else None
+                    return jsontext.encode(result).encode(), rows
 
-            body = await run_in_threadpool(run)
+            page = await run_in_threadpool(run)
             with self._lock:
-                self._pages[cache_key] = body
+                self._pages[cache_key] = page
                 while len(self._pages) > CACHED_PAGES:
                     self._pages.popitem(last=False)
+        body, rows = page
+        record_read(request, access, rows, cached=hit)  # audit.reads: the route, key, filter, row count
         return Response(body, media_type="application/json")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.cli import viewer_token
-from pipelines.cli.errors import EXIT_OK, LAKE_HELP, UsageError, command
+from pipelines.cli.errors import EXIT_OK, LAKE_HELP, CommandFailure, UsageError, command
 from pipelines.cli.options import load_config, require_lake, settings
 
 
@@ -36,7 +36,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transforms.keys import create_key, list_keys, revoke_key
+    from transforms.keys import PREFIX, create_key, list_keys, revoke_key
     from transforms.lake import Lake
 
     lake = Lake.at(settings().lake)
@@ -56,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
                                     scopes=args.scope or None, label=args.label, references=references)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        try:
+            _record(config, "key_created", key)
+        except OSError as exc:  # nothing un-audited stays usable
+            revoke_key(lake, key.key_id)
+            raise CommandFailure(f"the key's creation could not be recorded in the landing area ({exc}); "
+                                 f"key {key.key_id} was revoked at once") from None
         print(f"Key {key.key_id} for organization {key.organization_id}: "
               f"{'admin (every project)' if key.admin else 'projects ' + ', '.join(map(str, key.projects))}; "
               f"scopes {', '.join(key.scopes)}. Shown once; only its hash is stored:")
@@ -70,7 +76,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key.key_id}  {state:<24} org {key.organization_id}  "
                   f"{'admin' if key.admin else 'projects ' + ','.join(map(str, key.projects))}  {key.label or ''}")
         return EXIT_OK
+    wanted = args.key_id.split("_")[1] if args.key_id.startswith(f"{PREFIX}_") else args.key_id  # an id or a whole key
+    revoked = next((k for k in list_keys(lake) if k.key_id == wanted and k.revoked_at is None), None)
     if not revoke_key(lake, args.key_id):
         raise UsageError(f"no active key {args.key_id!r} (activitylog keys list)")
     print(f"Revoked {args.key_id}")
+    if revoked is not None:
+        try:
+            _record(load_config(), "key_revoked", revoked)
+        except OSError as exc:
+            raise CommandFailure(f"key {revoked.key_id} is revoked, but the revocation could not be recorded in "
+                                 f"the landing area ({exc})") from None
     return EXIT_OK
+
+
+def _record(config, activity: str, key) -> None:
+    """The log's own record of a key change (``audit.keys``), spooled into the landing area: the next
+    ingest takes it into the key's organization or project."""
+    if not config.audit.keys:
+        return
+    from transforms.audit import key_event
+    from transforms.jsontext import encode
+    from transforms.spool import write_spool
+
+    write_spool(settings().landing, [encode(key_event(activity, key))])

@@ -30,8 +30,12 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.api.app import visibility_rules
     from pipelines.config import ConfigError
 
-    try:  # the visibility rules of the configuration file: a bad section is exit 2, before anything listens
+    from pipelines.config import AuditConfig
+    from pipelines.config.loader import load_section
+
+    try:  # the sections serve reads (visibility, audit): a bad one is exit 2, before anything listens
         visibility_rules()
+        load_section("audit", AuditConfig)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     # Links in responses (next pages, downloads) start with ACTIVITYLOG_PUBLIC_URL, else with the address

@@ -28,8 +28,28 @@ def run(args: argparse.Namespace, lake) -> int:
     except OSError as exc:
         raise CommandFailure(f"the page secret cannot be read or made: {exc}") from None
     expires = datetime.fromtimestamp(claims.expires_at, timezone.utc)
+    _record(claims)
     what = f"project {claims.project_id}" if claims.project_id is not None else "the whole organization"
     print(f"Viewer token for {what} of {claims.organization_id}, until {expires:%Y-%m-%d %H:%M:%S}Z "
           "(?token= on /, /embed/feed, /embed/history):", file=sys.stderr)
     print(token)
     return EXIT_OK
+
+
+def _record(claims) -> None:
+    """The log's own record of the token (``audit.keys``), spooled into the landing area."""
+    from pipelines.cli.options import load_config, settings
+    from transforms.audit import audit_event
+    from transforms.jsontext import encode
+    from transforms.spool import write_spool
+
+    if not load_config().audit.keys:
+        return
+    event = audit_event("viewer_token_issued", organization_id=claims.organization_id, project_id=claims.project_id,
+                        item_id="viewer-token", name="activitylog keys viewer-token",
+                        context={"issued_by": "operator", "expires_at": claims.expires_at})
+    try:
+        write_spool(settings().landing, [encode(event)])
+    except OSError as exc:
+        raise CommandFailure(f"the token's issue could not be recorded in the landing area ({exc}); "
+                             "no token was printed") from None

@@ -22,6 +22,7 @@ Shape of the file (every section is optional)::
     retention:     {default: 5y, organizations: {ORG_ID: 2mo}, projects: {TEAM_ID: 7d}, vacuum_grace: 7d}
     publish:       {max_events: 1000, max_bytes: 5MiB, idempotency_ttl: 24h}
     ask:           {model: {url: https://api.example/v1, model: NAME, api_key: {env: NAME}, timeout: 20}}
+    audit:         {reads: false, exports: true, keys: true, flush_seconds: 1}
 
     masking:
       # Field names whose values are masked in before/after of changes. A plain name masks the field
@@ -58,7 +59,7 @@ root ← errors ← loader):
 * :mod:`.fields`: validators shared by sections (durations, paths, cron, filters, names);
 * :mod:`.secrets`: ``{env: NAME}``;
 * one module per section: :mod:`.notifications` (with :mod:`.destinations`), :mod:`.streams`,
-  :mod:`.exports`, :mod:`.retention`, :mod:`.masking`, :mod:`.reference`, :mod:`.publish`, :mod:`.ask`;
+  :mod:`.exports`, :mod:`.retention`, :mod:`.masking`, :mod:`.reference`, :mod:`.publish`, :mod:`.ask`, :mod:`.audit`;
 * :mod:`.root`: :class:`ActivityLogConfig`, the whole file;
 * :mod:`.errors`: pydantic's errors → one line, :func:`validate_model`;
 * :mod:`.loader`: finding and reading the file, :func:`load_config`.
@@ -78,6 +79,7 @@ from .loader import load_config
 from .masking import DEFAULT_MASKED_FIELDS, MaskingConfig
 from .notifications import NotificationsConfig, Subscription
 from .ask import AskConfig, AskModelConfig
+from .audit import AuditConfig
 from .publish import PublishConfig
 from .reference import ReferenceConfig
 from .retention import RetentionConfig
@@ -88,6 +90,7 @@ from .visibility import VisibilityConfig
 
 __all__ = [
     "AskConfig", "AskModelConfig",
+    "AuditConfig",
     "CONFIG_ENV",
     "DEFAULT_CONFIG",
     "DEFAULT_MASKED_FIELDS",

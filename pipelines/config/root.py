@@ -11,6 +11,7 @@ from .base import Section
 from .exports import ExportSchedule, exports_shape, unique_export_names
 from .masking import MaskingConfig
 from .ask import AskConfig
+from .audit import AuditConfig
 from .publish import PublishConfig
 from .notifications import NotificationsConfig
 from .reference import ReferenceConfig
@@ -25,10 +26,10 @@ DEFAULT_CONFIG = "activitylog.yaml"
 
 #: Top-level sections, in the order the design lists them.
 SECTIONS: tuple[str, ...] = ("notifications", "streams", "exports", "retention", "masking", "reference", "publish",
-                             "visibility", "ask")
+                             "visibility", "ask", "audit")
 
 #: Sections where ``name:`` with nothing under it means "defaults", like leaving the section out.
-_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "publish", "visibility", "ask")
+_NULL_MEANS_DEFAULT = ("masking", "reference", "notifications", "retention", "publish", "visibility", "ask", "audit")
 
 
 class ActivityLogConfig(Section):
@@ -46,6 +47,7 @@ class ActivityLogConfig(Section):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
     ask: AskConfig = Field(default_factory=AskConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str = PrivateAttr(default=DEFAULT_CONFIG)

@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict
 
 from pipelines.api import params
+from pipelines.api.audit import record_durably, record_read
 from pipelines.api.deps import Access, ApiError, require_access
 from pipelines.api.routes.exports import export_file, export_record, launch_export
 from pipelines.api.state import ServerState, server
@@ -281,6 +282,7 @@ async def signout(request: Request):
 async def _feed_page(request: Request, access: Access, state: ServerState, embed: bool) -> HTMLResponse:
     feed = _feed(state, request, access)
     rows, cursor = await _slot(state, feed["work"])
+    record_read(request, access, len(rows))
     page = Page(request, access, embed)
     more = page.url("/embed/feed" if embed else "/", page.filter_items(), after=cursor) if cursor else None
     if request.headers.get("hx-request") and request.query_params.get("after"):
@@ -314,6 +316,7 @@ async def entry(request: Request, entry_id: str, access: Access = Depends(requir
         frame = query(state.lake, ActivityFilter(), where=access.rows & (pl.col("id") == entry_id))
         return frame.head(1).collect().to_dicts() if frame is not None else []
     found = await _slot(state, work)
+    record_read(request, access, len(found))
     if not found:
         raise ApiError(404, "not found")
     row = found[0]
@@ -371,6 +374,7 @@ async def _history_page(request: Request, access: Access, state: ServerState, em
         raise ApiError(400, "a history needs a scope and an item_id", "scope" if not scope else "item_id")
     after = params.text(request.query_params.get("after"), "after") or None
     rows, cursor = await _slot(state, lambda: _history(state, access, scope, item_id, after))
+    record_read(request, access, len(rows))
     page = Page(request, access, embed)
     path = "/embed/history" if embed else "/history"
     more = page.url(path, [("scope", scope), ("item_id", item_id)], after=cursor) if cursor else None
@@ -412,7 +416,7 @@ async def export_start(request: Request, access: Access = Depends(require_access
         raise ApiError(400, "must be csv or xlsx", "format")
     activity_filter = page_filter(request, access)
     filters = {k: v for k, v in activity_filter.to_dict().items() if k != "team_ids"}
-    started = await launch_export(state, access, export_format, filters)
+    started = await launch_export(request, state, access, export_format, filters)
     export_id = json.loads(started.body)["id"]
     page = Page(request, access)
     if request.headers.get("hx-request"):
@@ -439,7 +443,7 @@ async def export_progress(request: Request, export_id: str, access: Access = Dep
 def export_download(request: Request, export_id: str, access: Access = Depends(require_access),
                     state: ServerState = Depends(server)):
     _session_only(request)
-    return export_file(state, access, params.text(export_id, "export_id"))
+    return export_file(request, state, access, params.text(export_id, "export_id"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -477,6 +481,8 @@ async def viewer_token(request: Request, org_id: str, body: ViewerTokenRequest,
             raise ApiError(404, "not found")
     token, expires = tokens.mint(signing_secret(request.app.state.page_secret), access.organization_id, body.project_id, ttl,
                                  issuer=access.key.key_id)
+    await run_in_threadpool(record_durably, request, access, "viewer_token_issued", access.key.key_id,
+                            {"project_id": body.project_id, "expires_at": expires, "ttl_seconds": ttl})
     return {"token": token, "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat().replace(
         "+00:00", "Z"), "organization_id": access.organization_id, "project_id": body.project_id}
 

@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from pipelines.api import params
+from pipelines.api.audit import record_durably
 from pipelines.api.deps import Access, ApiError, require_access
 from pipelines.api.exports import QuotaExceeded
 from pipelines.api.routes.slashes import route
@@ -46,10 +47,11 @@ async def start_export(request: Request, state: ServerState, access: Access) -> 
         raise ApiError(400, f"the body must be JSON: {BODY_SHAPE}", "body") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object: {BODY_SHAPE}", "body")
-    return await launch_export(state, access, body.get("format", "csv"), body.get("filters") or {})
+    return await launch_export(request, state, access, body.get("format", "csv"), body.get("filters") or {})
 
 
-async def launch_export(state: ServerState, access: Access, export_format: object, filters: object) -> JSONResponse:
+async def launch_export(request: Request, state: ServerState, access: Access, export_format: object,
+                        filters: object) -> JSONResponse:
     """Record an export of ``filters`` (the filter language) limited to ``access`` and hand it to the
     runner: what ``POST …/export`` and the page's export button both do."""
     if export_format not in ("csv", "xlsx", "jsonl"):
@@ -71,12 +73,20 @@ async def launch_export(state: ServerState, access: Access, export_format: objec
               "project_id": access.project_id, "scope": access.scope_tag,
               "visibility": access.visibility_tag, "access": access.export_access(),
               "filter": activity_filter.to_dict(), "run_id": str(uuid.uuid4())}
-    await run_in_threadpool(state.exports.create, record)  # recorded before the 202: status never 404s
     try:
-        state.runner.submit(export_id, access.key.key_id)
+        state.runner.reserve(access.key.key_id)
     except QuotaExceeded as exc:
-        await run_in_threadpool(state.exports.discard, export_id)  # never queued: no record stays behind
         raise ApiError(429, str(exc), headers={"Retry-After": "30"}) from None
+    try:
+        await run_in_threadpool(state.exports.create, record)  # recorded before the 202: status never 404s
+        # The log's own record of the export (audit.exports), durable before anything runs.
+        await run_in_threadpool(record_durably, request, access, "exported", export_id,
+                                {"export_id": export_id, "format": export_format, "filter": record["filter"]})
+    except BaseException:
+        state.runner.release(access.key.key_id)
+        await run_in_threadpool(state.exports.discard, export_id)  # never queued: no record stays behind
+        raise
+    state.runner.enqueue(export_id, access.key.key_id)
     return JSONResponse({"id": export_id, "export_format": export_format, "status": "queued",
                          "format": export_format}, status_code=202)
 
@@ -116,12 +126,14 @@ def export_status(request: Request, state: ServerState, access: Access, export_i
     return body
 
 
-def export_file(state: ServerState, access: Access, export_id: str) -> Response:
+def export_file(request: Request, state: ServerState, access: Access, export_id: str) -> Response:
     record = export_record(state, access, export_id)
     manifest = export_manifest(state, export_id) if record["status"] == "succeeded" else None
     if manifest is None:
         raise ApiError(404, "not found (the export is not finished)")
     name = Path(manifest["files"][0]["path"]).name
+    record_durably(request, access, "downloaded", export_id,
+                   {"export_id": export_id, "format": manifest["format"], "rows": manifest.get("rows")})
     media = {"csv": "text/csv", "jsonl": "application/x-ndjson",
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[manifest["format"]]
     return FileResponse(state.exports.directory(export_id) / name, media_type=media, filename=name)
@@ -150,9 +162,9 @@ def project_export_status(request: Request, project_id: int, export_id: str,
 
 @router.get("/api/projects/{project_id}/advanced_activity_logs/exports/{export_id}/file",
             response_class=FileResponse, responses=FILE_RESPONSES)
-def project_export_file(project_id: int, export_id: str, access: Access = Depends(require_access),
+def project_export_file(request: Request, project_id: int, export_id: str, access: Access = Depends(require_access),
                         state: ServerState = Depends(server)):
-    return export_file(state, access, export_id)
+    return export_file(request, state, access, export_id)
 
 
 @router.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}", response_model=ExportStatus,
@@ -164,6 +176,6 @@ def organization_export_status(request: Request, org_id: str, export_id: str,
 
 @router.get("/api/organizations/{org_id}/advanced_activity_logs/exports/{export_id}/file",
             response_class=FileResponse, responses=FILE_RESPONSES)
-def organization_export_file(org_id: str, export_id: str, access: Access = Depends(require_access),
-                             state: ServerState = Depends(server)):
-    return export_file(state, access, export_id)
+def organization_export_file(request: Request, org_id: str, export_id: str,
+                             access: Access = Depends(require_access), state: ServerState = Depends(server)):
+    return export_file(request, state, access, export_id)
