@@ -26,7 +26,7 @@ from destinations.delivery import DeliveryFailed, RetryPolicy, post
 from transforms import jsontext
 from transforms.lake import Lake
 from transforms.streams import (
-    acknowledged, due_days, health_event, next_health, record_acks, record_health, record_progress, records,
+    PAUSED, acknowledged, due_days, health_event, next_health, record_acks, record_health, record_progress, records,
     stream_health, stream_rows,
 )
 
@@ -248,8 +248,12 @@ class StreamReport:
     alerts: list[dict] = field(default_factory=list)           # stream_failing / stream_recovered events
 
     def as_rows(self) -> list[dict[str, Any]]:
-        return [{"stream": n, "days": c["days"], "sent": c["sent"], "batches": c["batches"],
-                 "status": "paused: " + self.errors[n] if n in self.errors else "up to date"}
+        def status(name: str) -> str:
+            if name in self.errors:
+                return "paused: " + self.errors[name]
+            return "paused by the configuration" if self.health.get(name, {}).get("state") == PAUSED else "up to date"
+
+        return [{"stream": n, "days": c["days"], "sent": c["sent"], "batches": c["batches"], "status": status(n)}
                 for n, c in sorted(self.streams.items())]
 
 
@@ -268,6 +272,13 @@ def run_streams(lake: Lake, streams: dict, names: list[str] | None = None, *, lo
             raise KeyError(f"no stream named {name!r} (streams: {', '.join(sorted(streams)) or 'none configured'})")
         spec = streams[name]
         counts = report.streams.setdefault(name, Counter())
+        if getattr(spec, "paused", False):
+            now = datetime.now(timezone.utc)
+            health = next_health(stream_health(lake).get(name), PAUSED, held=False, failing_after=0, now=now)
+            record_health(lake, name, health, now)
+            report.health[name] = health
+            log(f"stream {name} is paused (paused: true): nothing sent, its days stay due")
+            continue
         sink = make_sink(name, spec, policy)
         batch_size = getattr(spec.sink, "batch_size", 500)
         organizations = None

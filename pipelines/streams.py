@@ -67,9 +67,9 @@ def stream_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, confi
     if not streams:
         return dg.SkipReason("no streams configured")
     store = lake.lake()
-    due = [name for name in sorted(streams) if due_days(store, name)]
+    due = [name for name in sorted(streams) if not streams[name].paused and due_days(store, name)]
     if not due:
-        return dg.SkipReason("every stream is up to date")
+        return dg.SkipReason("every stream is up to date (or paused)")
     version = f"{store.version(ACTIVITY_LOG)}-{store.version(STREAM_PROGRESS)}"
     health = stream_health(store)
     if any(health.get(name, {}).get("state") not in (None, OK) for name in due):

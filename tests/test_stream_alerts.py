@@ -113,3 +113,40 @@ notifications:
     flags = lake.scan(ACTIVITY_LOG).filter(pl.col("scope") == "FeatureFlag").collect()["id"].to_list()
     assert sorted(e["event"]["id"] for e in delivered) == sorted(flags)  # each exactly once
     assert sorted(lake.scan(STREAM_LEDGER).collect()["event_id"].to_list()) == sorted(flags)
+
+
+def test_a_paused_stream_sends_nothing_and_catches_up_when_resumed(tmp_path, monkeypatch, instance, lake, landing):
+    from datetime import date
+
+    from destinations.siem import run_streams
+    from pipelines.config import load_config
+    from pipelines.definitions import build_definitions
+    from pipelines.settings import Settings
+    from pipelines.streams import stream_sensor
+    from transforms.ingest import ingest
+    from transforms.refresh import refresh_all
+    from transforms.streams import PAUSED, status_rows, stream_health
+    from transforms.validate import ValidationSettings
+
+    write_lines(landing / "a.jsonl", [make_event(created_at=f"2024-03-0{d}T10:00:00Z", item_id=str(d)) for d in (1, 2)])
+    refresh_all(lake, ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1))).days_changed)
+    archive = tmp_path / "archive"
+    config = tmp_path / "activitylog.yaml"
+    config.write_text(f"streams:\n  archive: {{sink: {{type: s3, uri: {archive}}}, paused: true}}\n")
+    monkeypatch.setenv("ACTIVITYLOG_CONFIG", str(config))
+    streams = load_config(config).streams
+    assert status_rows(lake, streams)[0]["state"] == PAUSED  # paused before it ever ran
+    settings = Settings.from_env(lake=lake.root)
+    with dg.build_sensor_context(instance=instance, resources=build_definitions(settings).resources) as context:
+        skipped = stream_sensor(context)
+    assert isinstance(skipped, dg.SkipReason) and "paused" in skipped.skip_message
+    report = run_streams(lake, streams, log=lambda _: None)
+    assert report.as_rows() == [{"stream": "archive", "days": 0, "sent": 0, "batches": 0,
+                                 "status": "paused by the configuration"}]
+    assert stream_health(lake)["archive"]["state"] == PAUSED and not archive.exists()
+    row = status_rows(lake, streams)[0]
+    assert row["days"] == 2 and row["events"] == 2  # still due
+    config.write_text(f"streams:\n  archive: {{sink: {{type: s3, uri: {archive}}}}}\n")
+    resumed = run_streams(lake, load_config(config).streams, log=lambda _: None)
+    assert resumed.streams["archive"]["sent"] == 2 and stream_health(lake)["archive"]["state"] == "ok"
+    assert resumed.alerts == []  # paused → ok is not an incident

@@ -13,7 +13,8 @@ skipped (a single "last timestamp" cursor would skip a day refreshed after a lat
 * ``stream_health``: ``stream, state, since, last_error, recorded_at`` — one row per stream run; the
   latest row of a stream is its state: ``ok`` (the run delivered everything due), ``degraded`` (the
   run stopped on an error, for less than ``failing_after`` seconds since the incident began),
-  ``failing`` (longer, or the sink refused a batch: a 4xx). ``since`` is when the state began.
+  ``failing`` (longer, or the sink refused a batch: a 4xx), ``paused`` (the configuration says
+  ``paused: true``: nothing is sent, the days stay due). ``since`` is when the state began.
 
 Schemas: ``native`` is the enriched event (the webhook's ``data``); ``ocsf`` is the OCSF 1.5.0 record
 of ``transforms.ocsf`` (PostHog's mapping; values of changed fields only with ``include_values``);
@@ -38,7 +39,7 @@ LEDGER_SCHEMA = {"stream": pl.String, "day": pl.Date, "event_id": pl.String, "ba
 STREAM_HEALTH = "stream_health"
 HEALTH_SCHEMA = {"stream": pl.String, "state": pl.String, "since": pl.Datetime("us", "UTC"),
                  "last_error": pl.String, "recorded_at": pl.Datetime("us", "UTC")}
-OK, DEGRADED, FAILING = "ok", "degraded", "failing"
+OK, DEGRADED, FAILING, PAUSED = "ok", "degraded", "failing", "paused"
 PROGRESS_SCHEMA = {"stream": pl.String, "day": pl.Date, "checked_at": pl.Datetime("us", "UTC")}
 
 
@@ -89,8 +90,12 @@ def stream_health(lake: Lake) -> dict[str, dict[str, Any]]:
 
 def next_health(previous: dict[str, Any] | None, error: str | None, *, held: bool, failing_after: float,
                 now: datetime) -> dict[str, Any]:
-    """The state after a run: ``error`` is the run's error (``None``: it delivered everything due);
-    ``held``: the sink refused a batch (4xx), which is ``failing`` at once."""
+    """The state after a run: ``error`` is the run's error (``None``: it delivered everything due;
+    :data:`PAUSED`: the configuration paused the stream); ``held``: the sink refused a batch (4xx),
+    which is ``failing`` at once."""
+    if error == PAUSED:  # paused by the configuration: not an error, nothing sent
+        since = previous["since"] if previous and previous["state"] == PAUSED else now
+        return {"state": PAUSED, "since": since, "last_error": previous["last_error"] if previous else None}
     if error is None:
         since = previous["since"] if previous and previous["state"] == OK else now
         return {"state": OK, "since": since, "last_error": previous["last_error"] if previous else None}
@@ -198,6 +203,8 @@ def status_rows(lake: Lake, streams: dict, now: datetime | None = None) -> list[
     rows = []
     for name in sorted(streams):
         state = health.get(name) or {"state": OK, "since": None, "last_error": None}
+        if getattr(streams[name], "paused", False) and state["state"] != PAUSED:  # paused since its last run
+            state = {**state, "state": PAUSED}
         rows.append({"stream": name, "state": state["state"], "since": state["since"],
                      "last_error": state["last_error"], **stream_lag(lake, name, streams[name].filter, now)})
     return rows

@@ -13,7 +13,7 @@ def register(commands) -> None:
     stream.add_argument("name", nargs="?", metavar="NAME", help="one stream (default: every stream)")
     stream.add_argument("--quiet", action="store_true", help="print only the summary")
     stream.add_argument("--status", action="store_true",
-                        help="print each stream's state (ok, degraded, failing), last error and lag; send nothing")
+                        help="print each stream's state (ok, degraded, failing, paused), last error and lag; send nothing")
     stream.set_defaults(handler=run)
 
 

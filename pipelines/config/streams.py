@@ -103,6 +103,8 @@ class StreamConfig(Section):
     sink: Annotated[Sink, BeforeValidator(sink_shape)]
     #: Seconds a stream may keep failing (state ``degraded``) before its state is ``failing``.
     failing_after: float = Field(default=900.0, ge=0)
+    #: ``true``: nothing is sent (state ``paused``); its days stay due and are sent once it is resumed.
+    paused: bool = False
 
     @field_validator("filter", mode="plain")
     @classmethod
