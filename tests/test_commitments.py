@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from datetime import date
 
 import pytest
@@ -352,3 +353,57 @@ def test_an_event_jcs_cannot_represent_gets_a_leaf_of_its_exact_text():
     assert salts == [{}]
     assert Leaf.from_bytes(leaves[0]) == Leaf({}, hashlib.sha256(text.encode()).digest())
     assert build_leaves([text.replace("jane@", "john@")])[0] != leaves
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_es_number_writes_every_double_as_rfc8785_does(value):
+    import rfc8785
+
+    from transforms.commitments import es_number
+
+    assert es_number(value).encode() == rfc8785.dumps(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(2 ** 53) + 1, 2 ** 53 - 1)
+                    | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",))),
+                    lambda children: st.lists(children, max_size=4)
+                    | st.dictionaries(st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",))),
+                                      children, max_size=4),
+                    max_leaves=25))
+def test_numbers_written_as_ecmascript_make_the_fast_path_rfc8785_with_floats(value):
+    """Floats in any place: the sorted encoding of :func:`jcs_numbers`'s result is RFC 8785's."""
+    import rfc8785
+
+    from transforms.commitments import fast_canonical, jcs_numbers
+
+    assert fast_canonical(jcs_numbers(value)) == rfc8785.dumps(value)
+
+
+def test_numbers_jcs_cannot_represent_leave_the_fast_path():
+    from transforms.commitments import _NotRepresentable, jcs_numbers, number_only_texts
+
+    import polars as pl
+
+    for value in ({"a": 2 ** 53}, [float("inf")], {"b": [-(2 ** 60)]}):
+        with pytest.raises(_NotRepresentable):
+            jcs_numbers(value)
+    texts = ['{"a":1.5}', '{"a":1e999}', '{"a":"\\ud83d\\ude00", "b": 1.5}', '{"\U0001F600":1}', '{"a":1}']
+    assert number_only_texts(pl.Series(texts)).to_list() == [True, True, False, False, True]
+
+
+def test_salts_cut_from_large_reads_are_never_reused():
+    from transforms.commitments import SALT_SIZE, _SaltSource
+
+    reads = []
+
+    def urandom(size):
+        reads.append(size)
+        return os.urandom(size)
+
+    source = _SaltSource(urandom)
+    salts = [source.take(SALT_SIZE) for _ in range(10_000)]
+    assert len(set(salts)) == len(salts) and all(len(s) == SALT_SIZE for s in salts)
+    assert len(reads) == -(-10_000 * SALT_SIZE // _SaltSource.CHUNK)  # one read per 64 KiB of salt

@@ -32,10 +32,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
 from datetime import date
+from itertools import repeat
 from typing import Any, Iterable, Mapping
 
 import msgspec
@@ -258,6 +260,7 @@ _NOT_PLAIN_NUMBER = (r"[:,\[]\s*-?(?:[0-9]+(?:\.[0-9]+[eE][-+]?[0-9]+|\.[0-9]+|[
 #: Multilingual Plane (where code point order and UTF-16 order of keys may differ).
 _NOT_PLAIN_TEXT = r"\\u[dD][89abAB]|[\x{10000}-\x{10FFFF}]"
 _SORTED = msgspec.json.Encoder(order="sorted")
+_DECODE = msgspec.json.Decoder().decode
 
 
 def plain_texts(payloads: pl.Series) -> pl.Series:
@@ -267,6 +270,82 @@ def plain_texts(payloads: pl.Series) -> pl.Series:
     gives the same bytes."""
     text = payloads.cast(pl.String)
     return (~text.str.contains(_NOT_PLAIN_NUMBER) & ~text.str.contains(_NOT_PLAIN_TEXT)).fill_null(False)
+
+
+def number_only_texts(payloads: pl.Series) -> pl.Series:
+    """Per JSON object text, True when only its numbers may keep it from being plain: no escaped
+    surrogate and no character outside the Basic Multilingual Plane (:data:`_NOT_PLAIN_TEXT`). Such an
+    event's RFC 8785 form is the sorted encoding with each number written as ECMAScript writes it
+    (:func:`jcs_numbers`)."""
+    return (~payloads.cast(pl.String).str.contains(_NOT_PLAIN_TEXT)).fill_null(False)
+
+
+class _NotRepresentable(Exception):
+    """An integer beyond ±(2^53 − 1) or a number beyond a double's range: the exact path decides."""
+
+
+def es_number(value: float) -> str:
+    """A finite double as ECMAScript's ``Number.prototype.toString`` writes it (RFC 8785 §3.2.2.3):
+    the shortest digits that round-trip (Python's ``repr`` finds the same ones), placed by the rules
+    of ECMA-262 §7.1.12.1 (plain up to 21 integer digits, down to 6 leading zeros; else ``1.5e+300``)."""
+    if value == 0:
+        return "0"
+    text = repr(value)
+    sign = "-" if text[0] == "-" else ""
+    text = text.lstrip("-")
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len((whole + fraction).lstrip("0")))
+    digits = digits.rstrip("0") or "0"  # k digits; the value is 0.d1…dk × 10^point
+    k = len(digits)
+    if k <= point <= 21:
+        return sign + digits + "0" * (point - k)
+    if 0 < point <= 21:
+        return sign + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return sign + "0." + "0" * -point + digits
+    power = point - 1
+    shown = digits if k == 1 else digits[0] + "." + digits[1:]
+    return f"{sign}{shown}e{'+' if power > 0 else '-'}{abs(power)}"
+
+
+_RAW = msgspec.Raw
+
+
+def jcs_numbers(node: Any) -> Any:
+    """``node`` with every float as its ECMAScript text (``msgspec.Raw``), so that the sorted encoding
+    (:data:`_SORTED`) of the result is its RFC 8785 form; raises :class:`_NotRepresentable` for an
+    integer beyond ±(2^53 − 1) or a non-finite number (RFC 8785 has no form for them)."""
+    kind = type(node)
+    if kind is dict:
+        return {key: jcs_numbers(value) for key, value in node.items()}
+    if kind is list:
+        return [jcs_numbers(value) for value in node]
+    if kind is float:
+        if node != node or node in (math.inf, -math.inf):
+            raise _NotRepresentable
+        return _RAW(es_number(node).encode())
+    if kind is int and not -_SAFE_INTEGER <= node <= _SAFE_INTEGER:
+        raise _NotRepresentable
+    return node
+
+
+class _SaltSource:
+    """Fresh salts cut from large reads of the operating system's CSPRNG (``os.urandom``): one read per
+    64 KiB of salt instead of one per event."""
+
+    CHUNK = 65_536
+
+    def __init__(self, urandom=os.urandom) -> None:
+        self._urandom, self._buffer, self._at = urandom, b"", 0
+
+    def take(self, size: int) -> bytes:
+        if self._at + size > len(self._buffer):
+            self._buffer, self._at = self._urandom(max(self.CHUNK, size)), 0
+        piece = self._buffer[self._at:self._at + size]
+        self._at += size
+        return piece
 
 
 def fast_canonical(value: Any) -> bytes:
@@ -338,9 +417,13 @@ def verbatim_leaf(text: str) -> bytes:
 
 
 def _salts_for(paths: list[str], known: Mapping[str, bytes] | None, urandom) -> dict[str, bytes]:
+    """Salts for ``paths``: the ``known`` ones, fresh ones from ``urandom(size)`` for the others."""
+    if not paths:
+        return {}
+    if known:
+        return {p: known[p] if p in known else urandom(SALT_SIZE) for p in paths}
     fresh = urandom(SALT_SIZE * len(paths))
-    return {p: (known[p] if known and p in known else fresh[i * SALT_SIZE:(i + 1) * SALT_SIZE])
-            for i, p in enumerate(paths)}
+    return {p: fresh[i * SALT_SIZE:(i + 1) * SALT_SIZE] for i, p in enumerate(paths)}
 
 
 def build_leaves(payloads: pl.Series | Iterable[str], *,
@@ -352,35 +435,44 @@ def build_leaves(payloads: pl.Series | Iterable[str], *,
     (:func:`plain_texts`), and the leaf of a plain event is written directly with ``msgspec``."""
     series = payloads if isinstance(payloads, pl.Series) else pl.Series(list(payloads), dtype=pl.String)
     plain = plain_texts(series).to_list()
+    numbers_only = number_only_texts(series).to_list()
     given = list(salts) if salts is not None else None
     if given is not None and len(given) != len(plain):
         raise CommitmentError("one salt mapping (or None) per event")
-    loads, urandom, quick = json.loads, os.urandom, _quick_paths
+    loads, decode, urandom, quick = json.loads, _DECODE, _SaltSource().take, _quick_paths
     leaves: list[bytes] = []
     used_all: list[dict[str, bytes]] = []
-    for position, (text, fast) in enumerate(zip(series.to_list(), plain)):
-        try:
-            event = loads(text)
-        except (TypeError, ValueError):
-            raise CommitmentError(f"event {position} is not JSON") from None
+    for position, (text, fast, numbers) in enumerate(zip(series.to_list(), plain, numbers_only)):
+        event = None
+        if numbers:  # msgspec reads standard JSON as json.loads does (a repeated key: the last), faster
+            try:
+                event = decode(text)
+            except (msgspec.DecodeError, TypeError):
+                event = None  # e.g. 1e999: json.loads reads it as infinity; the exact path decides
+        if event is None:
+            try:
+                event = loads(text)
+            except (TypeError, ValueError):
+                raise CommitmentError(f"event {position} is not JSON") from None
         if type(event) is not dict:
             raise CommitmentError("an event is a JSON object")
         known = given[position] if given is not None else None
         leaf = None
-        if fast:
+        if numbers:
             try:  # a text judged plain that still cannot be encoded (a lone surrogate) takes the exact path
-                paths = quick(event)
+                ready = event if fast else jcs_numbers(event)
+                paths = quick(ready)
                 if paths is None:
-                    paths = personal_paths(event)
+                    paths = personal_paths(ready)
                 else:
                     paths.sort()
                 used = _salts_for(paths, known, urandom)
-                leaf = _fast_leaf(event, paths, used)
-            except UnicodeError:
+                leaf = _fast_leaf(ready, paths, used)
+            except (UnicodeError, _NotRepresentable):
                 leaf = None
         if leaf is None:
             try:
-                used = _salts_for(personal_paths(event), known, urandom)
+                used = _salts_for(personal_paths(event), known, os.urandom)
                 leaf = build_leaf(event, salts=used)[0]
             except (CommitmentError, UnicodeError):  # JCS cannot represent it (an integer beyond 2^53,
                 leaf, used = verbatim_leaf(text), {}  # a lone surrogate): the leaf is over its exact text
@@ -428,13 +520,16 @@ def verify_field(path: str, value: Any, salt: bytes, leaf_bytes: bytes) -> None:
 
 def salts_frame(rows: Iterable[tuple[str, date, Mapping[str, bytes]]]) -> pl.DataFrame:
     """Salt rows for ``merkle_salts`` from ``(event_id, day, salts)``."""
-    ids, days, paths, values = [], [], [], []
+    ids: list[str] = []
+    days: list[date] = []
+    paths: list[str] = []
+    values: list[bytes] = []
     for event_id, day, salts in rows:
-        for path, salt in salts.items():
-            ids.append(event_id)
-            days.append(day)
-            paths.append(path)
-            values.append(salt)
+        if salts:
+            ids.extend(repeat(event_id, len(salts)))
+            days.extend(repeat(day, len(salts)))
+            paths.extend(salts)
+            values.extend(salts.values())
     return pl.DataFrame({"event_id": ids, "day": days, "path": paths, "salt": values}, schema=SALTS_SCHEMA)
 
 
