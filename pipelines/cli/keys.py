@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key.key_id}  {state:<24} org {key.organization_id}  "
                   f"{'admin' if key.admin else 'projects ' + ','.join(map(str, key.projects))}  {key.label or ''}")
         return EXIT_OK
+    config = load_config()  # before anything changes: a bad file stops the command here
     wanted = args.key_id.split("_")[1] if args.key_id.startswith(f"{PREFIX}_") else args.key_id  # an id or a whole key
     revoked = next((k for k in list_keys(lake) if k.key_id == wanted and k.revoked_at is None), None)
     if not revoke_key(lake, args.key_id):
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Revoked {args.key_id}")
     if revoked is not None:
         try:
-            _record(load_config(), "key_revoked", revoked)
+            _record(config, "key_revoked", revoked)
         except OSError as exc:
             raise CommandFailure(f"key {revoked.key_id} is revoked, but the revocation could not be recorded in "
                                  f"the landing area ({exc})") from None
