@@ -433,3 +433,53 @@ def test_prove_without_a_witnessed_checkpoint_fails(workspace):
     shutil.rmtree(state(workspace) / "witness")
     done = prove(workspace, "evt-00")
     assert done.returncode == 1 and "no witnessed checkpoint" in done.stderr, done.stderr
+
+
+def test_leaves_built_in_batches_are_one_append_and_an_interrupted_batch_is_reused(tmp_path, monkeypatch):
+    """The log step builds leaves and stores salts a batch at a time (bounded memory) and appends them
+    to the tree at once; a run stopped between two batches' salts leaves salts the next run reuses."""
+    from transforms import tlog
+    from transforms.commitments import build_leaf, read_salts, verify_event
+    from transforms.merkle import hash_leaves
+    from transforms.ingest import ingest as ingest_files
+    from transforms.validate import ValidationSettings
+
+    lake = Lake.at(tmp_path / "lake")
+    landing = tmp_path / "landing"
+    events = first_events() + late_events()
+    write_lines(landing / "a.jsonl", events)
+    with monkeypatch.context() as patch:  # raw events without leaves yet
+        patch.setattr(tlog, "extend_log", lambda *args, **kwargs: tlog.LogStep())
+        ingest_files(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
+    monkeypatch.setattr(tlog, "LEAF_BATCH", 5)
+    real_write = tlog.write_salts
+    calls = []
+
+    def stop_at_the_second_batch(lake_, frame):
+        calls.append(frame.height)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("stopped between two batches")
+        real_write(lake_, frame)
+
+    monkeypatch.setattr(tlog, "write_salts", stop_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        tlog.append_pending(lake)
+    assert DeltaTree(lake).size == 0  # no leaf before every batch is built
+    stored_before = lake.scan(MERKLE_SALTS).collect()
+    monkeypatch.setattr(tlog, "write_salts", real_write)
+    stored_events = lake.scan(ACTIVITY_RAW).select(pl.len()).collect().item()  # one id sent twice: stored once
+    assert stored_events > 2 * tlog.LEAF_BATCH  # three batches
+    assert tlog.append_pending(lake) == stored_events
+    tree = DeltaTree(lake)
+    leaves = tree.leaves()
+    assert tree.size == stored_events and leaves["event_id"].n_unique() == stored_events
+    salts = lake.scan(MERKLE_SALTS).collect()
+    assert salts.select("event_id", "path").is_duplicated().sum() == 0
+    kept = stored_before.join(salts, on=["event_id", "path"], how="inner")
+    assert kept.height == stored_before.height and (kept["salt"] == kept["salt_right"]).all()  # reused
+    payloads = dict(lake.scan(ACTIVITY_RAW).select("id", "payload").collect().iter_rows())
+    for event_id, leaf_hash in leaves.select("event_id", "leaf_hash").iter_rows():  # each leaf: its event's
+        event, event_salts = json.loads(payloads[event_id]), read_salts(lake, event_id)
+        leaf = build_leaf(event, salts=event_salts)[0]
+        assert hash_leaves([leaf]) == leaf_hash
+        verify_event(event, leaf, event_salts)

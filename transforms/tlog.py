@@ -205,17 +205,24 @@ def _stored_salts(lake: Lake, events: pl.DataFrame) -> dict[str, dict[str, bytes
     return out
 
 
+#: Events whose leaves are built (and salts stored) at a time; the tree gets all of a run's leaves at once.
+LEAF_BATCH = 100_000
+
+
 def append_pending(lake: Lake, tree: DeltaTree | None = None) -> int:
     """Append the leaves of every event without one (steps 1–2 of the module docs); their count."""
     tree = tree or DeltaTree(lake)
     events = pending_events(lake, tree)
     if events.height == 0:
         return 0
-    stored = _stored_salts(lake, events)
-    ids = events["id"].to_list()
-    leaves, salts = build_leaves(events["payload"], salts=[stored.get(i) for i in ids])
-    days = events["day"].to_list()
-    write_salts(lake, salts_frame((i, d, s) for i, d, s in zip(ids, days, salts) if s and i not in stored))
+    stored = _stored_salts(lake, events)  # read once: the batches below only add to it
+    leaves: list[bytes] = []
+    for batch in events.iter_slices(LEAF_BATCH):  # bounded memory: a batch's events and salts at a time
+        ids = batch["id"].to_list()
+        built, salts = build_leaves(batch["payload"], salts=[stored.get(i) for i in ids])
+        days = batch["day"].to_list()
+        write_salts(lake, salts_frame((i, d, s) for i, d, s in zip(ids, days, salts) if s and i not in stored))
+        leaves += built
     tree.append(leaves, events["id"], events["day"])
     return events.height
 
