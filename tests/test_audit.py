@@ -354,3 +354,30 @@ def test_a_bad_audit_section_stops_serve_before_it_listens(tmp_path, section, me
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_page_views_are_recorded_without_the_viewer_token(tmp_path):
+    world = _world(tmp_path, "audit:\n  reads: true\n  flush_seconds: 0.1\n")
+    issued = subprocess.run([script("activitylog"), "keys", "viewer-token", "--project", "1", "--ttl", "10m"],
+                            env=child_env(world["env"]), capture_output=True, text=True, timeout=120)
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip().splitlines()[-1]
+    url, server = _serve(world)
+    try:
+        for path, query in [("/embed/feed", {"token": token}), ("/embed/history", {"token": token, "scope": "FeatureFlag",
+                                                                                     "item_id": "12345"})]:
+            page = httpx.get(url + path, params=query, timeout=30)
+            assert page.status_code == 200, page.text[:500]
+        deadline = time.monotonic() + 20
+        while len(_spooled(world["landing"])) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    text = "\n".join(p.read_text() for p in (world["landing"] / "publish").rglob("*.ndjson"))
+    assert token not in text and SECRET_NAME not in text
+    _ingest(world)
+    rows = _audit_rows(world["lake"])
+    assert [(r["activity"], r["item_id"], r["team_id"]) for r in rows] == [
+        ("viewer_token_issued", "viewer-token", 1), ("viewed", "feed", 1), ("viewed", "history", 1)]
+    assert rows[1]["context"]["rows"] == 5 and "token" not in rows[1]["context"]["filter"]
+    assert rows[2]["context"]["filter"] == {"scope": ["FeatureFlag"], "item_id": ["12345"]}

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from pipelines.api.audit import record_read
 from pipelines.api.deps import Access, ApiError, require_access
 from pipelines.api.state import ServerState, server
 from transforms.ask import MAX_QUESTION, AskError, ask
@@ -79,6 +80,7 @@ async def ask_page(request: Request, access: Access = Depends(require_access), s
         context["error"] = str(exc)
         return render(request, "ask.html", context, status=400)
     if result is not None:
+        record_read(request, access, result.rows.height)  # audit.reads: the question is the filter
         chips = feed_chips(result.answer.chips)
         context.update(result=result, chips=chips, rows=[view_row(r) for r in result.rows.iter_rows(named=True)],
                        feed_url=page.url("/", [(c["param"], c["value"]) for c in chips]))
