@@ -42,17 +42,20 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-# The suite again with every test's lake on S3 (a moto_server subprocess on 127.0.0.1).
+# The suite again with every test's lake on S3 (a moto_server subprocess on 127.0.0.1). Tests that never
+# use the `lake` fixture (PostHog's HTTP suites on a lake of their own, the browser, pure functions) run
+# in the first pass only (LAKE_INDEPENDENT, below).
 test-s3: $(STAMP)
-	ACTIVITYLOG_TEST_LAKE=s3 $(BIN)/python -m pytest
+	ACTIVITYLOG_TEST_LAKE=s3 $(BIN)/python -m pytest $(LAKE_INDEPENDENT)
 
 # The suite again with Dagster on PostgreSQL (deploy/dagster.yaml): scripts/test-postgres installs
 # Debian's postgresql if needed (root or sudo) and starts it on 127.0.0.1. Or set
 # ACTIVITYLOG_TEST_POSTGRES=postgresql://user:password@host:port/postgres to use a server of your own.
 # Tests that never touch the Dagster instance (PostHog's HTTP suites, the browser, pure functions) run in
 # the first pass only.
-POSTGRES_SKIP = --ignore=tests/posthog --ignore=tests/test_page_browser.py --ignore=tests/test_visibility.py \
+LAKE_INDEPENDENT = --ignore=tests/posthog --ignore=tests/test_page_browser.py --ignore=tests/test_visibility.py \
   --ignore=tests/test_field_discovery.py --ignore=tests/test_commitments.py --ignore=tests/test_merkle.py
+POSTGRES_SKIP = $(LAKE_INDEPENDENT)
 test-postgres: $(STAMP)
 	@url="$${ACTIVITYLOG_TEST_POSTGRES:-$$(scripts/test-postgres | tail -n 1)}" && test -n "$$url" && \
 	  echo "PostgreSQL for the Dagster instance: $${url%%:*}://…@$${url##*@}" && \
