@@ -435,48 +435,46 @@ def test_prove_without_a_witnessed_checkpoint_fails(workspace):
     assert done.returncode == 1 and "no witnessed checkpoint" in done.stderr, done.stderr
 
 
-def test_leaves_built_in_batches_are_one_append_and_an_interrupted_batch_is_reused(tmp_path, monkeypatch):
-    """The log step builds leaves and stores salts a batch at a time (bounded memory) and appends them
-    to the tree at once; a run stopped between two batches' salts leaves salts the next run reuses."""
+def test_leaves_built_in_batches_are_stored_in_one_commit_each_and_a_stop_midway_leaves_nothing(tmp_path, monkeypatch):
+    """The log step builds leaves a batch at a time (bounded memory) and stores the run's salts and
+    leaves in one commit each, as with one batch; a run stopped between two batches stored nothing,
+    and the next run builds every leaf, each verifying against its event and salts."""
     from transforms import tlog
     from transforms.commitments import build_leaf, read_salts, verify_event
-    from transforms.merkle import hash_leaves
     from transforms.ingest import ingest as ingest_files
+    from transforms.merkle import hash_leaves
     from transforms.validate import ValidationSettings
 
     lake = Lake.at(tmp_path / "lake")
     landing = tmp_path / "landing"
-    events = first_events() + late_events()
-    write_lines(landing / "a.jsonl", events)
+    write_lines(landing / "a.jsonl", first_events() + late_events())
     with monkeypatch.context() as patch:  # raw events without leaves yet
         patch.setattr(tlog, "extend_log", lambda *args, **kwargs: tlog.LogStep())
         ingest_files(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
     monkeypatch.setattr(tlog, "LEAF_BATCH", 5)
-    real_write = tlog.write_salts
-    calls = []
-
-    def stop_at_the_second_batch(lake_, frame):
-        calls.append(frame.height)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("stopped between two batches")
-        real_write(lake_, frame)
-
-    monkeypatch.setattr(tlog, "write_salts", stop_at_the_second_batch)
-    with pytest.raises(KeyboardInterrupt):
-        tlog.append_pending(lake)
-    assert DeltaTree(lake).size == 0  # no leaf before every batch is built
-    stored_before = lake.scan(MERKLE_SALTS).collect()
-    monkeypatch.setattr(tlog, "write_salts", real_write)
     stored_events = lake.scan(ACTIVITY_RAW).select(pl.len()).collect().item()  # one id sent twice: stored once
     assert stored_events > 2 * tlog.LEAF_BATCH  # three batches
+    real_build = tlog.build_leaves
+    calls = []
+
+    def stop_at_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("stopped between two batches")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(tlog, "build_leaves", stop_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        tlog.append_pending(lake)
+    assert DeltaTree(lake).size == 0 and lake.scan(MERKLE_SALTS) is None  # nothing stored
+    monkeypatch.setattr(tlog, "build_leaves", real_build)
     assert tlog.append_pending(lake) == stored_events
+    assert lake.version(MERKLE_SALTS) == 0  # one commit of salts for the three batches
     tree = DeltaTree(lake)
     leaves = tree.leaves()
     assert tree.size == stored_events and leaves["event_id"].n_unique() == stored_events
     salts = lake.scan(MERKLE_SALTS).collect()
     assert salts.select("event_id", "path").is_duplicated().sum() == 0
-    kept = stored_before.join(salts, on=["event_id", "path"], how="inner")
-    assert kept.height == stored_before.height and (kept["salt"] == kept["salt_right"]).all()  # reused
     payloads = dict(lake.scan(ACTIVITY_RAW).select("id", "payload").collect().iter_rows())
     for event_id, leaf_hash in leaves.select("event_id", "leaf_hash").iter_rows():  # each leaf: its event's
         event, event_salts = json.loads(payloads[event_id]), read_salts(lake, event_id)

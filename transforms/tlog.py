@@ -205,7 +205,7 @@ def _stored_salts(lake: Lake, events: pl.DataFrame) -> dict[str, dict[str, bytes
     return out
 
 
-#: Events whose leaves are built (and salts stored) at a time; the tree gets all of a run's leaves at once.
+#: Events whose leaves are built at a time (bounded memory); salts and leaves are stored once per run.
 LEAF_BATCH = 100_000
 
 
@@ -215,14 +215,18 @@ def append_pending(lake: Lake, tree: DeltaTree | None = None) -> int:
     events = pending_events(lake, tree)
     if events.height == 0:
         return 0
-    stored = _stored_salts(lake, events)  # read once: the batches below only add to it
+    stored = _stored_salts(lake, events)
     leaves: list[bytes] = []
-    for batch in events.iter_slices(LEAF_BATCH):  # bounded memory: a batch's events and salts at a time
+    new_salts: list[pl.DataFrame] = []
+    for batch in events.iter_slices(LEAF_BATCH):  # a batch's Python objects at a time; salts kept as Arrow
         ids = batch["id"].to_list()
         built, salts = build_leaves(batch["payload"], salts=[stored.get(i) for i in ids])
         days = batch["day"].to_list()
-        write_salts(lake, salts_frame((i, d, s) for i, d, s in zip(ids, days, salts) if s and i not in stored))
+        new_salts.append(salts_frame((i, d, s) for i, d, s in zip(ids, days, salts) if s and i not in stored))
         leaves += built
+    # One commit of salts (a file per day), then the leaves: a run stopped in between leaves salts
+    # that the next run reuses for the same events.
+    write_salts(lake, pl.concat(new_salts))
     tree.append(leaves, events["id"], events["day"])
     return events.height
 
