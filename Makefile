@@ -51,11 +51,13 @@ test-s3: $(STAMP)
 # The suite again with Dagster on PostgreSQL (deploy/dagster.yaml): scripts/test-postgres installs
 # Debian's postgresql if needed (root or sudo) and starts it on 127.0.0.1. Or set
 # ACTIVITYLOG_TEST_POSTGRES=postgresql://user:password@host:port/postgres to use a server of your own.
-# Tests that never touch the Dagster instance (PostHog's HTTP suites, the browser, pure functions) run in
-# the first pass only.
+# Tests that never touch the Dagster instance (PostHog's HTTP suites, the browsers, validation, enrichment,
+# the email client, pure functions) run in the first pass only.
 LAKE_INDEPENDENT = --ignore=tests/posthog --ignore=tests/test_page_browser.py --ignore=tests/test_visibility.py \
   --ignore=tests/test_field_discovery.py --ignore=tests/test_commitments.py --ignore=tests/test_merkle.py
-POSTGRES_SKIP = $(LAKE_INDEPENDENT)
+POSTGRES_SKIP = $(LAKE_INDEPENDENT) --ignore=tests/test_ask_browser.py --ignore=tests/test_docs_offline.py \
+  --ignore=tests/test_validation.py --ignore=tests/test_validation_rules.py --ignore=tests/test_key_columns.py \
+  --ignore=tests/test_email.py --ignore=tests/test_id_conflicts.py --ignore=tests/test_history.py --ignore=tests/test_enrich.py
 test-postgres: $(STAMP)
 	@url="$${ACTIVITYLOG_TEST_POSTGRES:-$$(scripts/test-postgres | tail -n 1)}" && test -n "$$url" && \
 	  echo "PostgreSQL for the Dagster instance: $${url%%:*}://…@$${url##*@}" && \
