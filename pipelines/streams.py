@@ -21,20 +21,16 @@ RETRY_SECONDS = 300
 )
 def stream(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from destinations.siem import run_streams
-    from transforms.jsontext import encode
-    from transforms.spool import write_spool
+    from transforms.audit import spool_events
 
     streams = context.resources.config.load().streams
     names = context.op_config["streams"] or None
     landing = context.resources.landing.uri
 
-    def alert(event: dict) -> None:
-        # A stream entering or leaving `failing` is an event of the log (scope ActivityLog), through the
-        # landing area: an operator subscription to it notifies on any destination, exactly once.
-        write_spool(landing, [encode(event)])
-
-    try:
-        report = run_streams(context.resources.lake.lake(), streams, names, log=context.log.info, alert=alert)
+    try:  # a stream entering or leaving `failing` is an event of the log, through the landing area:
+        # an operator subscription to it notifies on any destination, exactly once
+        report = run_streams(context.resources.lake.lake(), streams, names, log=context.log.info,
+                             alert=lambda event: spool_events(landing, [event]))
     except KeyError as exc:
         raise dg.Failure(str(exc.args[0])) from None
     rows = report.as_rows()

@@ -126,6 +126,14 @@ def key_event(activity: str, key: Any, *, now: datetime | None = None, **context
                                 "scopes": list(key.scopes), "label": key.label, **context})
 
 
+def spool_events(landing: str, events: list[dict[str, Any]]) -> str:
+    """Write events as one durable spool file of the landing area (:func:`transforms.spool.write_spool`);
+    its URI. How every record of the log about itself reaches the ingest."""
+    from transforms.spool import write_spool
+
+    return write_spool(landing, [jsontext.encode(event) for event in events])
+
+
 class AuditLog:
     """Audit records on their way into the landing area.
 

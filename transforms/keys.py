@@ -209,18 +209,19 @@ def list_keys(lake: Lake) -> list[ApiKey]:
     return [_key(row) for row in _latest(lake).iter_rows(named=True)]
 
 
-def revoke_key(lake: Lake, key_id: str) -> bool:
-    """Revoke by id (or by a whole token). False when no such active key exists."""
+def revoke_key(lake: Lake, key_id: str) -> ApiKey | None:
+    """Revoke by id (or by a whole token): the key as it was before, or None when no such active key exists."""
     if key_id.startswith(f"{PREFIX}_"):
         key_id = key_id.split("_")[1]
     current = _latest(lake).filter(pl.col("key_id") == key_id)
     if current.height == 0 or current["revoked_at"][0] is not None:
-        return False
+        return None
     row = current.row(0, named=True)
+    revoked = _key(dict(row))
     row["revoked_at"] = datetime.now(timezone.utc)
     row["created_at"] = row["revoked_at"]  # the newest row decides
     lake.append(API_KEYS, pl.DataFrame([row], schema=KEY_SCHEMA))
-    return True
+    return revoked
 
 
 _BY_ID: dict[tuple[str, int], dict[str, tuple[str, ApiKey]]] = {}  # per table version: key id → (hash, key)

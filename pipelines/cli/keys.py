@@ -36,7 +36,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transforms.keys import PREFIX, create_key, list_keys, revoke_key
+    from transforms.keys import create_key, list_keys, revoke_key
     from transforms.lake import Lake
 
     lake = Lake.at(settings().lake)
@@ -77,17 +77,15 @@ def run(args: argparse.Namespace) -> int:
                   f"{'admin' if key.admin else 'projects ' + ','.join(map(str, key.projects))}  {key.label or ''}")
         return EXIT_OK
     config = load_config()  # before anything changes: a bad file stops the command here
-    wanted = args.key_id.split("_")[1] if args.key_id.startswith(f"{PREFIX}_") else args.key_id  # an id or a whole key
-    revoked = next((k for k in list_keys(lake) if k.key_id == wanted and k.revoked_at is None), None)
-    if not revoke_key(lake, args.key_id):
+    revoked = revoke_key(lake, args.key_id)
+    if revoked is None:
         raise UsageError(f"no active key {args.key_id!r} (activitylog keys list)")
     print(f"Revoked {args.key_id}")
-    if revoked is not None:
-        try:
-            _record(config, "key_revoked", revoked)
-        except OSError as exc:
-            raise CommandFailure(f"key {revoked.key_id} is revoked, but the revocation could not be recorded in "
-                                 f"the landing area ({exc})") from None
+    try:
+        _record(config, "key_revoked", revoked)
+    except OSError as exc:
+        raise CommandFailure(f"key {revoked.key_id} is revoked, but the revocation could not be recorded in "
+                             f"the landing area ({exc})") from None
     return EXIT_OK
 
 
@@ -96,8 +94,6 @@ def _record(config, activity: str, key) -> None:
     ingest takes it into the key's organization or project."""
     if not config.audit.keys:
         return
-    from transforms.audit import key_event
-    from transforms.jsontext import encode
-    from transforms.spool import write_spool
+    from transforms.audit import key_event, spool_events
 
-    write_spool(settings().landing, [encode(key_event(activity, key))])
+    spool_events(settings().landing, [key_event(activity, key)])

@@ -28,9 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
     from pipelines.api.app import visibility_rules
-    from pipelines.config import ConfigError
-
-    from pipelines.config import AuditConfig
+    from pipelines.config import AuditConfig, ConfigError
     from pipelines.config.loader import load_section
 
     try:  # the sections serve reads (visibility, audit): a bad one is exit 2, before anything listens

@@ -39,9 +39,7 @@ def run(args: argparse.Namespace, lake) -> int:
 def _record(claims) -> None:
     """The log's own record of the token (``audit.keys``), spooled into the landing area."""
     from pipelines.cli.options import load_config, settings
-    from transforms.audit import audit_event
-    from transforms.jsontext import encode
-    from transforms.spool import write_spool
+    from transforms.audit import audit_event, spool_events
 
     if not load_config().audit.keys:
         return
@@ -49,7 +47,7 @@ def _record(claims) -> None:
                         item_id="viewer-token", name="activitylog keys viewer-token",
                         context={"issued_by": "operator", "expires_at": claims.expires_at})
     try:
-        write_spool(settings().landing, [encode(event)])
+        spool_events(settings().landing, [event])
     except OSError as exc:
         raise CommandFailure(f"the token's issue could not be recorded in the landing area ({exc}); "
                              "no token was printed") from None
