@@ -5,7 +5,7 @@ import polars as pl
 
 from assets.normalize import activity_changes, activity_events, day_asset, run_in_batches
 from assets.pools import table_pool
-from pipelines.resources import LakeResource, PipelineConfigResource
+from assets.resources import ConfigResource, LakeResource
 from transforms.checks import history_matches_log, raw_events_once_in_log, unmasked_secrets
 from transforms.history import ACTIVITY_ITEM_HISTORY
 from transforms.lake import ACTIVITY_LOG
@@ -34,7 +34,7 @@ reference_assets = [
     ],
 )
 def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
-                 config: PipelineConfigResource) -> dg.MaterializeResult:
+                 config: ConfigResource) -> dg.MaterializeResult:
     """The table people query, export and notify from: names, changed fields and a summary sentence.
     Also keeps ``activity_item_history`` (the same events laid out by resource) for the same days."""
     from transforms.recovery import LOG_STAGE, failures_of_run, record_refreshed, run_stage_fingerprints

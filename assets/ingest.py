@@ -8,8 +8,8 @@ day that an ingest changed.
 import dagster as dg
 import polars as pl
 
-from pipelines.partitions import daily_partitions
-from pipelines.resources import LakeResource
+from assets.partitions import daily_partitions
+from assets.resources import LakeResource
 from transforms.lake import ACTIVITY_RAW
 
 activity_raw = dg.AssetSpec(

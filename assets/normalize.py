@@ -6,8 +6,8 @@ import dagster as dg
 import polars as pl
 
 from assets.pools import table_pool
-from pipelines.partitions import daily_partitions
-from pipelines.resources import LakeResource, PipelineConfigResource
+from assets.partitions import daily_partitions
+from assets.resources import ConfigResource, LakeResource
 from transforms.checks import expected_change_rows
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW
 from transforms.refresh import BACKFILL_DAYS_PER_RUN, day_batches, day_keys, markdown_preview, refresh_changes, refresh_events
@@ -108,7 +108,7 @@ def day_asset(**kwargs):
     ],
 )
 def activity_events(context: dg.AssetExecutionContext, lake: LakeResource,
-                    config: PipelineConfigResource) -> dg.MaterializeResult:
+                    config: ConfigResource) -> dg.MaterializeResult:
     """One typed row per event: UTC timestamps, level, actor columns, detail as JSON text (secrets masked)."""
     store, rules = lake.lake(), config.mask_rules()
     stats = run_in_batches(context, store, refresh_events, rules, "events", "events")
@@ -133,7 +133,7 @@ def activity_events(context: dg.AssetExecutionContext, lake: LakeResource,
     ],
 )
 def activity_changes(context: dg.AssetExecutionContext, lake: LakeResource,
-                     config: PipelineConfigResource) -> dg.MaterializeResult:
+                     config: ConfigResource) -> dg.MaterializeResult:
     """One row per entry of detail.changes: field, before/after as exact JSON text, secrets masked."""
     store, rules = lake.lake(), config.mask_rules()
     stats = run_in_batches(context, store, refresh_changes, rules, "changes", "changes")

@@ -13,7 +13,7 @@ from pipelines.notify import deliveries, notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
 from pipelines.retention import erase_user_job, retention_job, retention_schedule
-from pipelines.settings import Settings
+from transforms.settings import Settings
 from pipelines.streams import stream_job, stream_sensor
 
 

@@ -6,8 +6,8 @@ import dagster as dg
 from assets.enrich import activity_log
 from assets.normalize import activity_changes, activity_events
 from assets.pools import RAW_POOL
-from pipelines.partitions import daily_partitions
-from pipelines.resources import LakeResource, LandingResource
+from assets.partitions import daily_partitions
+from assets.resources import LakeResource, LandingResource
 from transforms.ingest import ingest
 
 

@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 
 from assets.pools import table_pool
-from pipelines.resources import LakeResource, PipelineConfigResource
+from assets.resources import ConfigResource, LakeResource
 from transforms.notify import DELIVERIES
 
 # The ledger, shown in the asset graph downstream of activity_log; the notify job records its
@@ -31,7 +31,7 @@ deliveries = dg.AssetSpec(
 def notify(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from destinations.dispatch import notify_days, retry_failed
 
-    config_file: PipelineConfigResource = context.resources.config
+    config_file: ConfigResource = context.resources.config
     lake: LakeResource = context.resources.lake
     notifications = config_file.load().notifications
     store = lake.lake()
@@ -69,7 +69,7 @@ NOTIFY_DAYS_PER_RUN = 31
 @dg.sensor(job=notify_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Starts a notify run for the days of activity_log materialized since its last tick (new "
                        "days and days changed by late events), up to 31 days per run; none without subscriptions.")
-def notify_sensor(context: dg.SensorEvaluationContext, config: PipelineConfigResource):
+def notify_sensor(context: dg.SensorEvaluationContext, config: ConfigResource):
     after = int(context.cursor) if context.cursor else None
     result = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("activity_log"), after_storage_id=after),

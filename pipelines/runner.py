@@ -13,7 +13,7 @@ from typing import Callable
 
 import dagster as dg
 
-from pipelines.settings import Settings
+from transforms.settings import Settings
 from transforms.refresh import BACKFILL_DAYS_PER_RUN, contiguous_ranges
 
 DEFAULT_DAGSTER_HOME = "./data/dagster"

@@ -6,7 +6,7 @@ import hashlib
 import dagster as dg
 
 from pipelines.jobs import ingest_job
-from pipelines.resources import LakeResource, LandingResource
+from assets.resources import LakeResource, LandingResource
 from transforms.ingest import pending_files
 from transforms.landing import LandingError
 

@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from assets.pools import table_pool
-from pipelines.resources import LakeResource, PipelineConfigResource
+from assets.resources import ConfigResource, LakeResource
 from transforms.streams import STREAM_LEDGER
 
 #: How often the sensor tries a stream again that stopped on an error (without new activity).
@@ -55,7 +55,7 @@ def stream_job() -> None:
 
 @dg.sensor(job=stream_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Starts a stream run when a configured stream has days of activity_log to deliver.")
-def stream_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, config: PipelineConfigResource):
+def stream_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, config: ConfigResource):
     from transforms.lake import ACTIVITY_LOG
     from transforms.streams import OK, STREAM_PROGRESS, due_days, stream_health
 

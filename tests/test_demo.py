@@ -56,7 +56,7 @@ def test_partitions_start_at_the_samples_first_day(demo):
     assert f"ACTIVITYLOG_START_DATE ?= {first.isoformat()}" in recorded
     assert f"daily partitions start {first}" in done.stdout
     # The definitions under that setting: partitions from the sample's first day, not from 2020.
-    code = "from pipelines.partitions import daily_partitions as p; print(p.get_first_partition_key())"
+    code = "from assets.partitions import daily_partitions as p; print(p.get_first_partition_key())"
     env = {**os.environ, "ACTIVITYLOG_START_DATE": first.isoformat()}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[1])

@@ -27,7 +27,7 @@ def erasable(tmp_path, monkeypatch):
     """A lake built by the real pipeline (Dagster runs), with the user's events, a membership change
     naming their email, a quarantined line mentioning them, and reference data listing them."""
     from pipelines.runner import run_ingest
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
     from transforms.validate import ValidationSettings
 
     landing = tmp_path / "landing"
@@ -295,7 +295,7 @@ def complete(tmp_path, monkeypatch):
     import httpx
 
     from pipelines.runner import run_ingest
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
     from servers import LOOPBACK, child_env, free_port, script, start_server
     from transforms.keys import create_key
     from transforms.validate import ValidationSettings

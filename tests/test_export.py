@@ -155,7 +155,7 @@ def test_xlsx_continues_on_a_second_sheet_beyond_1048575_rows(tmp_path):
 
 def test_export_job_and_the_configured_schedule(export_lake, tmp_path, monkeypatch, instance):
     from pipelines.definitions import build_definitions
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
 
     config = tmp_path / "activitylog.yaml"
     config.write_text('exports:\n  - {name: weekly-membership, schedule: "0 2 * * 1", format: xlsx, window: 7d,\n'

@@ -11,7 +11,7 @@ from conftest import make_event, write_lines
 from pipelines.definitions import build_definitions
 from pipelines.resources import PipelineConfigResource
 from pipelines.runner import run_ingest
-from pipelines.settings import Settings
+from transforms.settings import Settings
 from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW, Lake
 from transforms.validate import ValidationSettings
 

@@ -53,7 +53,7 @@ def test_a_failing_stream_notifies_the_operator_once_and_delivers_everything_aft
         tmp_path, monkeypatch, instance):
     from pipelines.definitions import build_definitions
     from pipelines.runner import run_ingest, run_notify, run_stream
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
     from pipelines.streams import stream_sensor
     from transforms.lake import Lake
 
@@ -121,7 +121,7 @@ def test_a_paused_stream_sends_nothing_and_catches_up_when_resumed(tmp_path, mon
     from destinations.siem import run_streams
     from pipelines.config import load_config
     from pipelines.definitions import build_definitions
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
     from pipelines.streams import stream_sensor
     from transforms.ingest import ingest
     from transforms.refresh import refresh_all

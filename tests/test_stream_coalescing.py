@@ -17,7 +17,7 @@ DAYS = 12
 def test_many_new_days_start_one_stream_run_that_delivers_them_all(lake, landing, tmp_path, monkeypatch, instance):
     from pipelines.definitions import build_definitions
     from pipelines.runner import run_stream
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
     from pipelines.streams import stream_sensor
 
     events = [make_event(created_at=f"2024-02-{day:02d}T10:00:{i:02d}Z", item_id=f"{day}-{i}")

@@ -242,7 +242,7 @@ def test_stream_configuration_errors(tmp_path, monkeypatch, body, env, message):
 def test_stream_sensor_and_job(lake, landing, tmp_path, monkeypatch, instance):
     from pipelines.definitions import build_definitions
     from pipelines.runner import run_stream
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
     from pipelines.streams import stream_sensor
 
     add_events(lake, landing, events_on(10, 2), "a.jsonl")

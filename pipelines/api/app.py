@@ -36,7 +36,7 @@ from pipelines.api.exports import ExportRunner, ExportStore, exports_root
 from pipelines.api.headers import PathHeaders
 from pipelines.api.routes import activity_log, advanced, exports, publish
 from pipelines.api.state import PUBLIC_URL_ENV, ServerState
-from pipelines.settings import Settings
+from transforms.settings import Settings
 from transforms.lake import Lake
 
 ERROR_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permission_denied",

@@ -152,7 +152,7 @@ def iso_days(flag: str, texts: list[str]) -> list[date]:
 
 
 def settings():
-    from pipelines.settings import Settings, SettingsError
+    from transforms.settings import Settings, SettingsError
 
     try:
         return Settings.from_env()

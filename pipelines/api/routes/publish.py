@@ -121,7 +121,7 @@ def install(app: FastAPI) -> None:
     the configuration file (``publish:``)."""
     from pipelines.config import PublishConfig
     from pipelines.config.loader import load_section
-    from pipelines.settings import Settings
+    from transforms.settings import Settings
 
     settings = Settings.from_env()
     # Only its own section: the server neither reads the other sections nor needs their secrets.

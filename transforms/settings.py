@@ -1,17 +1,18 @@
 """Settings from the environment, with the embedded defaults the demo runs on.
 
-No Dagster import here: the read-only CLI commands use these without paying for it.
+Parsing only: no Dagster import, so the read-only CLI commands use these without paying for it, and
+the layers above (resources and partitions in ``assets/``, the CLI and API in ``pipelines/``) share one
+reading of the environment.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from transforms.durations import Duration, DurationError, parse_duration
+from transforms.durations import Duration, DurationError, duration_or_problem, parse_duration
 from transforms.landing import LandingLimits, LandingSettingsError
 from transforms.validate import ValidationSettings
 
@@ -25,15 +26,12 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(h|d|w)\s*$")
-
-
 def parse_skew(text: str, variable: str) -> timedelta:
-    match = _DURATION.match(text)
-    if not match:
+    """``12h``, ``1d`` or ``2w`` (the duration language without months, years or ``none``) → timedelta."""
+    duration, problem = duration_or_problem(text)
+    if problem or duration is None or duration.months:
         raise SettingsError(f"{variable}={text!r} is not a duration like 12h, 1d or 2w")
-    amount, unit = int(match.group(1)), match.group(2)
-    return {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+    return timedelta(days=duration.days, hours=duration.hours)
 
 
 @dataclass(frozen=True)
