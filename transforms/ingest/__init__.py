@@ -321,4 +321,3 @@ def _recovered_lines(lake: Lake, batch: _Batch, counts: dict[str, dict]) -> dict
         stored = stored.join(recorded, on=["source", "run_id"], how="anti")
     return {source: (group.height, set(group["day"].to_list()))
             for (source,), group in stored.group_by("source")}
-

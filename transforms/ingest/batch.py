@@ -16,6 +16,7 @@ from transforms.lake import ACTIVITY_QUARANTINE, COMMIT_ATTEMPTS, Lake
 from transforms.landing import LandingFile, LandingLimits
 from transforms.validate import ValidationSettings
 
+
 class _Batch:
     """Accepted rows of several files, flushed to the lake together (one Delta commit)."""
 

@@ -9,6 +9,7 @@ import polars as pl
 from transforms.ingest.ledger import QUARANTINE_SCHEMA, RAW_COLUMNS
 from transforms.lake import ACTIVITY_RAW, Lake
 
+
 def _new_events(lake: Lake, accepted_frames: list[pl.DataFrame],
                 ) -> tuple[pl.DataFrame, dict[str, dict], pl.DataFrame]:
     """Accepted rows not yet stored (first occurrence by id), per-source accepted/duplicates/quarantined/
@@ -135,4 +136,3 @@ def _same_event(payload: str, reference: str, erased_ok: bool) -> bool:
         return same(json.loads(payload, parse_float=Decimal), json.loads(reference, parse_float=Decimal))
     except ValueError:
         return False
-

@@ -13,6 +13,7 @@ import polars as pl
 
 from transforms.lake import INGEST_LEDGER, Lake
 from transforms.landing import LandingFile, list_landing
+
 RAW_COLUMNS = [
     "id", "day", "created_at", "activity", "scope", "item_id", "team_id", "organization_id", "level",
     "payload", "source", "line", "source_sha256", "ingested_at", "run_id",
@@ -31,6 +32,7 @@ LEDGER_SCHEMA = {
     # Null in rows written before they existed: the whole file (``size``) was consumed.
     "start_offset": pl.Int64, "consumed_bytes": pl.Int64, "consumed_lines": pl.Int64,
 }
+
 
 def read_ledger(lake: Lake) -> pl.DataFrame:
     """The ingest ledger; columns a ledger written by an earlier version lacks are null."""

@@ -14,6 +14,7 @@ def _total(name: str) -> property:
     """The sum of one count over the files of the report."""
     return property(lambda self: sum(getattr(f, name) for f in self.files_ingested))
 
+
 @dataclass
 class FileResult:
     source: str
