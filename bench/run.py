@@ -828,7 +828,7 @@ class Profiler:
 def instrument_ingest(profiler: Profiler) -> None:
     """Wrap the stages of transforms.ingest (module globals, looked up at call time) and the lake I/O."""
     import transforms.ingest as ingest_module
-    import transforms.landing as landing_module
+    import transforms.landing.reading as landing_module  # where files are hashed as they are read
     import transforms.validate as validate_module
     from transforms.lake import Lake
 
