@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"- ingesting {args.events:,} events (not timed)")
     from datetime import date
 
+    from pipelines.demo import write_reference_data
     from transforms.ingest import ingest
     from transforms.lake import Lake
-    from transforms.sample import write_reference_data
     from transforms.validate import ValidationSettings
 
     ingest(Lake.at(lake), str(landing), ValidationSettings(start_date=date(2020, 1, 1)))

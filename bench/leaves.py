@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.leaves --events 100000
 
-Writes the bench landing (``transforms.sample.write_bench_landing``, not timed) into ``--dir``, reads
+Writes the bench landing (``pipelines.demo.write_bench_landing``, not timed) into ``--dir``, reads
 its lines as payload strings, then times :func:`transforms.commitments.build_leaves` (the batch path the
 ingest uses) and, for comparison (``--single``), :func:`transforms.commitments.build_leaf` one event at a time.
 """
@@ -29,8 +29,8 @@ def main() -> None:
     parser.add_argument("--dir", default="bench/data")
     parser.add_argument("--single", action="store_true", help="also time build_leaf per event")
     args = parser.parse_args()
+    from pipelines.demo import write_bench_landing
     from transforms import commitments
-    from transforms.sample import write_bench_landing
 
     landing = Path(args.dir) / f"leaves-{args.events}"
     if not landing.exists():

@@ -171,7 +171,7 @@ def prepare_landing(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
             return landing, {**stamp, "reused": True}
         say("landing: cached landing does not match the parameters; writing it again")
 
-    from transforms.sample import write_bench_landing
+    from pipelines.demo import write_bench_landing
 
     marker.unlink(missing_ok=True)
     shutil.rmtree(landing, ignore_errors=True)
@@ -360,7 +360,7 @@ DAY_EVENTS = 100_000
 def enrich_suite(args: argparse.Namespace, landing: Path, stamp: dict[str, Any], work: Path) -> list[dict]:
     """Normalize + enrich (activity_events, activity_changes, activity_log) over every day of the
     bench lake, beside reading activity_raw and writing the same rows back; and one 100k-event day."""
-    from transforms.sample import write_bench_landing, write_reference_data
+    from pipelines.demo import write_bench_landing, write_reference_data
 
     results: list[dict] = []
     reference = work / "reference"
@@ -496,7 +496,7 @@ def export_suite(args: argparse.Namespace, landing: Path, work: Path, ready: boo
 
 def notify_suite(args: argparse.Namespace, work: Path, ran_enrich: bool) -> dict[str, Any]:
     """1,000 subscriptions over the enriched 100k-event day (built here when the enrich suite did not)."""
-    from transforms.sample import write_bench_landing
+    from pipelines.demo import write_bench_landing
 
     lake = work / "enrich_day_lake"
     day_landing = args.dir / f"landing-day-{DAY_EVENTS}"
@@ -1032,7 +1032,7 @@ def prepare_query(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
     from transforms.lake import ACTIVITY_RAW, Lake
     from transforms.reference import load_references
     from transforms.refresh import refresh_all
-    from transforms.sample import write_reference_data
+    from pipelines.demo import write_reference_data
     from transforms.validate import ValidationSettings
 
     lake = Lake.at(spec["lake"])

@@ -35,10 +35,10 @@ def scale_ingest(spec: dict[str, Any], profiler) -> dict[str, Any]:
 
 
 def scale_refresh(spec: dict[str, Any], profiler) -> dict[str, Any]:
+    from pipelines.demo import write_reference_data
     from transforms.lake import ACTIVITY_RAW, Lake
     from transforms.reference import load_references
     from transforms.refresh import refresh_all
-    from transforms.sample import write_reference_data
 
     lake = Lake.at(spec["lake"])
     write_reference_data(Path(spec["reference"]), seed=1)

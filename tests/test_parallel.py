@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.demo import write_bench_landing
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW, Lake
-from transforms.sample import write_bench_landing
 from transforms.validate import ValidationSettings
 
 REFRESH = (

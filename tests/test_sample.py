@@ -1,4 +1,4 @@
-"""Tests for transforms.sample: determinism, exact accounting, realistic mix, reference data, bench files.
+"""Tests for pipelines.demo: determinism, exact accounting, realistic mix, reference data, bench files.
 
 Every count in a SampleReport is re-derived here from the bytes on disk with an independent parser
 and validator (the design's input rules), so the ingest can trust the report in its own tests.
@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from transforms.sample import (  # noqa: E402
+from pipelines.demo import (  # noqa: E402
     SampleReport,
     write_bench_landing,
     write_demo_landing,

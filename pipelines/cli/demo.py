@@ -28,7 +28,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transforms.sample import write_demo_landing, write_reference_data
+    from pipelines.demo import write_demo_landing, write_reference_data
 
     settings = load_settings()
     landing = Path(settings.landing)
