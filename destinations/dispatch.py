@@ -24,22 +24,15 @@ from typing import Any, Callable, Iterable
 
 import polars as pl
 
+from destinations.channels import channel_for
 from destinations.delivery import DeliveryFailed, RetryPolicy
-from destinations.email import EmailClient
-from destinations.files import FileClient
-from destinations.slack import SlackClient
-from destinations.templates import (
-    DEFAULT_EMAIL_HTML, DEFAULT_EMAIL_SUBJECT, DEFAULT_EMAIL_TEXT, TemplateProblem, load_template, render,
-)
-from destinations.webhook import WebhookClient
-from transforms import jsontext
+from destinations.templates import TemplateProblem
 from transforms.lake import ACTIVITY_LOG, Lake
 from transforms.notify import (
     FAILED, PENDING, SENT, SKIPPED, compact_ledger, deliveries_for, disabled_destinations, evaluate, failed_deliveries,
-    ledger_state, now_utc, plan_deliveries, record, record_evaluation, set_destination_state, url_fingerprint,
+    ledger_state, plan_deliveries, record, record_evaluation, set_destination_state, url_fingerprint,
 )
 
-MAX_VALUE_CHARS = 80
 LEDGER_COLUMNS = ["delivery_id", "day", "subscription", "destination", "event_id", "event_created_at", "attempts"]
 
 
@@ -70,12 +63,8 @@ class NotifyReport:
         return "\n".join(lines)
 
 
-def _secret(ref, where: str) -> str:
-    return ref.value(where) if ref is not None else None
-
-
 class Router:
-    """The configured destinations as clients (opened once per pass)."""
+    """The configured destinations as clients (opened once per pass), each through its channel."""
 
     def __init__(self, notifications, policy: RetryPolicy | None = None) -> None:
         self.config = notifications
@@ -84,81 +73,22 @@ class Router:
 
     def url_of(self, name: str) -> str | None:
         spec = self.config.destinations[name]
-        if spec.type == "slack":
-            return spec.webhook_url.value(f"notifications.destinations.{name}.webhook_url")
-        if spec.type == "webhook":
-            return spec.url.value(f"notifications.destinations.{name}.url")
-        if spec.type == "email":  # a new server or recipient list enables a disabled destination again
-            return f"smtp://{spec.host}:{spec.effective_port}/{','.join(spec.to)}"
-        return spec.path
+        return channel_for(spec).address(spec, f"notifications.destinations.{name}")
+
+    def batch_size(self, name: str) -> int:
+        spec = self.config.destinations[name]
+        return channel_for(spec).batch_size(spec)
 
     def client(self, name: str):
         if name not in self._clients:
             spec = self.config.destinations[name]
             policy = self.policy or RetryPolicy(max_attempts=getattr(spec, "max_attempts", 1))
-            if spec.type == "slack":
-                self._clients[name] = SlackClient(self.url_of(name), timeout=spec.timeout,
-                                                  min_interval=spec.min_interval, policy=policy)
-            elif spec.type == "webhook":
-                self._clients[name] = WebhookClient(self.url_of(name), secret=_secret(
-                    spec.secret, f"notifications.destinations.{name}.secret"), timeout=spec.timeout, policy=policy)
-            elif spec.type == "email":
-                where = f"notifications.destinations.{name}"
-                self._clients[name] = EmailClient(
-                    spec.host, spec.effective_port, security=spec.security,
-                    username=_secret(spec.username, f"{where}.username"),
-                    password=_secret(spec.password, f"{where}.password"), ca_file=spec.ca_file,
-                    sender=spec.sender, to=spec.to, timeout=spec.timeout, policy=policy)
-            else:
-                self._clients[name] = FileClient(spec.path)
+            self._clients[name] = channel_for(spec).open(spec, f"notifications.destinations.{name}", policy)
         return self._clients[name]
 
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
-
-
-# ----------------------------------------------------------------------------------------------
-# Payloads
-# ----------------------------------------------------------------------------------------------
-
-
-def _short(text: str | None) -> str:
-    text = "null" if text is None else " ".join(text.split())
-    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
-
-
-def event_record(row: dict[str, Any]) -> dict[str, Any]:
-    """The enriched event as JSON-ready data (the webhook body's ``data``, the file line's ``event``):
-    the same shape as a SIEM stream's native schema."""
-    from transforms.streams import native_record
-
-    return native_record(row)
-
-
-def template_context(row: dict[str, Any], subscription: str, link_template: str | None) -> dict[str, Any]:
-    detail = jsontext.loads_shown(row["detail"]) if row.get("detail") else None
-    changes = []
-    for change in ((detail or {}).get("changes") or []) if isinstance(detail, dict) else []:
-        if isinstance(change, dict):
-            changes.append({"field": change.get("field"), "action": change.get("action"),
-                            "before": _short(jsontext.display(change.get("before"))),
-                            "after": _short(jsontext.display(change.get("after")))})
-    link = ""
-    if link_template:
-        try:
-            link = link_template.format(**{k: ("" if v is None else v) for k, v in row.items()})
-        except (KeyError, IndexError, ValueError):
-            link = ""
-    created = row.get("created_at")
-    return {**{k: v for k, v in row.items() if k != "created_at"}, "created_at": (
-        created.strftime("%Y-%m-%d %H:%M UTC") if isinstance(created, datetime) else created),
-        "changes": changes, "link": link, "subscription": subscription}
-
-
-# ----------------------------------------------------------------------------------------------
-# The pass
-# ----------------------------------------------------------------------------------------------
 
 
 def notify_days(lake: Lake, notifications, days: Iterable[date], *, run_id: str | None = None,
@@ -269,8 +199,7 @@ def _send(lake: Lake, router: Router, notifications, to_send: pl.DataFrame, log_
             record(lake, missing, FAILED, run_id=run_id, error="event no longer in activity_log")
             _count(report, missing, "failed")
             rows = rows.filter(pl.col("event_id").is_in(list(events)))
-        batch_size = getattr(spec, "batch_size", 1) if spec.type in ("slack", "email") else (
-            100 if spec.type == "file" else 1)
+        batch_size = router.batch_size(destination)
         for start in range(0, rows.height, batch_size):
             batch = rows.slice(start, batch_size)
             try:
@@ -313,30 +242,9 @@ def _disabled_reason(lake: Lake, router: Router, destination: str, disabled: dic
 
 def _deliver(router: Router, destination: str, spec, subscription: str, template_path: str | None,
              batch: pl.DataFrame, events: dict[str, dict]) -> int:
-    client = router.client(destination)
-    ids = batch["delivery_id"].to_list()
     rows = [events[e] for e in batch["event_id"].to_list()]
-    if spec.type == "webhook":
-        payload = {"type": "activity_log.entry", "timestamp": now_utc().isoformat().replace("+00:00", "Z"),
-                   "subscription": subscription, "delivery_id": ids[0], "data": event_record(rows[0])}
-        return client.send(ids[0], payload)
-    if spec.type == "file":
-        return client.send([{"delivery_id": d, "subscription": subscription, "destination": destination,
-                             "event": event_record(r)} for d, r in zip(ids, rows)])
-    if spec.type == "email":
-        contexts = [template_context(r, subscription, spec.link_template) for r in rows]
-        context = {"events": contexts, "count": len(rows), "subscription": subscription}
-        subject = render(*load_template(spec.subject_template, DEFAULT_EMAIL_SUBJECT, default_name="default subject"),
-                         context)
-        text = render(*load_template(spec.text_template, DEFAULT_EMAIL_TEXT, default_name="default text"), context)
-        html = render(*load_template(spec.html_template, DEFAULT_EMAIL_HTML, html=True, default_name="default html"),
-                      context)
-        return client.send(subject, text + "\n", html, ids[0])
-    template, name = load_template(template_path)
-    texts = [render(template, name, template_context(r, subscription, spec.link_template)) for r in rows]
-    header = f"*{subscription}* · {len(rows)} event{'s' if len(rows) != 1 else ''}"
-    fallback = rows[0].get("summary") or subscription if len(rows) == 1 else f"{subscription}: {len(rows)} events"
-    return client.send(texts, header, fallback)
+    return channel_for(spec).send(router.client(destination), spec, destination, subscription, template_path,
+                                  batch["delivery_id"].to_list(), rows)
 
 
 def send_test(lake: Lake, notifications, subscription_name: str, *, log: Callable[[str], None] = print,

@@ -9,7 +9,6 @@ stops where it is (its progress stays) and resumes from there on the next run, l
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import socket
 import ssl
@@ -23,7 +22,7 @@ from typing import Any, Callable
 import httpx
 
 from destinations.delivery import DeliveryFailed, RetryPolicy, post
-from transforms import jsontext
+from transforms import jsontext, storage
 from transforms.lake import Lake
 from transforms.streams import (
     PAUSED, acknowledged, due_days, health_event, next_health, record_acks, record_health, record_progress, records,
@@ -54,23 +53,21 @@ class S3Sink:
         now = datetime.now(timezone.utc)
         key = f"{now:%Y/%m/%d/%H}/{batch_id}.json.gz"
         body = gzip.compress("".join(_dumps(r) + "\n" for r in batch).encode(), compresslevel=6)
-        if self.uri.startswith("s3://"):
-            import boto3
+        if storage.is_s3(self.uri):
             from botocore.exceptions import BotoCoreError, ClientError
-
-            bucket, _, prefix = self.uri[5:].partition("/")
 
             def put() -> None:
                 try:
-                    boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None).put_object(
-                        Bucket=bucket, Key=prefix + key, Body=body, ContentType="application/x-ndjson",
-                        ContentEncoding="gzip")
+                    storage.put_bytes(self.uri + key, body, ContentType="application/x-ndjson",
+                                      ContentEncoding="gzip")
                 except ClientError as exc:
                     code = exc.response.get("Error", {}).get("Code", "")
                     raise DeliveryFailed(f"S3 {code}: {exc}", retryable=code in ("SlowDown", "InternalError",
                                                                                  "ServiceUnavailable", "503")) from None
                 except BotoCoreError as exc:
                     raise DeliveryFailed(f"S3 unreachable: {exc}", retryable=True) from None
+                except storage.StorageError as exc:
+                    raise DeliveryFailed(str(exc), retryable=False) from None
 
             self.policy.call(put, "S3")
             return self.uri + key
