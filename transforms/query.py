@@ -14,6 +14,7 @@ import polars as pl
 
 from transforms.durations import Duration
 from transforms.filters import ActivityFilter, FilterError, after_cursor, encode_cursor, parse_moment
+from transforms.problems import Problem
 from transforms.lake import ACTIVITY_LOG, Lake
 
 ORDER = ["created_at", "id"]  # newest first: created_at desc, id desc (stable when timestamps tie)
@@ -27,13 +28,12 @@ def descending(ordering: str | None) -> bool:
     if ordering is None:
         return True
     if ordering not in ORDERINGS:
-        raise FilterError(f'ordering: "{str(ordering)[:40]}" is not a valid choice (-created_at or created_at)')
+        raise FilterError(Problem(("ordering",),
+                                  f'"{str(ordering)[:40]}" is not a valid choice (-created_at or created_at)'))
     return ordering == "-created_at"
 
-# Kept for callers of the first query API: the filter model grew into ActivityFilter.
-BasicFilter = ActivityFilter
 
-__all__ = ["ORDER", "ORDERINGS", "ActivityFilter", "BasicFilter", "FilterError", "QueryPage", "parse_moment", "query",
+__all__ = ["ORDER", "ORDERINGS", "ActivityFilter", "FilterError", "QueryPage", "parse_moment", "query",
            "query_page", "descending", "team_organizations"]
 
 
@@ -105,7 +105,7 @@ def query_page(lake: Lake, activity_filter: ActivityFilter, *, limit: int = 100,
     """One page of at most ``limit`` rows and the cursor of the next page (None on the last page);
     ``ordering`` as for :func:`query` (a cursor is valid only in the order that printed it)."""
     if limit <= 0:
-        raise FilterError("limit: must be a positive number of rows")
+        raise FilterError(Problem(("limit",), "must be a positive number of rows"))
     frame = query(lake, activity_filter, limit=limit + 1, after=after, read_window=read_window, now=now, where=where,
                   ordering=ordering)
     if frame is None:

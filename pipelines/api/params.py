@@ -6,15 +6,13 @@ bounded here, before anything is parsed recursively or reaches the lake.
 
 from __future__ import annotations
 
-import re
-
 from typing import Any
 
 from fastapi import Request
 
 from pipelines.api.deps import ApiError
 from transforms import jsontext
-from transforms.filters import ActivityFilter, FilterError
+from transforms.filters import ActivityFilter, FilterError, filter_from_query, posthog_end
 
 MAX_PAGE = 1000                 # rows of one page (page_size)
 MAX_PAGE_NUMBER = 100_000       # activity_log/?page=
@@ -61,29 +59,24 @@ def to_filter(data: dict[str, Any], attr_of: dict[str, str] | None = None, where
     try:
         return ActivityFilter.from_dict(data, where=where)
     except FilterError as exc:
-        message = str(exc).lstrip(": ")
-        name = message.split(":", 1)[0].split("[", 1)[0]
-        raise ApiError(400, message, attr_of.get(name, name)) from None
+        raise bad_filter(exc, attr_of) from None
     except (OverflowError, ValueError, RecursionError, TypeError) as exc:
         raise ApiError(400, f"not a valid filter ({type(exc).__name__})", attr_of.get("", "filters")) from None
+
+
+def bad_filter(exc: FilterError, attr_of: dict[str, str]) -> ApiError:
+    """The 400 of a filter's problem: its place in the filter and what (``scopes[0]: must not be
+    empty``), naming the parameter of the field (``attr_of``: field → parameter, else the field)."""
+    field = exc.problem.field if exc.problem.path else ""
+    return ApiError(400, str(exc.problem), attr_of.get(field, field))
 
 
 LIST_PARAMETERS = ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses", "team_ids")
 
 
-#: ``2024-01-31``: a date without a time.
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def posthog_end(value: Any) -> Any:
-    """PostHog's ``end_date``: a date without a time is that day's 00:00 UTC (DRF reads ``2024-01-31``
-    as a datetime at midnight, and PostHog compares ``created_at <=`` it)."""
-    return f"{value.strip()}T00:00:00Z" if isinstance(value, str) and _DATE_ONLY.fullmatch(value.strip()) else value
-
-
 def advanced_filter(request: Request, *, whole_day_end: bool = False, **fixed: Any) -> ActivityFilter:
     """The filter language from the query string of ``advanced_activity_logs/``, as PostHog reads it
-    (:meth:`ActivityFilter.from_query`: JSON-encoded lists too), after the bounds on each parameter.
+    (:func:`transforms.filters.filter_from_query`: JSON-encoded lists too), after the bounds on each parameter.
 
     A date-only ``end_date`` is read as PostHog reads it, that day's 00:00 UTC (``created_at <=``
     midnight: the day itself is not included); ``whole_day_end`` (the page's date fields) reads it as
@@ -113,10 +106,8 @@ def advanced_filter(request: Request, *, whole_day_end: bool = False, **fixed: A
     if not whole_day_end:
         items = [(k, posthog_end(v) if k == "end_date" else v) for k, v in items]
     try:
-        return ActivityFilter.from_query(items, **fixed)
+        return filter_from_query(items, **fixed)
     except FilterError as exc:
-        message = str(exc).lstrip(": ")
-        name = message.split(":", 1)[0].split("[", 1)[0]
-        raise ApiError(400, message, attr_of.get(name, name)) from None
+        raise bad_filter(exc, attr_of) from None
     except (OverflowError, ValueError, RecursionError, TypeError) as exc:
         raise ApiError(400, f"not a valid filter ({type(exc).__name__})", "detail_filters") from None

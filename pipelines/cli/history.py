@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
         result = item_history(lake, args.scope, args.item_id, team_id=args.team_id,
                               read_window=read_window(args), limit=args.limit or None, after=args.after)
     except FilterError as exc:
-        message = str(exc)
-        raise UsageError("--" + message if message.startswith("after:") else message) from None
+        raise UsageError(str(exc.problem.renamed({"after": "--after"}))) from None
     if result is None:
         hint = "run `activitylog ingest` first" if not lake.exists(ACTIVITY_LOG) else \
             "it is built by the next refresh: run `activitylog ingest`"

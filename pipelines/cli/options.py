@@ -50,47 +50,23 @@ FLAG_OF_FIELD = {"start": "--start", "end": "--end", "users": "--user", "scopes"
                  "search": "--search", "detail_filters": "--detail"}
 
 
-def detail_value(operation: str, text: str):
-    import json
-
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = text
-    if operation == "in" and not isinstance(value, list):
-        value = [part.strip() for part in text.split(",")] if isinstance(value, str) else [value]
-    return value
-
-
 def filter_from_args(args: argparse.Namespace):
-    """The ActivityFilter the flags describe; UsageError naming the flag when a value is wrong."""
-    from transforms.filters import ActivityFilter, FilterError
+    """The ActivityFilter the flags describe (:func:`transforms.filters.filter_from_flags`); UsageError
+    naming the flag when a value is wrong (the field, when a ``--filter`` document is given)."""
+    from transforms.filters import FilterError, filter_from_flags
 
-    merged = dict(filter_document(args.filter) if args.filter else {})
-    for name, values in [("users", args.user), ("scopes", args.scope), ("activities", args.activity),
-                         ("item_ids", args.item_id), ("team_ids", args.team_id), ("clients", args.client),
-                         ("ip_addresses", args.ip_address)]:
-        if values:
-            existing = merged.get(name) or []
-            merged[name] = (existing if isinstance(existing, list) else [existing]) + list(values)
-    for name, value in [("start", args.start), ("end", args.end), ("search", args.search),
-                        ("was_impersonated", args.was_impersonated), ("is_system", args.is_system)]:
-        if value is not None:
-            merged[name] = value
-    if args.include_org:
-        merged["include_organization"] = True
-    if args.detail:
-        detail = dict(merged.get("detail_filters") or {})
-        for path, operation, text in args.detail:
-            detail[path] = {"operation": operation, "value": detail_value(operation, text)}
-        merged["detail_filters"] = detail
     try:
-        activity_filter = ActivityFilter.from_dict(merged, where="")
+        activity_filter = filter_from_flags(
+            filter_document(args.filter) if args.filter else None,
+            lists=[("users", args.user), ("scopes", args.scope), ("activities", args.activity),
+                   ("item_ids", args.item_id), ("team_ids", args.team_id), ("clients", args.client),
+                   ("ip_addresses", args.ip_address)],
+            values=[("start", args.start), ("end", args.end), ("search", args.search),
+                    ("was_impersonated", args.was_impersonated), ("is_system", args.is_system),
+                    ("include_organization", True if args.include_org else None)],
+            details=args.detail)
     except FilterError as exc:
-        message = str(exc).lstrip(": ")
-        field = message.split(":", 1)[0].split("[", 1)[0]
-        flag = FLAG_OF_FIELD.get(field)
-        raise UsageError(flag + message[len(field):] if flag and not args.filter else message) from None
+        raise UsageError(str(exc.problem if args.filter else exc.problem.renamed(FLAG_OF_FIELD))) from None
     for warning in activity_filter.warnings():
         print(f"activitylog {args.command}: warning: {warning}", file=sys.stderr)
     return activity_filter

@@ -37,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
             frame = query(lake, activity_filter, after=args.after, read_window=window)
             rows, cursor = (frame.collect() if frame is not None else None), None
     except FilterError as exc:
-        message = str(exc)
-        raise UsageError("--" + message if message.startswith(("after:", "limit:")) else message) from None
+        raise UsageError(str(exc.problem.renamed({"after": "--after", "limit": "--limit"}))) from None
     if rows is None:
         raise CommandFailure(f"no activity_log table in {lake.root}: run `activitylog ingest` first")
     print_rows(rows, args.format, ["created_at", "scope", "activity", "item_id", "actor", "summary"])

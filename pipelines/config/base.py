@@ -7,7 +7,7 @@ A section's validators report a problem by raising ``fail("message")``; :mod:`.e
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
@@ -18,10 +18,12 @@ __all__ = ["ConfigError", "Section", "fail", "kind_of", "require_text"]
 
 
 class ConfigError(ValueError):
-    """The configuration cannot be used. The message is one line naming the file, section, entry, field."""
+    """The configuration cannot be used. The message is one line naming the file, section, entry, field;
+    ``problems`` (:class:`~transforms.problems.Problem`) has each location as a path, when validation found it."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, problems: Sequence[Any] = ()):
         super().__init__(re.sub(r"\s*\n\s*", " ", str(message)).strip())
+        self.problems = list(problems)
 
 
 class Section(BaseModel):

@@ -1,6 +1,8 @@
 """Pydantic's validation errors → one line: ``file: section.entry.field: message; ...``.
 
-:func:`validate_model` validates any section model (or a raw mapping) the same way the loader does.
+Each error is first a :class:`~transforms.problems.Problem` (its location in the file, and the
+message), kept on the :class:`ConfigError` as ``problems``. :func:`validate_model` validates any
+section model (or a raw mapping) the same way the loader does.
 """
 
 from __future__ import annotations
@@ -10,20 +12,12 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from transforms.problems import Problem
+
 from .base import ConfigError, kind_of
 from .root import ActivityLogConfig
 
-__all__ = ["one_line", "validate_model"]
-
-
-def _loc_text(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
+__all__ = ["one_line", "problems", "validate_model"]
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -60,8 +54,8 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
     return None
 
 
-def _problem(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
-    """(location, message) for one pydantic error."""
+def _problem(error: dict[str, Any], root: type[BaseModel]) -> Problem:
+    """The location and message of one pydantic error."""
     loc = tuple(error["loc"])
     kind = error["type"]
     given = error.get("input")
@@ -85,15 +79,20 @@ def _problem(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
     else:
         text = error["msg"]
         message = text[:1].lower() + text[1:]
-    return _loc_text(loc), message
+    return Problem(loc, message)
+
+
+def problems(exc: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    """Every error of ``exc`` as a :class:`Problem` whose path starts at ``root``."""
+    return [_problem(error, root) for error in exc.errors()]
 
 
 def one_line(exc: ValidationError, root: type[BaseModel], head: str, *, nested: bool) -> str:
     """All problems on one line. ``head`` is the file (``nested=False``: ``file: loc: msg``) or a
     location already (``nested=True``: ``file: section.loc: msg``)."""
     seen: list[str] = []
-    for error in exc.errors():
-        location, message = _problem(error, root)
+    for problem in problems(exc, root):
+        location, message = problem.where, problem.message
         if not location:
             text = f"{head}: {message}"
         elif nested:
@@ -113,4 +112,4 @@ def validate_model(model: type[BaseModel], data: Any, *, where: str, base_dir: P
     try:
         return model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(one_line(exc, model, where, nested=True)) from None
+        raise ConfigError(one_line(exc, model, where, nested=True), problems(exc, model)) from None

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import PlainSerializer, PlainValidator, ValidationInfo
 
-from transforms.durations import Duration, duration_or_problem
+from transforms import durations
+from transforms.durations import Duration, DurationError, duration_or_problem
 
 from .base import ConfigError, fail, kind_of, require_text
 
@@ -38,14 +39,15 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def parse_duration(text: Any, where: str) -> Duration | None:
-    """``12h``/``7d``/``2w``/``2mo``/``5y`` → :class:`Duration`; ``none``/``forever`` → ``None``.
+    """``12h``/``7d``/``2w``/``2mo``/``5y`` → :class:`Duration`; ``none``/``forever`` → ``None``
+    (:func:`transforms.durations.parse_duration`, its error a :class:`ConfigError`).
 
     ``where`` names the setting in the error, e.g. ``"activitylog.yaml: retention.default"``.
     """
-    duration, problem = duration_or_problem(text)
-    if problem:
-        raise ConfigError(f"{where}: {problem}")
-    return duration
+    try:
+        return durations.parse_duration(text, where)
+    except DurationError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _validate_duration(value: Any) -> Duration | None:
@@ -129,5 +131,5 @@ def activity_filter(value: Any) -> Any:
         return value
     try:
         return ActivityFilter.from_dict(value, where="")
-    except FilterError as exc:
-        raise fail(str(exc).lstrip(": ")) from None
+    except FilterError as exc:  # the problem's place in the filter, then what: "scopes[0]: must be text"
+        raise fail(str(exc.problem)) from None

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from .base import ConfigError, kind_of
-from .errors import one_line, validate_model
+from .errors import one_line, problems, validate_model
 from .root import CONFIG_ENV, DEFAULT_CONFIG, SECTIONS, ActivityLogConfig
 
 __all__ = ["load_config", "load_section"]
@@ -119,7 +119,8 @@ def load_config(path: str | Path | None = None) -> ActivityLogConfig:
     try:
         config = ActivityLogConfig.model_validate(data, context={"base_dir": source.parent})
     except ValidationError as exc:
-        raise ConfigError(one_line(exc, ActivityLogConfig, label, nested=False)) from None
+        raise ConfigError(one_line(exc, ActivityLogConfig, label, nested=False),
+                          problems(exc, ActivityLogConfig)) from None
     config._source = source
     config._label = label
     return config

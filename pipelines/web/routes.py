@@ -156,7 +156,7 @@ def _feed(state: ServerState, request: Request, access: Access) -> dict:
         try:
             page = query_page(state.lake, activity_filter, limit=PAGE_ROWS, after=after, where=access.rows)
         except FilterError as exc:
-            raise ApiError(400, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
+            raise ApiError(400, exc.problem.message, exc.problem.where) from None
         if page is None:
             return [], None
         return [view_row(r) for r in page.rows.iter_rows(named=True)], page.next_cursor
@@ -337,7 +337,7 @@ def _history(state: ServerState, access: Access, scope: str, item_id: str, after
         try:
             rows = rows.filter(after_cursor(after))
         except FilterError as exc:
-            raise ApiError(400, str(exc).split(": ", 1)[-1], "after") from None
+            raise ApiError(400, exc.problem.message, "after") from None
     more = rows.height > PAGE_ROWS
     rows = rows.head(PAGE_ROWS)
     out = []

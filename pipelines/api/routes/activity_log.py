@@ -25,7 +25,7 @@ def organization_scoped(request: Request) -> bool:
     try:
         return bool(query_bool(request.query_params.get("include_organization_scoped"), "include_organization_scoped"))
     except FilterError as exc:
-        raise ApiError(400, str(exc).split(": ", 1)[-1], "include_organization_scoped") from None
+        raise ApiError(400, exc.problem.message, "include_organization_scoped") from None
 
 
 @route(router, "GET", "/api/projects/{project_id}/activity_log/", response_model=ActivityPage)

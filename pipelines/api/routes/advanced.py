@@ -62,7 +62,7 @@ def numbered_page(request: Request, state: ServerState, access: Access, activity
         frame = query(state.lake, activity_filter, where=access.rows,
                       ordering=request.query_params.get("ordering", "-created_at"))
     except FilterError as exc:  # "ordering: …"
-        raise ApiError(400, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
+        raise ApiError(400, exc.problem.message, exc.problem.where) from None
     if frame is None:
         return {"count": 0, "next": None, "previous": None, "results": []}
     count, rows = pl.collect_all([frame.select(pl.len()), frame.slice((number - 1) * size, size)])
@@ -92,7 +92,7 @@ def cursor_page(request: Request, state: ServerState, access: Access, activity_f
         page = query_page(state.lake, activity_filter, limit=size, after=after, where=access.rows,
                           ordering=request.query_params.get("ordering", "-created_at"))
     except FilterError as exc:  # "after: …" or "ordering: …"
-        raise ApiError(400, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
+        raise ApiError(400, exc.problem.message, exc.problem.where) from None
     rows, cursor = (page.rows, page.next_cursor) if page is not None else (pl.DataFrame(), None)
     results = shaped(request, rows, schema)
     next_url = None

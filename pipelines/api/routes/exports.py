@@ -22,6 +22,7 @@ from pipelines.api.routes.slashes import route
 from pipelines.api.schemas import ExportStarted, ExportStatus
 from pipelines.api.state import ServerState, server
 from transforms import jsontext
+from transforms.filters import export_body
 
 router = APIRouter(tags=["exports"])
 
@@ -58,12 +59,8 @@ async def launch_export(request: Request, state: ServerState, access: Access, ex
         raise ApiError(400, "must be csv, xlsx or jsonl", "format")
     if not isinstance(filters, dict):
         raise ApiError(400, "must be an object in the filter language", "filters")
-    filters = {k: v for k, v in filters.items() if k not in ("team_ids", "include_organization")}
-    if "end_date" in filters:  # PostHog's name, PostHog's reading (``end`` keeps the whole day)
-        filters["end_date"] = params.posthog_end(filters["end_date"])
-    forced = {"team_ids": [access.project_id]} if access.project_id is not None else {}
-    try:
-        activity_filter = params.to_filter({**filters, **forced}, {"": "filters"})
+    try:  # the access decides the projects; end_date is PostHog's (``end`` keeps the whole day)
+        activity_filter = params.to_filter(export_body(filters, access.project_id), {"": "filters"})
     except ApiError as exc:
         raise ApiError(400, exc.detail, "filters") from None
     export_id = uuid.uuid4().hex
