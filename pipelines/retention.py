@@ -2,9 +2,6 @@
 ``retention:`` policy expires, vacuums after the grace period, and records itself as a system activity
 event through the normal ingest path. The work is :mod:`transforms.retention`."""
 
-import uuid
-from datetime import datetime, timezone
-
 import dagster as dg
 
 from assets.pools import RAW_POOL
@@ -25,9 +22,7 @@ def policy_of(config):
     pool=RAW_POOL,
 )
 def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
-    from transforms.ingest import ingest
-    from transforms.recovery import finish_digests
-    from transforms.retention import apply_retention, system_event, vacuum, write_system_event
+    from transforms.retention import apply_retention, record_system_event, vacuum
 
     config = context.resources.config.load()
     lake = context.resources.lake.lake()
@@ -46,14 +41,10 @@ def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
         grace = config.retention.vacuum_grace
         detail["vacuumed_files"] = vacuum(lake, grace.to_timedelta() if grace is not None else None)
         detail["vacuum_grace"] = str(grace) if grace is not None else "never"
-        event = system_event("retention_deleted", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
-        ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
-                          run_id=context.run_id)
-        finish_digests(lake, ingested.days_changed, run_id=context.run_id)
-        for day in sorted(ingested.days_changed):
-            context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
-                                                      metadata={"system_event": "retention_deleted"}))
-        days_changed = [d.isoformat() for d in sorted(ingested.days_changed)]
+        logged = record_system_event(lake, "retention_deleted", detail, context.resources.landing.validation(),
+                                     run_id=context.run_id)
+        _materialized(context, logged, {"system_event": "retention_deleted"})
+        days_changed = [d.isoformat() for d in sorted(logged)]
     metadata = {"dry_run": dry_run, "whole_days": len(report.whole_days), "partial_days": len(report.partial_days),
                 "deleted": dg.MetadataValue.json(dict(report.tables)),
                 "by_policy": dg.MetadataValue.json(dict(report.by_policy)), "seconds": round(report.seconds, 3)}
@@ -90,11 +81,9 @@ def retention_schedule(config) -> dg.ScheduleDefinition:
 )
 def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
     from transforms.erasure import ErasureError, erase_user as erase
-    from transforms.ingest import ingest
-    from transforms.recovery import finish_digests
-    from transforms.retention import system_event, write_system_event
-
     from transforms.erasure_requests import RequestError, drop_request, read_request
+    from transforms.recovery import finish_digests
+    from transforms.retention import record_system_event
 
     lake = context.resources.lake.lake()
     config = context.op_config
@@ -117,19 +106,22 @@ def erase_user(context: dg.OpExecutionContext) -> dg.Output[dict]:
               "exports_deleted": len(exports), "export_ids": exports, "dagster_runs_deleted": len(runs),
               "reason": request.get("reason"), "requested_by": request.get("requested_by"),
               "request_id": config.get("request")}
-    event = system_event("user_erased", detail, datetime.now(timezone.utc), str(uuid.uuid4()))
-    ingested = ingest(lake, write_system_event(lake, event), context.resources.landing.validation(),
-                      run_id=context.run_id)
-    finish_digests(lake, ingested.days_changed, run_id=context.run_id)
-    days = sorted(set(report.days) | set(ingested.days_changed))
-    for day in days:
-        context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
-                                                  metadata={"erasure": report.pseudonym}))
+    logged = record_system_event(lake, "user_erased", detail, context.resources.landing.validation(),
+                                 run_id=context.run_id)
+    days = sorted(set(report.days) | logged)
+    _materialized(context, days, {"erasure": report.pseudonym})
     if config.get("request"):
         drop_request(lake, config["request"])  # the last place the user's identity was written
     context.log.info(f"erased {report.events} events' personal data (pseudonym {report.pseudonym}) on {len(report.days)} days")
     return dg.Output({**detail, "days_changed": [d.isoformat() for d in days]},
                      metadata={"events": report.events, "days": len(report.days), "pseudonym": report.pseudonym})
+
+
+def _materialized(context: dg.OpExecutionContext, days, metadata: dict) -> None:
+    """One materialization of ``activity_raw`` per day the op rewrote or logged into."""
+    for day in sorted(days):
+        context.log_event(dg.AssetMaterialization(asset_key="activity_raw", partition=day.isoformat(),
+                                                  metadata=metadata))
 
 
 def _erase_exports(lake, identity) -> list[str]:

@@ -371,3 +371,17 @@ def write_system_event(lake: Lake, event: dict) -> str:
     with filesystem.open_output_stream(f"{base}/{name}") as stream:
         stream.write(data)
     return landing
+
+
+def record_system_event(lake: Lake, activity: str, detail: dict, validation, *, run_id: str | None = None) -> set[date]:
+    """Log one of the pipeline's own actions the way every event comes in: a landing file, the ingest,
+    then the integrity chain of the days it changed. Returns those days."""
+    import uuid
+
+    from transforms.ingest import ingest
+    from transforms.recovery import finish_digests
+
+    event = system_event(activity, detail, datetime.now(timezone.utc), str(uuid.uuid4()))
+    ingested = ingest(lake, write_system_event(lake, event), validation, run_id=run_id)
+    finish_digests(lake, ingested.days_changed, run_id=run_id)
+    return set(ingested.days_changed)
