@@ -85,8 +85,7 @@ async def _load(url: str, token: str, clients: int, seconds: float, batch: int) 
 def run(clients: int = CLIENTS, seconds: float = SECONDS, batch: int = BATCH, workers: int = 1,
         directory: str | None = None) -> dict:
     """Start a server, load it, check the spool; the figures as a dict."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from servers import LOOPBACK, child_env, free_port, script, start_server
+    from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
     from transforms.keys import WRITE_SCOPE, create_key
     from transforms.lake import Lake
     from transforms.landing import scan_landing

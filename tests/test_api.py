@@ -3,18 +3,15 @@ projects and organizations, keys, pagination, OCSF, bad input, rate limits."""
 
 import json
 import os
-from datetime import date
 
 import httpx
 import pytest
 
-from conftest import make_event, write_lines
-from servers import LOOPBACK, child_env, free_port, script, start_server
-from transforms.ingest import ingest
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.keys import create_key, revoke_key
-from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import Lake
 
 
 def _events():
@@ -37,10 +34,8 @@ def _events():
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     landing = root / "landing"
-    write_lines(landing / "a.jsonl", _events())
     lake = Lake.at(root / "lake")
-    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, landing, _events(), name="a.jsonl")
     keys = {
         "p1": create_key(lake, "org-1", [1])[0],
         "p2": create_key(lake, "org-1", [2])[0],

@@ -8,18 +8,15 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
 
 import httpx
 import pytest
 
-from conftest import make_event, write_lines
-from servers import LOOPBACK, child_env, free_port, script, start_server
-from transforms.ingest import ingest
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.keys import create_key
-from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import Lake
 
 EXPORTS, READERS, QUOTA = 50, 20, 10
 REQUEST_TIMEOUT = 60  # seconds: a request that takes longer is a hang
@@ -31,10 +28,8 @@ def burst_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("burst")
     events = [make_event(id=f"b-{i:05d}", team_id=1, organization_id="org-1", item_id=str(i),
                          created_at=f"2024-01-{10 + i % 5:02d}T{i % 24:02d}:00:00Z") for i in range(2_000)]
-    write_lines(root / "landing" / "a.jsonl", events)
     lake = Lake.at(root / "lake")
-    ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, root / "landing", events, name="a.jsonl")
     key = create_key(lake, "org-1", [1])[0]
     home = root / "dagster"
     home.mkdir()

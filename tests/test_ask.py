@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from servers import child_env, script
-from test_page import _ids, app_env, client, sign_in, world  # noqa: F401 (fixtures)
+from tests.helpers.servers import child_env, script
+from tests.test_page import _ids, app_env, client, sign_in, world  # noqa: F401 (fixtures)
 from transforms.ask import AskError, Vocabulary, parse_question
 from transforms.filters import ActivityFilter
 
@@ -213,7 +213,7 @@ def test_a_question_never_widens_what_the_key_sees(client, world):
 
 
 def test_organization_b_asks_and_sees_only_its_own(world, app_env):
-    from test_page import _client
+    from tests.test_page import _client
 
     client = sign_in(_client(world), world, "p3")
     page = client.get("/ask", params={"q": "feature flags"})
@@ -259,7 +259,7 @@ def test_the_command_names_bad_usage_and_a_missing_table(world, tmp_path):
 
 
 def test_a_viewer_token_asks_within_its_project(client, world):
-    from test_page import _no_b, _token
+    from tests.test_page import _no_b, _token
 
     token = _token(client, world, "admin-a", {"project_id": 1, "ttl": "15m"})["token"]
     page = client.get("/ask", params={"token": token, "q": "feature flags"})

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from test_docs_offline import _own_origin
-from test_page_browser import LAPTOP, browser, served  # noqa: F401 (fixtures)
+from tests.test_docs_offline import _own_origin
+from tests.test_page_browser import LAPTOP, browser, served  # noqa: F401 (fixtures)
 
 
 @pytest.mark.slow

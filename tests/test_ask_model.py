@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from servers import LOOPBACK, child_env, script
-from test_page import app_env, world  # noqa: F401 (fixtures)
+from tests.helpers.servers import LOOPBACK, child_env, script
+from tests.test_page import app_env, world  # noqa: F401 (fixtures)
 from transforms.ask import AskError, ask
 
 import polars as pl
@@ -163,7 +163,7 @@ def test_the_command_uses_the_configured_model(world, model, tmp_path):
 
 
 def test_the_page_asks_the_configured_model_within_the_key(world, model, app_env, tmp_path):
-    from test_page import _client, _ids, sign_in
+    from tests.test_page import _client, _ids, sign_in
 
     config = tmp_path / "activitylog.yaml"
     config.write_text(f"ask:\n  model: {{url: '{model.url}', model: tiny}}\n")
@@ -179,7 +179,7 @@ def test_the_page_asks_the_configured_model_within_the_key(world, model, app_env
 
 
 def test_the_page_names_a_broken_ask_section(world, app_env, tmp_path):
-    from test_page import _client, sign_in
+    from tests.test_page import _client, sign_in
 
     config = tmp_path / "activitylog.yaml"
     config.write_text("ask:\n  model: {url: 'ftp://x', model: tiny}\n")

@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from conftest import make_event, write_lines
-from servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.helpers.events import make_event, write_lines
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.audit import AuditLog, AuditSettings, audit_event, filter_parameters, key_event, read_event
 from transforms.keys import ApiKey, create_key
 from transforms.lake import ACTIVITY_LOG, Lake

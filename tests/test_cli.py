@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
+from tests.helpers.lakes import build_lake
 from pipelines.cli import main
-from transforms.ingest import ingest
-from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import Lake
 
 ACTIVITYLOG = Path(sys.executable).parent / "activitylog"
 
@@ -34,11 +32,8 @@ EVENTS = [
 @pytest.fixture
 def built_lake(tmp_path, monkeypatch) -> Lake:
     """A lake with activity_log built from EVENTS, through the same transforms the assets call."""
-    landing = tmp_path / "landing"
-    write_lines(landing / "events.jsonl", EVENTS)
     lake = Lake.at(tmp_path / "lake")
-    ingest(lake, str(landing), ValidationSettings())
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, tmp_path / "landing", EVENTS)
     monkeypatch.setenv("ACTIVITYLOG_LAKE", lake.root)
     return lake
 

@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tests.conftest import make_event
+from tests.helpers.events import make_event
 from transforms.commitments import (
     SALT_SIZE, CommitmentError, Leaf, build_leaf, canonical, delete_salts, personal_paths, read_salts,
     salts_frame, verify_erased_event, verify_event, verify_field, write_salts,

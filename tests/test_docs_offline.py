@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipelines.api import STATIC_DIR, create_app
-from servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,13 +8,13 @@ from email.policy import default
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import make_event
+from tests.helpers.events import make_event
 from destinations.delivery import RetryPolicy
 from destinations.dispatch import notify_days, retry_failed
 from destinations.email import build_message
 from pipelines.config import ConfigError
-from servers import SmtpServer, self_signed_certificate, server_tls_context
-from test_notify import add_events, configure, flag_event, statuses
+from tests.helpers.servers import SmtpServer, self_signed_certificate, server_tls_context
+from tests.test_notify import add_events, configure, flag_event, statuses
 from transforms.notify import ledger_state
 
 NOW = datetime(2024, 1, 16, 12, tzinfo=timezone.utc)
@@ -148,7 +148,7 @@ def test_4xx_until_gave_up_is_a_dead_letter_with_the_reply(lake, landing, tmp_pa
 
 
 def test_an_unreachable_server_is_a_dead_letter_naming_it(lake, landing, tmp_path, monkeypatch):
-    from servers import free_port
+    from tests.helpers.servers import free_port
 
     add_events(lake, landing, [flag_event(15)], "a.jsonl")
     port = free_port()

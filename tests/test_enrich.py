@@ -6,14 +6,15 @@ from datetime import date
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
+from tests.helpers.lakes import build_lake
 from transforms.changes import MaskRules
 from transforms.checks import expected_change_rows, raw_events_once_in_log, unmasked_secrets
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_LOG, ACTIVITY_RAW, Lake
 from transforms.notebook import activity_changes, activity_log
 from transforms.reference import ReferenceError, lake_reference_uris, load_reference, load_references
-from transforms.refresh import day_batches, refresh_all, refresh_changes, refresh_events
+from transforms.refresh import day_batches, refresh_changes, refresh_events
 from transforms.validate import ValidationSettings
 
 DAY = date(2024, 1, 15)
@@ -31,9 +32,8 @@ HETEROGENEOUS = [
 
 
 def build(lake: Lake, landing, events, references=None, rules=MaskRules(), default_team=None):
-    write_lines(landing / "events.jsonl", events)
-    ingest(lake, str(landing), ValidationSettings(default_team_id=default_team))
-    refresh_all(lake, lake.days(ACTIVITY_RAW), rules, references)
+    build_lake(lake, landing, events, settings=ValidationSettings(default_team_id=default_team), rules=rules,
+               references=references)
     return activity_log(lake.root).collect(), activity_changes(lake.root).collect()
 
 

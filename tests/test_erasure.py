@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
 from pipelines.cli import main
 from transforms.integrity import verify
 from transforms.lake import ACTIVITY_LOG, Lake
@@ -296,7 +296,7 @@ def complete(tmp_path, monkeypatch):
 
     from pipelines.runner import run_ingest
     from transforms.settings import Settings
-    from servers import LOOPBACK, child_env, free_port, script, start_server
+    from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
     from transforms.keys import create_key
     from transforms.validate import ValidationSettings
 

@@ -5,21 +5,19 @@ import io
 import json
 import re
 import zipfile
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from destinations.exports import XLSX_MAX_DATA_ROWS, XlsxWriter, run_export, verify_manifest
 from pipelines.cli import main
 from transforms.export import EXPORT_COLUMNS, FORMULA_START, neutralise_formulas
 from transforms.filters import ActivityFilter
-from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
 
 NASTY = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR", "\nLF",
          # full-width signs, and formula starts behind spaces and invisible characters
@@ -39,9 +37,7 @@ def export_lake(lake, landing):
                           item_id=f"nasty-{i}") for i, text in enumerate(NASTY + HARMLESS + list(SPLIT))]
     events += [make_event(created_at="2024-01-12T12:00:00Z", item_id="quote, comma", detail={
         "name": 'say "hi"\r\nbye', "changes": [{"field": "big", "before": None, "after": "ü" * 40_000}]})]
-    write_lines(landing / "a.jsonl", events)
-    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, landing, events, name="a.jsonl")
     return lake
 
 

@@ -8,18 +8,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from pipelines.config import ConfigError, load_config
 from transforms.durations import Duration
 from transforms.export import export_days, export_rows
 from transforms.filters import (ActivityFilter, DetailFilter, FilterError, check_ip_filter, decode_cursor,
                                 encode_cursor, json_equal, query_list, type_variants)
-from transforms.ingest import ingest
-from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
+from transforms.lake import ACTIVITY_LOG
 from transforms.notify import evaluate
 from transforms.query import query, query_page
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
 
 
 def at(day: int, hour: int = 10, second: int = 0) -> str:
@@ -70,9 +68,7 @@ def built(lake, landing, events):
     # a raw line keeps number formats: write the 1e2 event by hand
     text = [json.dumps(e) for e in lines]
     text[list(events).index("exp")] = text[list(events).index("exp")].replace('"after": 100.0', '"after": 1e2')
-    write_lines(landing / "events.jsonl", text)
-    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, landing, text)
     ids = {name: event["id"] for name, event in events.items()}
     return lake, ids
 
@@ -270,9 +266,7 @@ def test_pages_never_skip_or_repeat_rows_sharing_a_timestamp(lake, landing):
     events = [make_event(id=f"evt-{i:02d}", created_at=same, item_id=str(i)) for i in range(7)]
     events += [make_event(id=f"old-{i}", created_at="2024-01-19T09:00:00.000000Z") for i in range(3)]
     events += [make_event(id="new-0", created_at="2024-01-21T00:00:00.000000Z")]
-    write_lines(landing / "page.jsonl", events)
-    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, landing, events, name="page.jsonl")
     seen, cursor, pages = [], None, 0
     while True:
         page = query_page(lake, ActivityFilter(), limit=3, after=cursor)
@@ -480,9 +474,7 @@ def test_query_parameters_read_json_encoded_lists_repeated_and_comma_separated()
 def test_ordering_oldest_first_pages_with_the_id_as_tiebreak(lake, landing):
     events = [make_event(created_at=at(10), item_id=str(i)) for i in range(7)] + [
         make_event(created_at=at(11), item_id="later")]
-    write_lines(landing / "events.jsonl", events)
-    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, landing, events)
     tied = sorted(e["id"] for e in events[:7])
     seen, cursor = [], None
     while True:

@@ -1,19 +1,17 @@
 """Resource history from activity_item_history: newest first, with changes, without reading the lake."""
 
 import shutil
-from datetime import date
 
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from transforms.changes import MaskRules
 from transforms.checks import history_matches_log
 from transforms.history import ACTIVITY_ITEM_HISTORY, BUCKETS, bucket_expression, bucket_of, item_history
-from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
 from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
 
 
 def flag_change(day: int, field: str, before, after, item_id="42", **overrides):
@@ -25,9 +23,7 @@ def flag_change(day: int, field: str, before, after, item_id="42", **overrides):
 
 
 def build(lake, landing, events, name="events.jsonl"):
-    write_lines(landing / name, events)
-    report = ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, report.days_changed, MaskRules(("password",)))
+    build_lake(lake, landing, events, name=name, days="changed", rules=MaskRules(("password",)))
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from datetime import date
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
+from tests.helpers.lakes import build_lake
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, INGEST_LEDGER, Lake
 
@@ -176,12 +177,9 @@ def test_a_copy_of_an_erased_users_event_is_a_duplicate_not_their_data_again(lan
     """The stored event was rewritten by an erasure: quarantining the original line would keep the
     erased email in activity_quarantine.raw_text."""
     from transforms.erasure import erase_user
-    from transforms.refresh import refresh_all
 
     original = event(user={"uuid": "uuid-zoe", "email": "zoe@example.org", "first_name": "Zoe"})
-    write_lines(landing / "1.jsonl", [original])
-    ingest(lake, str(landing), settings)
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, landing, [original], name="1.jsonl", settings=settings)
     erase_user(lake, "zoe@example.org")
     write_lines(landing / "2.jsonl", [make_event(id="evt-2"), original])  # not a copy of the file: parsed
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import polars as pl
 
-from conftest import ROOT, make_event, write_lines
+from tests.helpers import ROOT
+from tests.helpers.events import make_event, write_lines
+from tests.helpers.lakes import build_lake
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, INGEST_LEDGER, Lake
 from transforms.validate import ValidationSettings
@@ -262,12 +264,10 @@ def test_copy_of_a_file_with_rejected_lines_is_validated_again(landing, lake, se
 
 def test_refreshing_a_day_without_raw_rows_empties_it(landing, lake, settings):
     from transforms.lake import ACTIVITY_EVENTS, ACTIVITY_LOG
-    from transforms.refresh import refresh_all, refresh_changes, refresh_events, refresh_log
+    from transforms.refresh import refresh_changes, refresh_events, refresh_log
 
-    write_lines(landing / "1.jsonl", [make_event(created_at="2024-01-05T00:00:00Z"),
-                                     make_event(created_at="2024-01-06T00:00:00Z")])
-    ingest(lake, str(landing), settings)
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, landing, [make_event(created_at="2024-01-05T00:00:00Z"),
+                               make_event(created_at="2024-01-06T00:00:00Z")], name="1.jsonl", settings=settings)
     lake.table(ACTIVITY_RAW).delete("day = '2024-01-05'")  # e.g. removed by retention
 
     stats = refresh_events(lake, [date(2024, 1, 5)])

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
 from pipelines.cli import main
 from transforms.durations import Duration
 from transforms.ingest import ingest

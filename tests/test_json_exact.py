@@ -9,8 +9,8 @@ import json
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
-from transforms.ingest import ingest
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from transforms.jsontext import MAX_DEPTH
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_QUARANTINE, ACTIVITY_RAW
 from transforms.refresh import refresh_all
@@ -29,10 +29,7 @@ def _change(before: str, after: str, field: str = '"f"') -> str:
 
 
 def _pipeline(lake, landing, settings, lines):
-    write_lines(landing / "events.jsonl", lines)
-    report = ingest(lake, str(landing), settings)
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
-    return report
+    return build_lake(lake, landing, lines, settings=settings)
 
 
 POISON = {
@@ -174,8 +171,7 @@ def test_json_document_elements_keep_their_exact_text(lake, landing, settings):
                                        '], "count": 3}', encoding="utf-8")
     (landing / "array.json").write_text("[" + _line(detail, id="d") + "]", encoding="utf-8")
 
-    report = ingest(lake, str(landing), settings)
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    report = build_lake(lake, landing, settings=settings)
 
     assert (report.lines, report.accepted, report.quarantined) == (4, 3, 1)
     raw = dict(lake.scan(ACTIVITY_RAW).select("id", "payload").collect().iter_rows())

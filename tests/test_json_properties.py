@@ -21,11 +21,10 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
 
-from conftest import make_event
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from transforms.changes import DEFAULT_MASKED_FIELDS
-from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_EVENTS, ACTIVITY_LOG, ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
 
 SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
 MASKED = {m.lower() for m in DEFAULT_MASKED_FIELDS} | {m.split(".")[-1].lower() for m in DEFAULT_MASKED_FIELDS}
@@ -132,14 +131,10 @@ def _check_tables(lake: Lake, generated) -> None:
 @given(generated=events)
 def test_any_accepted_event_reaches_every_table_exactly(tmp_path_factory, settings, generated):
     root = tmp_path_factory.mktemp("prop")
-    landing = root / "landing"
-    landing.mkdir()
-    (landing / "events.jsonl").write_text("".join(e["line"] + "\n" for e in generated), encoding="utf-8")
     lake = Lake.at(root / "lake")
 
-    report = ingest(lake, str(landing), settings)
+    report = build_lake(lake, root / "landing", [e["line"] for e in generated], settings=settings)
     assert (report.accepted, report.quarantined) == (len(generated), 0)
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
 
     raw = dict(lake.scan(ACTIVITY_RAW).select("id", "payload").collect().iter_rows())
     assert raw == {e["id"]: e["line"] for e in generated}  # verbatim
@@ -156,7 +151,7 @@ def _run(*args: str, env: dict) -> subprocess.CompletedProcess:
            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # runs are processes
 @given(generated=st.integers(20, 40).flatmap(lambda n: st.tuples(*(event_line(i) for i in range(n)))))
 def test_through_the_cli_exports_and_the_read_api(tmp_path_factory, generated):
-    from servers import LOOPBACK, child_env, free_port, script, start_server
+    from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
     from transforms.keys import create_key
 
     root = tmp_path_factory.mktemp("cli")

@@ -15,7 +15,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import ROOT, make_event, write_lines
+from tests.helpers import ROOT
+from tests.helpers.events import make_event, write_lines
 from transforms.ingest import LEDGER_SCHEMA, QUARANTINE_SCHEMA, ingest, pending_files
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, INGEST_LEDGER, Lake
 from transforms.landing import LandingLimits, LandingSettingsError, read_file, scan_landing

@@ -11,22 +11,20 @@ import shlex
 import subprocess
 import sys
 import zipfile
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from destinations.exports import default_name
-from servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.filters import ActivityFilter
-from transforms.ingest import ingest
 from transforms.keys import KeyScopeError, create_key, list_keys
-from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import ACTIVITY_LOG, Lake
 
 BIN = Path(sys.executable).parent
 ACTIVITYLOG = BIN / "activitylog"
@@ -51,10 +49,8 @@ def lake_root(tmp_path_factory) -> str:
     """Projects 1 and 2 of org-1 ("Tyrell Corp"), project 3 of org-2 ("Wallace Corp"); project 4 of org-1
     exists only in the reference data."""
     root = tmp_path_factory.mktemp("newcomer")
-    write_lines(root / "landing" / "events.jsonl", EVENTS)
     lake = Lake.at(root / "lake")
-    ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, root / "landing", EVENTS)
     reference = root / "lake" / "reference"
     reference.mkdir()
     (reference / "organizations.csv").write_text("organization_id,name\norg-1,Tyrell Corp\norg-2,Wallace Corp\n")

@@ -8,19 +8,17 @@ import polars as pl
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from destinations.delivery import RetryPolicy
 from destinations.dispatch import notify_days, retry_failed, send_test
 from destinations.webhook import signature_headers
 from pipelines.config import ConfigError, load_config
-from receiver import Receiver
+from tests.helpers.receiver import Receiver
 from transforms.filters import ActivityFilter
-from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_LOG
 from transforms.notify import DELIVERIES, evaluate, ledger_state
 from transforms.query import query
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
 
 NOW = datetime(2024, 1, 16, 12, tzinfo=timezone.utc)
 FAST = RetryPolicy(max_attempts=3, backoff_base=0.01)
@@ -35,9 +33,7 @@ def flag_event(day: int, field: str = "active", item_id: str = "42", **overrides
 
 
 def add_events(lake, landing, events, name):
-    write_lines(landing / name, events)
-    report = ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, report.days_changed)
+    report = build_lake(lake, landing, events, name=name, days="changed")
     return sorted(report.days_changed)
 
 

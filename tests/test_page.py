@@ -6,7 +6,7 @@ import html
 import re
 import subprocess
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,13 +14,11 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from hypothesis import given, settings, strategies as st
 
-from conftest import make_event, write_lines
-from servers import child_env, script
-from transforms.ingest import ingest
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
+from tests.helpers.servers import child_env, script
 from transforms.keys import create_key, revoke_key
-from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import Lake
 
 XSS_SCRIPT = "<script>alert('pwned')</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'
@@ -84,10 +82,8 @@ def _events() -> list[dict]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("page")
-    write_lines(root / "landing" / "a.jsonl", _events())
     lake = Lake.at(root / "lake")
-    ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, root / "landing", _events(), name="a.jsonl")
     keys = {"p1": create_key(lake, "org-a", [1])[0], "admin-a": create_key(lake, "org-a", admin=True)[0],
             "p3": create_key(lake, "org-b", [3])[0], "admin-b": create_key(lake, "org-b", admin=True)[0],
             "no-scope": create_key(lake, "org-a", [1], scopes=["other:read"])[0]}

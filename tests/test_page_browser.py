@@ -9,20 +9,16 @@ import csv
 import io
 import os
 import re
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from conftest import write_lines
-from servers import LOOPBACK, child_env, free_port, script, start_server
-from test_docs_offline import CHROMIUM, CHROMIUM_ARGS, _own_origin
-from test_page import B_MARKERS, _events
-from transforms.ingest import ingest
+from tests.helpers.lakes import build_lake
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.test_docs_offline import CHROMIUM, CHROMIUM_ARGS, _own_origin
+from tests.test_page import B_MARKERS, _events
 from transforms.keys import create_key
-from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import Lake
 
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
@@ -31,10 +27,8 @@ PHONE = {"width": 375, "height": 740}
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("page-browser")
-    write_lines(root / "landing" / "a.jsonl", _events())
     lake = Lake.at(root / "lake")
-    ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, root / "landing", _events(), name="a.jsonl")
     key = create_key(lake, "org-a", [1], label="browser")[0]
     admin = create_key(lake, "org-a", admin=True, label="host application")[0]
     home = root / "dagster"

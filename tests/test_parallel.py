@@ -72,10 +72,10 @@ def backfill(lake: Lake, home: Path, *flags: str) -> subprocess.CompletedProcess
 def dagster_home(path: Path, monkeypatch) -> Path:
     """A DAGSTER_HOME for a backfill: on a new PostgreSQL database (deploy/dagster.yaml) in the
     PostgreSQL pass, its DAGSTER_PG_* variables set until the test ends."""
-    import pgtest
+    from tests.helpers import postgres
 
-    if pgtest.URL:
-        pgtest.use_for_dagster_home(path, pgtest.create_database(), setenv=monkeypatch.setenv)
+    if postgres.URL:
+        postgres.use_for_dagster_home(path, postgres.create_database(), setenv=monkeypatch.setenv)
     return path
 
 

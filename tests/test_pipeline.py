@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
 from pipelines.definitions import build_definitions
 from pipelines.resources import PipelineConfigResource
 from pipelines.runner import run_ingest
@@ -280,11 +280,11 @@ def test_production_instance_configuration_is_valid(tmp_path, monkeypatch):
 
 def test_this_pass_runs_on_the_instance_and_lake_it_names(instance, lake):
     """The PostgreSQL and S3 passes really are: the instance's storage and the lake's scheme."""
-    import pgtest
-    from conftest import TEST_LAKE
+    from tests.helpers import postgres
+    from tests.helpers.environment import TEST_LAKE
 
     storage = type(instance.run_storage).__name__
-    if pgtest.URL:
+    if postgres.URL:
         assert storage == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         config = instance.get_concurrency_config()

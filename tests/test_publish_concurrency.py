@@ -12,8 +12,8 @@ import httpx
 import polars as pl
 import pytest
 
-from conftest import make_event
-from servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.helpers.events import make_event
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.keys import WRITE_SCOPE, create_key
 from transforms.lake import ACTIVITY_LOG, Lake
 

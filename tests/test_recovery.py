@@ -17,9 +17,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
-from faults import Workspace, check_consistent, commits_of, describe, kill_points, killed_after, ledger_accounting
-from receiver import Receiver
+from tests.helpers.events import make_event, write_lines
+from tests.helpers.faults import Workspace, check_consistent, commits_of, describe, kill_points, killed_after, ledger_accounting
+from tests.helpers.receiver import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.local_lake]
 

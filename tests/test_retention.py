@@ -11,21 +11,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from transforms.durations import Duration
-from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW
-from transforms.refresh import refresh_all
 from transforms.retention import ALL_TABLES, RetentionPolicy, apply_retention, vacuum
-from transforms.validate import ValidationSettings
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)  # the CLI test runs at the real now too
 
 
 def build(lake, landing, events, name="a.jsonl"):
-    write_lines(landing / name, events)
-    report = ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, report.days_changed)
+    build_lake(lake, landing, events, name=name, days="changed")
 
 
 def at(day: date, hour: int = 12) -> str:

@@ -25,8 +25,9 @@ import boto3
 import polars as pl
 import pytest
 
-from s3test import BUCKET, MotoServer
-from servers import child_env, script
+from tests.helpers.lakes import build_lake
+from tests.helpers.s3 import BUCKET, MotoServer
+from tests.helpers.servers import child_env, script
 from transforms.ingest import ingest
 from transforms.lake import (
     ACTIVITY_EVENTS,
@@ -236,14 +237,10 @@ def test_cli_ingest_and_query_on_s3(s3_env, tmp_path):
 def test_export_to_s3_and_verify_it_there(s3_env, tmp_path):
     from destinations.exports import run_export, verify_manifest
     from transforms.filters import ActivityFilter
-    from transforms.refresh import refresh_all
 
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    (landing / "a.jsonl").write_text("".join(json.dumps(event(d)) + "\n" for d in (3, 4, 5)))
     lake = Lake.at(tmp_path / "lake")
-    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1), now=NOW))
-    refresh_all(lake, lake.days("activity_raw"))
+    build_lake(lake, tmp_path / "landing", [event(d) for d in (3, 4, 5)], name="a.jsonl",
+               settings=ValidationSettings(start_date=date(2020, 1, 1), now=NOW))
     before = s3_env.requests_logged()
 
     result = run_export(lake, ActivityFilter(), "xlsx", f"s3://{BUCKET}/audit/", name="q1")
@@ -259,14 +256,10 @@ def test_export_to_s3_and_verify_it_there(s3_env, tmp_path):
 def test_stream_archive_to_s3(s3_env, tmp_path, monkeypatch):
     from destinations.siem import run_streams
     from pipelines.config import load_config
-    from transforms.refresh import refresh_all
 
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    (landing / "a.jsonl").write_text("".join(json.dumps(event(d)) + "\n" for d in (3, 3, 4)))
     lake = Lake.at(tmp_path / "lake")
-    ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1), now=NOW))
-    refresh_all(lake, lake.days("activity_raw"))
+    build_lake(lake, tmp_path / "landing", [event(d) for d in (3, 3, 4)], name="a.jsonl",
+               settings=ValidationSettings(start_date=date(2020, 1, 1), now=NOW))
     config = tmp_path / "activitylog.yaml"
     config.write_text(f"streams:\n  archive: {{schema: ocsf, sink: {{type: s3, uri: 's3://{BUCKET}/activity/'}}}}\n")
     before = s3_env.requests_logged()

@@ -10,8 +10,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
-from receiver import Receiver
+from tests.helpers.events import make_event, write_lines
+from tests.helpers.lakes import build_lake
+from tests.helpers.receiver import Receiver
 from transforms.lake import ACTIVITY_LOG
 from transforms.streams import FAILING, OK, DEGRADED, STREAM_LEDGER, health_event
 
@@ -116,20 +117,15 @@ notifications:
 
 
 def test_a_paused_stream_sends_nothing_and_catches_up_when_resumed(tmp_path, monkeypatch, instance, lake, landing):
-    from datetime import date
-
     from destinations.siem import run_streams
     from pipelines.config import load_config
     from pipelines.definitions import build_definitions
     from transforms.settings import Settings
     from pipelines.streams import stream_sensor
-    from transforms.ingest import ingest
-    from transforms.refresh import refresh_all
     from transforms.streams import PAUSED, status_rows, stream_health
-    from transforms.validate import ValidationSettings
 
-    write_lines(landing / "a.jsonl", [make_event(created_at=f"2024-03-0{d}T10:00:00Z", item_id=str(d)) for d in (1, 2)])
-    refresh_all(lake, ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1))).days_changed)
+    build_lake(lake, landing, [make_event(created_at=f"2024-03-0{d}T10:00:00Z", item_id=str(d)) for d in (1, 2)],
+               name="a.jsonl", days="changed")
     archive = tmp_path / "archive"
     config = tmp_path / "activitylog.yaml"
     config.write_text(f"streams:\n  archive: {{sink: {{type: s3, uri: {archive}}}, paused: true}}\n")

@@ -2,14 +2,11 @@
 
 import gzip
 import json
-from datetime import date
 
 import dagster as dg
 
-from conftest import make_event, write_lines
-from transforms.ingest import ingest
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 
 DAYS = 12
 
@@ -22,9 +19,7 @@ def test_many_new_days_start_one_stream_run_that_delivers_them_all(lake, landing
 
     events = [make_event(created_at=f"2024-02-{day:02d}T10:00:{i:02d}Z", item_id=f"{day}-{i}")
               for day in range(1, DAYS + 1) for i in range(3)]
-    write_lines(landing / "month.jsonl", events)
-    report = ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, report.days_changed)
+    report = build_lake(lake, landing, events, name="month.jsonl", days="changed")
     assert len(report.days_changed) == DAYS
     archive = tmp_path / "archive"
     config = tmp_path / "activitylog.yaml"

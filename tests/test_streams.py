@@ -5,32 +5,27 @@ import json
 import socket
 import threading
 import time
-from datetime import date
 
 import dagster as dg
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from destinations.delivery import RetryPolicy
 from destinations.siem import cef, run_streams
 from pipelines.config import ConfigError, load_config
-from receiver import Receiver
-from transforms.ingest import ingest
+from tests.helpers.receiver import Receiver
 from transforms.lake import ACTIVITY_LOG
-from transforms.refresh import refresh_all
 from transforms.streams import STREAM_LEDGER, ocsf_record
 from transforms import jsontext
 from hypothesis import given, settings as hsettings, strategies as st
-from test_json_properties import json_string, json_value
-from transforms.validate import ValidationSettings
+from tests.test_json_properties import json_string, json_value
 
 FAST = RetryPolicy(max_attempts=2, backoff_base=0.01)
 
 
 def add_events(lake, landing, events, name):
-    write_lines(landing / name, events)
-    report = ingest(lake, str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, report.days_changed)
+    build_lake(lake, landing, events, name=name, days="changed")
 
 
 def streams_config(tmp_path, monkeypatch, body: str, **env):

@@ -7,19 +7,16 @@ import json
 import os
 import threading
 import time
-from datetime import date
 
 import httpx
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
-from servers import LOOPBACK, child_env, free_port, script, start_server
-from transforms.ingest import ingest
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.keys import create_key, revoke_key
-from transforms.lake import ACTIVITY_LOG, ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import ACTIVITY_LOG, Lake
 
 ORGS = {"org-a": [1, 2], "org-b": [3, 4], "org-c": [5]}
 SHARED = 6  # a project that events tie to org-a and to org-b (moved between organizations)
@@ -62,10 +59,8 @@ def _start(root, lake, name: str, **extra: str) -> tuple[str, object]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("tenants")
-    write_lines(root / "landing" / "a.jsonl", _events())
     lake = Lake.at(root / "lake")
-    ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, root / "landing", _events(), name="a.jsonl")
     keys = {"admin-a": create_key(lake, "org-a", admin=True)[0], "admin-b": create_key(lake, "org-b", admin=True)[0],
             "p1": create_key(lake, "org-a", [1])[0], "p3": create_key(lake, "org-b", [3])[0],
             "other-scope": create_key(lake, "org-a", [1], scopes=["other:read"])[0]}

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW
 from transforms.validate import ValidationSettings

@@ -5,7 +5,7 @@ import json
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import make_event, write_lines
-from faults import ACTIVITYLOG, ROOT, Workspace, commits_of, describe, killed_after
+from tests.helpers.events import make_event, write_lines
+from tests.helpers import ROOT
+from tests.helpers.faults import ACTIVITYLOG, Workspace, commits_of, describe, killed_after
 from transforms.checkpoints import MERKLE_CHECKPOINTS, Checkpoint, Signer, read_checkpoints, sign_checkpoint
 from transforms.commitments import MERKLE_SALTS
 from transforms.lake import ACTIVITY_RAW, Lake

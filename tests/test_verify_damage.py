@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event, write_lines
 from transforms.ingest import ingest
 from transforms.integrity import ACTIVITY_DIGESTS, update_digests
 from transforms.lake import ACTIVITY_RAW, Lake

@@ -6,19 +6,16 @@ not handed out. Also PostHog's available_filters shape over real rows, and the p
 import json
 import os
 import time
-from datetime import date
 
 import httpx
 import pytest
 
-from conftest import make_event, write_lines
+from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
 from pipelines.config import ConfigError, load_config
-from servers import LOOPBACK, child_env, free_port, script, start_server
-from transforms.ingest import ingest
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 from transforms.keys import create_key
-from transforms.lake import ACTIVITY_RAW, Lake
-from transforms.refresh import refresh_all
-from transforms.validate import ValidationSettings
+from transforms.lake import Lake
 
 CONFIG = """visibility:
   add:
@@ -83,10 +80,8 @@ def _serve(root, lake, config_text: str, name: str):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("visibility")
-    write_lines(root / "landing" / "a.jsonl", _events())
     lake = Lake.at(root / "lake")
-    ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
+    build_lake(lake, root / "landing", _events(), name="a.jsonl")
     keys = {"p1": create_key(lake, "org-1", [1])[0], "admin": create_key(lake, "org-1", admin=True)[0]}
     server, url = _serve(root, lake, CONFIG, "main")
     try:

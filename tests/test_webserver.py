@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 
 pytestmark = pytest.mark.slow
 

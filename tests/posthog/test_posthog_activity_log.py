@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from .phserver import differs, project, rows
+from tests.helpers.posthog import differs, project, rows
 
 # -- TestActivityLog -----------------------------------------------------------------------------------
 # PostHog makes its rows through its own API (user one creates 11 insights, 2 flags and a notebook; two

@@ -4,7 +4,7 @@ advanced_activity_logs/available_filters/ answers for the same rows."""
 
 import pytest
 
-from .phserver import USER, project
+from tests.helpers.posthog import USER, project
 
 
 def _generate_test_data_from_pattern(pattern: str, value=None) -> dict:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .phserver import ids, project
+from tests.helpers.posthog import ids, project
 
 
 def _logs(details: list) -> tuple[int, list[str]]:

@@ -3,7 +3,7 @@
 
 import pytest
 
-from .phserver import ids, project
+from tests.helpers.posthog import ids, project
 
 P = project([{"id": "jt-flag", "scope": "FeatureFlag", "item_id": "680699"},
              {"id": "jt-insight", "scope": "Insight", "item_id": "123"},

@@ -3,7 +3,7 @@ with ActivityLogOCSFSerializer directly; here each row is read back with ?schema
 
 import pytest
 
-from .phserver import USER, project
+from tests.helpers.posthog import USER, project
 
 DETAIL_WITH_VALUES = {"name": "beta-checkout", "changes": [
     {"type": "FeatureFlag", "action": "changed", "field": "filters", "before": {"a": 1}, "after": {"a": 2}}]}

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from .phserver import project
+from tests.helpers.posthog import project
 
 STAMP = datetime(2024, 1, 15, 10, 0, tzinfo=timezone.utc)
 

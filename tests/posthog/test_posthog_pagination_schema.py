@@ -1,7 +1,7 @@
 """posthog/api/advanced_activity_logs/test_pagination_schema.py :: TestActivityLogPaginationSchema, over HTTP
 (PostHog reads ActivityLogPagination's schema; here the served OpenAPI document)."""
 
-from .phserver import project
+from tests.helpers.posthog import project
 
 P = project([{"scope": "FeatureFlag", "item_id": "1"}])
 

@@ -6,7 +6,7 @@ non-staff (the staff cases are skipped, see README)."""
 
 import pytest
 
-from .phserver import project
+from tests.helpers.posthog import project
 
 # test_is_restricted_for_external_destinations: (name, scope, activity, was_impersonated, expected_restricted)
 CASES = [

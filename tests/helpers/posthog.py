@@ -1,24 +1,21 @@
-"""Helpers for the PostHog-compatibility suite: one lake and one `activitylog serve` subprocess for all of it.
+"""Helpers for the PostHog-compatibility suite (``tests/posthog/``): one lake and one `activitylog serve`
+subprocess for all of it.
 
 PostHog's tests build rows with Django models; here each ported test declares the equivalent events
 (PostHog's activity-log row format, see the README's "Landing files and validation") at import time
 with :func:`project`, in a project of its own, so tests never see each other's rows. The session
 fixture lands them all as one NDJSON file, ingests it through the real code, creates API keys and
-serves the lake on 127.0.0.1; tests then speak plain HTTP to it.
+serves the lake on 127.0.0.1; tests then speak plain HTTP to it. The fixture is ``posthog``, in
+``tests/posthog/conftest.py``; the declared events and projects are ``declared()``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import os
-from datetime import date
 from typing import Any
 
 import httpx
 import pytest
-
-from servers import LOOPBACK, child_env, free_port, script, start_server
 
 ORG = "org-posthog"  # PostHog's self.organization
 OUTSIDE_ORG = "org-outside"  # PostHog's Organization.objects.create(name="Outside org")
@@ -61,6 +58,11 @@ def project(events: list[dict[str, Any]] = (), organization: str = ORG, project_
     return pid
 
 
+def declared() -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """Every event declared so far, and every project with its organization."""
+    return _events, _projects
+
+
 def rows(events: list[dict[str, Any]], organization: str = ORG) -> list[dict[str, Any]]:
     """Organization-level rows (no project) of ``organization``."""
     out = []
@@ -70,45 +72,6 @@ def rows(events: list[dict[str, Any]], organization: str = ORG) -> list[dict[str
         _events.append(e)
         out.append(e)
     return out
-
-
-@pytest.fixture(scope="session")
-def posthog(tmp_path_factory):
-    from transforms.ingest import ingest
-    from transforms.keys import create_key
-    from transforms.lake import ACTIVITY_RAW, Lake
-    from transforms.refresh import refresh_all
-    from transforms.validate import ValidationSettings
-
-    root = tmp_path_factory.mktemp("posthog")
-    landing = root / "landing"
-    landing.mkdir()
-    (landing / "posthog.jsonl").write_text("".join(json.dumps(e) + "\n" for e in _events))
-    lake = Lake.at(root / "lake")
-    result = ingest(lake, str(root / "landing"), ValidationSettings(start_date=date(2020, 1, 1)))
-    quarantined = sum(f.quarantined for f in result.files_ingested)
-    assert quarantined == 0 and sum(f.accepted for f in result.files_ingested) == len(_events), result
-    refresh_all(lake, lake.days(ACTIVITY_RAW))
-    by_org: dict[str, list[int]] = {}
-    for pid, org in _projects.items():
-        by_org.setdefault(org, []).append(pid)
-    keys = {}
-    for org, pids in by_org.items():
-        keys[("member", org)] = create_key(lake, org, sorted(pids))[0]  # PostHog: an organization member
-        keys[("admin", org)] = create_key(lake, org, admin=True)[0]  # PostHog: an organization admin/owner
-    port = free_port()
-    home = root / "dagster"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = child_env({"ACTIVITYLOG_LAKE": lake.root, "ACTIVITYLOG_API_RATE": "100000",
-                     "ACTIVITYLOG_CONFIG": os.devnull, "DAGSTER_HOME": str(home)})
-    server = start_server("activitylog-serve-posthog",
-                          [script("activitylog"), "serve", "--host", LOOPBACK, "--port", str(port)],
-                          url=f"http://{LOOPBACK}:{port}/openapi.json", env=env, timeout=60)
-    try:
-        yield Client(f"http://{LOOPBACK}:{port}", keys, result)
-    finally:
-        server.stop()
 
 
 class Client:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import polars as pl
 
+from tests.helpers import ROOT
 from transforms.lake import COMMIT_LOG_ENV, KILL_AFTER_ENV
 
 ACTIVITYLOG = Path(sys.executable).parent / "activitylog"
-ROOT = Path(__file__).resolve().parents[1]
 
 #: Which commits to kill after, ``ACTIVITYLOG_FAULT_POINTS``: ``all`` (every commit of the command),
 #: ``steps`` (the last commit of each step — consecutive commits to one table — the first time each

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import boto3
 
-from servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 
 BUCKET = "activitylog-test"
 KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 URL = os.environ.get("ACTIVITYLOG_TEST_POSTGRES", "")
 PREFIX = "activitylog_test_"
 

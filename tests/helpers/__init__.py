@@ -1,0 +1,18 @@
+"""What tests share besides fixtures (those live in ``tests/conftest.py``), one small module per subject:
+
+- here: ``ROOT``, the repository;
+- ``environment``: the session's throwaway DAGSTER_HOME/lake/landing/config and the lake backend of the
+  pass (``ACTIVITYLOG_TEST_LAKE``);
+- ``events``: ``make_event`` (a valid PostHog-format event), ``write_lines`` (landing files), ``NOW``;
+- ``lakes``: ``build_lake``, the one way tests land events, ingest them and refresh the derived tables;
+- ``servers``: real servers as subprocesses (``start_server``, ``child_env``, ``free_port``) and SMTP;
+- ``receiver``: an HTTP server on 127.0.0.1 recording deliveries (webhooks, SIEM streams);
+- ``s3``: ``moto_server`` as a subprocess, for the S3 pass and the S3 tests;
+- ``postgres``: databases on the PostgreSQL pass's server (``ACTIVITYLOG_TEST_POSTGRES``);
+- ``faults``: kill the real CLI after its N-th Delta commit and check the lake (recovery tests);
+- ``posthog``: the PostHog-compatibility suite's events, projects and HTTP client (``tests/posthog/``).
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
