@@ -69,8 +69,10 @@ def query_detail_filters(text: str) -> dict[str, Any]:
         raise fail(("detail_filters",), "must be a JSON object of {path: {operation, value}}") from None
     if not isinstance(data, dict):
         raise fail(("detail_filters",), "detail_filters must be an object.")
-    stand_in = {"in": [0], "contains": "x"}  # a valid value, to check the rest of a null-valued entry
-    detail_filters_from({path: {**spec, "value": stand_in.get(spec.get("operation"), 0)}
+    def stand_in(operation: Any) -> Any:  # a valid value, to check the rest of a null-valued entry
+        return {"in": [0], "contains": "x"}.get(operation, 0) if isinstance(operation, str) else 0
+
+    detail_filters_from({path: {**spec, "value": stand_in(spec.get("operation"))}
                          if isinstance(spec, dict) and spec.get("value") is None else spec
                          for path, spec in data.items()})
     return {path: spec for path, spec in data.items() if spec.get("value") is not None}
