@@ -12,10 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipelines.config import ConfigError
+from pipelines.config.secrets import signer_from_secret
 from transforms.checkpoints import (
     CHECKPOINT_KEY_ENV, MERKLE_CHECKPOINTS, Checkpoint, CheckpointError, Signer, Verifier, checkpoint_tree,
     latest_checkpoint, open_note, parse_note, read_checkpoints, sign_checkpoint, sign_note, signer_from_env,
-    signer_from_secret, verify_checkpoint, verify_checkpoints_consistent, verify_tree_against_checkpoint,
+    verify_checkpoint, verify_checkpoints_consistent, verify_tree_against_checkpoint,
 )
 from transforms.lake import Lake
 from transforms.merkle import MERKLE_LEAVES, MERKLE_NODES, DeltaTree, MemoryTree

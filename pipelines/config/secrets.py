@@ -14,7 +14,7 @@ from pydantic import field_validator, model_validator
 
 from .base import ConfigError, Section, fail, kind_of
 
-__all__ = ["SecretRef", "env_name_problem", "env_value", "missing_env", "resolve_secret"]
+__all__ = ["SecretRef", "env_name_problem", "env_value", "missing_env", "resolve_secret", "signer_from_secret"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_SHAPE = "must be {env: NAME}"
@@ -98,3 +98,11 @@ def resolve_secret(value: Any, where: str) -> str:
     if found is None:
         raise ConfigError(f"{where}: {missing_env(value['env'])}")
     return found
+
+
+def signer_from_secret(secret: Any, origin: str, where: str = "checkpoints.signing_key"):
+    """The checkpoint signer (:class:`transforms.checkpoints.Signer`) configured as ``{env: NAME}`` (a
+    mapping or a :class:`SecretRef`): the secret is resolved here, its text handed down to the signer."""
+    from transforms.checkpoints import Signer
+
+    return Signer.from_text(resolve_secret(secret, where), name=origin)
