@@ -27,7 +27,6 @@ def commitment(salt: bytes, value: Any) -> bytes:
 
 # ------------------------------------------------------------------------------------------- pointers
 
-
 def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
@@ -91,7 +90,6 @@ def _set_null(doc: dict, pointer: str, copied: set[int]) -> None:
 
 # ---------------------------------------------------------------------------------------- personal data
 
-
 def personal_paths(event: Mapping[str, Any]) -> list[str]:
     """The JSON pointers of the event's personal data (see the module docs), sorted."""
     paths = [p for p in ACTOR_FIELDS if _get(event, p) not in (_MISSING, None)]
@@ -132,7 +130,6 @@ def redact(event: Mapping[str, Any], paths: Iterable[str]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ leaves
-
 
 @dataclass(frozen=True)
 class Leaf:

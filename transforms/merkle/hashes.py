@@ -29,7 +29,6 @@ class MerkleError(Exception):
 
 # --------------------------------------------------------------------------------------------- hashing
 
-
 def leaf_hash(leaf: bytes) -> bytes:
     """RFC 6962 leaf hash: ``SHA-256(0x00 ‖ leaf)``."""
     return _sha256(LEAF_PREFIX + leaf).digest()
@@ -83,7 +82,6 @@ def _fold(hashes: list[bytes]) -> bytes:
 
 # ------------------------------------------------------------------------------ proof shapes (RFC 9162)
 
-
 def _inclusion_ranges(index: int, start: int, end: int) -> list[tuple[int, int]]:
     """PATH(m, D[start:end]) of RFC 9162 §2.1.3.1 as the ranges whose hashes form it, leaf to root."""
     out: list[tuple[int, int]] = []
@@ -123,7 +121,6 @@ def _consistency_ranges(m: int, n: int) -> list[tuple[int, int]]:
 
 
 # ------------------------------------------------------------------------------------------ appending
-
 
 def _hash_level(blob: bytes) -> bytes:
     """The parents of a level given as concatenated 32-byte hashes (an even count)."""
