@@ -54,7 +54,7 @@ def feed_chips(chips) -> list[dict]:
 
 @router.get("/ask", response_class=HTMLResponse)
 async def ask_page(request: Request, access: Access = Depends(require_access), state: ServerState = Depends(server)):
-    from pipelines.web.routes import Page, _pickers, _slot, render, view_row
+    from pipelines.web.pages import Page, pickers, render, slot, view_row
 
     question = request.query_params.get("q", "")
     if len(question) > MAX_QUESTION:
@@ -71,11 +71,11 @@ async def ask_page(request: Request, access: Access = Depends(require_access), s
         raise ApiError(503, f"the ask section of the configuration cannot be used: {exc}", "ask") from None
 
     def work():
-        available = _pickers(state, access, request.app.state.page_pickers)  # cached per table version
+        available = pickers(state, access, request.app.state.page_pickers)  # cached per table version
         return ask(state.lake, question, available=available, where=access.rows, fixed=fixed, top=TOP_ROWS,
                    now=datetime.now(timezone.utc), propose=propose)
     try:
-        result = await _slot(state, work)
+        result = await slot(state, work)
     except AskError as exc:
         context["error"] = str(exc)
         return render(request, "ask.html", context, status=400)
