@@ -85,3 +85,13 @@ def test_output_is_progress_and_summary(demo):
     assert "  activity_log: [4/4] " in done.stdout and "[1/4]" not in done.stdout
     assert "  notify: [4/4] " in done.stdout
     assert len(lines) < 45, len(lines)
+
+
+def test_every_table_the_demo_writes_is_in_the_catalog(demo):
+    from transforms.tables import BY_NAME
+
+    root, _, _ = demo
+    lake = root / "data" / "lake"
+    written = {p.parent.name for p in lake.glob("*/_delta_log")}
+    assert {"activity_raw", "activity_log", "activity_digests", "merkle_leaves"} <= written
+    assert written <= set(BY_NAME), written - set(BY_NAME)
