@@ -34,4 +34,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What ``dagster dev`` and the run workers load (workspace.yaml): built when Dagster asks for it,
+    from the environment and the configuration file at that moment, not when the module is imported."""
+    return build_definitions()
