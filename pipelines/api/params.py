@@ -66,9 +66,10 @@ def to_filter(data: dict[str, Any], attr_of: dict[str, str] | None = None, where
 
 def bad_filter(exc: FilterError, attr_of: dict[str, str]) -> ApiError:
     """The 400 of a filter's problem: its place in the filter and what (``scopes[0]: must not be
-    empty``), naming the parameter of the field (``attr_of``: field → parameter, else the field)."""
+    empty``, after the filter's origin if it was given one), naming the parameter of the field
+    (``attr_of``: field → parameter, else the field)."""
     field = exc.problem.field if exc.problem.path else ""
-    return ApiError(400, str(exc.problem), attr_of.get(field, field))
+    return ApiError(400, str(exc) if exc.origin else str(exc.problem), attr_of.get(field, field))
 
 
 LIST_PARAMETERS = ("users", "scopes", "activities", "item_ids", "clients", "ip_addresses", "team_ids")
