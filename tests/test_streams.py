@@ -12,7 +12,8 @@ import pytest
 from tests.helpers.events import make_event
 from tests.helpers.lakes import build_lake
 from destinations.delivery import RetryPolicy
-from destinations.siem import cef, run_streams
+from destinations.siem import run_streams
+from destinations.sinks import cef
 from pipelines.config import ConfigError, load_config
 from tests.helpers.receiver import Receiver
 from transforms.lake import ACTIVITY_LOG

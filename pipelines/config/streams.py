@@ -1,7 +1,7 @@
 """``streams: {NAME: {filter, schema, sink}}``: matching events delivered incrementally to a SIEM sink.
 
 The sink models (:class:`S3Sink`, :class:`SplunkSink`, ...) are configuration only; the clients that
-send live in :mod:`destinations.siem`.
+send live in :mod:`destinations.sinks`.
 """
 
 from __future__ import annotations
