@@ -21,6 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.enrich import enriched_lake
+from bench.harness import Bench, Outcome, say
+
 CLIENTS = 50
 SECONDS = 60
 WORKERS = 2  # one per core
@@ -96,8 +99,36 @@ def load(spec_json: str) -> None:
                       "mean": statistics.mean(ordered) if ordered else None}))
 
 
-def run(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIENTS, say=print,
-        cache: bool = True) -> dict[str, Any]:
+def run(bench: Bench) -> Outcome:
+    """The load test over the enriched bench lake (built here when no earlier suite did), with the page
+    cache on, then for 20 seconds with it off."""
+    say("suite api: the read API under load from a second process")
+    lake = bench.work / "enrich_lake"
+    ready = bool({"query", "enrich", "export", "retention"} & set(bench.suites))
+    failed = enriched_lake(lake, bench.landing, bench.work, ready, "api")
+    if failed:
+        return Outcome(section={"error": failed["error"]})
+    try:
+        result = load_test(str(lake), bench.work, say=say)
+        result["uncached"] = load_test(str(lake), bench.work, seconds=20, say=say, cache=False)
+        return Outcome(section=result)
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal to the other suites
+        return Outcome(section={"error": f"{type(exc).__name__}: {exc}"})
+
+
+def report(outcome: Outcome, say) -> None:
+    """Each run: requests/s, p50 and p99 against their targets, the server's RSS early and late."""
+    if "error" in outcome.section:  # no run to describe: the lake or the server could not be prepared
+        say()
+        say(f"read API under load: FAILED: {outcome.section['error']}")
+        return
+    print_run(outcome.section, say)
+    if outcome.section.get("uncached"):
+        print_run(outcome.section["uncached"], say)
+
+
+def load_test(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIENTS, say=print,
+              cache: bool = True) -> dict[str, Any]:
     import psutil
 
     root = Path(__file__).resolve().parents[1]
@@ -144,7 +175,7 @@ def run(lake_root: str, work: Path, seconds: int = SECONDS, clients: int = CLIEN
     return result
 
 
-def report(result: dict[str, Any], say) -> None:
+def print_run(result: dict[str, Any], say) -> None:
     say()
     say(f"read API under load: {result['clients']} clients for {result['seconds']} s from a second process, "
         f"100-row pages of 30-day filtered queries ({WORKERS} workers, page cache "

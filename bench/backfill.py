@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.run import DEFAULT_DIR, ROOT, prepare_landing, say
+from bench.harness import DEFAULT_DIR, ROOT, bench_ingest, prepare_landing, say
 
 
 def backfill(lake: Path, home: Path, workers: int) -> dict:
@@ -44,14 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     lake = work / "lake"
     shutil.rmtree(work, ignore_errors=True)
     say(f"- ingesting {args.events:,} events (not timed)")
-    from datetime import date
-
     from pipelines.demo import write_reference_data
-    from transforms.ingest import ingest
     from transforms.lake import Lake
-    from transforms.validate import ValidationSettings
 
-    ingest(Lake.at(lake), str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
+    bench_ingest()(Lake.at(lake), str(landing))
     write_reference_data(lake / "reference", seed=1)  # what enrichment joins, as in the other suites
     rows = []
     for workers in [int(w) for w in args.workers.split(",")]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gzip
 import os
-from datetime import date
 from pathlib import Path
 from typing import Any
+
+from bench.harness import bench_ingest, measurement
 
 BOMB_MB = 5000  # inflated size in MB
 
@@ -26,16 +27,16 @@ def write_bomb(path: Path, megabytes: int = BOMB_MB) -> Path:
     return path
 
 
+@measurement("bomb")
 def measure(spec: dict[str, Any], profiler) -> dict[str, Any]:
-    from transforms.ingest import ingest
     from transforms.lake import Lake
-    from transforms.validate import ValidationSettings
 
+    ingest = bench_ingest()
     if spec.get("ratio"):
         os.environ["ACTIVITYLOG_MAX_INFLATE_RATIO"] = spec["ratio"]
     landing = Path(spec["landing"])
     with profiler.timed():
-        report = ingest(Lake.at(spec["lake"]), str(landing), ValidationSettings(start_date=date(2020, 1, 1)))
+        report = ingest(Lake.at(spec["lake"]), str(landing))
     reasons = dict(report.quarantine_reasons)
     return {
         "rows": report.accepted,

@@ -14,6 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.enrich import enriched_lake
+from bench.harness import Bench, Outcome, measurement, run_child, say, say_seconds
+
 DAYS = 90
 TARGETS = {"csv": 1.7, "xlsx": 20.0}
 MEMORY_TARGET_GIB = 2.0
@@ -27,6 +30,7 @@ def _filter(lake):
     return ActivityFilter(start=last - timedelta(days=DAYS - 1), end=last)
 
 
+@measurement("export_ours")
 def measure_ours(spec: dict[str, Any], profiler) -> dict[str, Any]:
     from destinations.exports import run_export, verify_manifest
     from transforms.lake import Lake
@@ -45,6 +49,7 @@ def measure_ours(spec: dict[str, Any], profiler) -> dict[str, Any]:
                         "expected": True, "ok": ok}]}
 
 
+@measurement("export_polars")
 def measure_baseline(spec: dict[str, Any], profiler) -> dict[str, Any]:
     import polars as pl
 
@@ -65,7 +70,28 @@ def measure_baseline(spec: dict[str, Any], profiler) -> dict[str, Any]:
     return {"rows": frame.height, "bytes": size}
 
 
-def report(results: dict[str, dict[str, Any]], say) -> None:
+def run(bench: Bench) -> Outcome:
+    """CSV and XLSX, ours and Polars', on the enriched bench lake (built here when no earlier suite did)."""
+    say("suite export: 90 days to CSV and XLSX, ours beside Polars' writers, each in a fresh process")
+    work = bench.work
+    lake = work / "enrich_lake"
+    failed = enriched_lake(lake, bench.landing, work, bool({"query", "enrich"} & set(bench.suites)), "export")
+    if failed:
+        return Outcome(section={"ours_csv": failed}, errors=["ours_csv"])
+    results = {}
+    for fmt in ("csv", "xlsx"):
+        for who, measure in (("ours", measure_ours), ("polars", measure_baseline)):
+            say(f"- {who}: {fmt}")
+            results[f"{who}_{fmt}"] = run_child(measure, {"name": f"{who}_export_{fmt}", "lake": str(lake),
+                                                          "format": fmt, "out": str(work / f"export-{who}")}, work)
+            say_seconds(results[f"{who}_{fmt}"])
+    return Outcome(section=results, checks=[c for r in results.values() for c in r.get("checks", [])],
+                   errors=[key for key, r in results.items() if "error" in r and key.startswith("ours")])
+
+
+def report(outcome: Outcome, say) -> None:
+    """The table of the four exports and the targets of ours."""
+    results: dict[str, dict[str, Any]] = outcome.section
     say()
     say(f"exports: the last {DAYS} days of activity_log, each in a fresh process")
     say(f"  {'measurement':<52}{'seconds':>9}{'peak GiB':>10}{'rows':>10}{'MB':>8}")

@@ -14,6 +14,9 @@ import statistics
 import time
 from typing import Any
 
+from bench.enrich import DAY_EVENTS, day_landing, enriched_lake
+from bench.harness import Bench, Outcome, measurement, run_child, say
+
 SUBSCRIPTIONS = 1_000
 REPEATS = 3
 
@@ -46,6 +49,7 @@ def subscriptions(log, count: int = SUBSCRIPTIONS, seed: int = 7) -> list[tuple[
     return out
 
 
+@measurement("notify")
 def measure(spec: dict[str, Any], profiler) -> dict[str, Any]:
     import polars as pl
 
@@ -82,7 +86,32 @@ def measure(spec: dict[str, Any], profiler) -> dict[str, Any]:
     }
 
 
-def report(result: dict[str, Any], say) -> None:
+def run(bench: Bench) -> Outcome:
+    """1,000 subscriptions over the enriched 100k-event day (built here when the enrich suite did not)."""
+    say(f"suite notify: subscriptions over one day of {DAY_EVENTS:,} events, in a fresh process")
+    ran_enrich = "enrich" in bench.suites
+    lake = bench.work / "enrich_day_lake"
+    one_day = day_landing(bench, announce=False, ready=ran_enrich and (lake / "activity_item_history").is_dir())
+    failed = enriched_lake(lake, one_day, bench.work, ran_enrich, "notify")
+    if failed:
+        result = {**failed, "name": "ours_notify", "label": "notify suite: prepare"}
+    else:
+        say("- ours and the per-subscription baseline")
+        result = run_child(measure, {"name": "ours_notify", "label": "notify suite", "lake": str(lake)}, bench.work)
+    return Outcome(section=result, checks=result.get("checks", []))
+
+
+def report(outcome: Outcome, say) -> None:
+    """Ours beside the baseline; a failure is said and joins the measurements."""
+    result = outcome.section
+    if "error" in result:
+        say(f"notify suite FAILED: {result['error']}")
+        outcome.measurements.append(result)
+        return
+    print_table(result, say)
+
+
+def print_table(result: dict[str, Any], say) -> None:
     say()
     say(f"notifications: {result['subscriptions']:,} subscriptions over one day of {result['rows']:,} events "
         f"({result['matches']:,} matches), median of {REPEATS}, evaluation only")

@@ -21,6 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.enrich import enriched_lake
+from bench.harness import Bench, Outcome, measurement, run_child, say
+
 REPEATS = 15
 PAGE = 100
 ORG_SCOPES = ["Organization", "OrganizationMembership", "OrganizationInvite"]
@@ -79,13 +82,15 @@ def _time(run) -> tuple[float, Any]:
     return statistics.median(samples) * 1000, result
 
 
+@measurement("query_ours")
 def measure_ours(spec: dict[str, Any], profiler) -> dict[str, Any]:
+    """Our side; the parameters are chosen from the data first (:func:`parameters`, not timed)."""
     from transforms.filters import ActivityFilter
     from transforms.history import item_history
     from transforms.lake import Lake
     from transforms.query import query_page
 
-    p = spec["params"]
+    p = parameters(spec["lake"])
     lake = Lake.at(spec["lake"])
     runs = {name: (lambda f=ActivityFilter.from_dict(data): query_page(lake, f, limit=PAGE).rows)
             for name, data in _filters(p).items()}
@@ -95,7 +100,7 @@ def measure_ours(spec: dict[str, Any], profiler) -> dict[str, Any]:
         for name, _, _ in QUERIES:
             ms, rows = _time(runs[name])
             out[name] = {"ms": round(ms, 2), "rows": rows.height, "ids": rows["id"].to_list()}
-    return {"rows": sum(v["rows"] for v in out.values()), "queries": out}
+    return {"rows": sum(v["rows"] for v in out.values()), "queries": out, "params": p}
 
 
 def duckdb_sql(p: dict[str, Any]) -> dict[str, tuple[str, list[Any]]]:
@@ -126,6 +131,7 @@ def duckdb_view(lake_root: str) -> str:
     return f"CREATE VIEW activity_log AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true)"
 
 
+@measurement("query_duckdb")
 def measure_duckdb(spec: dict[str, Any], profiler) -> dict[str, Any]:
     import duckdb
 
@@ -167,8 +173,44 @@ def cold_runs(lake_root: str, p: dict[str, Any], runs: int = 3) -> dict[str, flo
     return timings
 
 
-def report(params: dict[str, Any], ours: dict[str, Any], duck: dict[str, Any], cold: dict[str, float],
-           say) -> list[dict[str, Any]]:
+def run(bench: Bench) -> Outcome:
+    """Our queries and DuckDB's on the enriched bench lake (built here when the enrich suite did not)."""
+    say("suite query: filters and history, ours beside DuckDB, each side in a fresh process")
+    work = bench.work
+    lake = work / "enrich_lake"
+    failed = enriched_lake(lake, bench.landing, work, "enrich" in bench.suites, "query")
+    if failed:
+        say(f"  FAILED: {failed['error']}")
+        return Outcome(section={"ours": {**failed, "name": "ours_query", "label": "query suite: prepare"}})
+    say("- ours: filter language + resource history")
+    ours = run_child(measure_ours, {"name": "ours_query", "label": "query suite: ours", "lake": str(lake)}, work)
+    if "error" in ours:
+        return Outcome(section={"ours": ours})
+    say("- DuckDB over the same Parquet files")
+    duck = run_child(measure_duckdb, {"name": "duckdb_query", "label": "query suite: DuckDB", "lake": str(lake),
+                                      "params": ours["params"]}, work)
+    say("- cold processes")
+    cold = cold_runs(str(lake), ours["params"])
+    return Outcome(section={"params": ours["params"], "ours": ours, "duckdb": duck, "cold": cold})
+
+
+def report(outcome: Outcome, say) -> None:
+    """The side-by-side table, whose checks join the outcome's; a side that failed is said, and our failure
+    joins the measurements."""
+    section = outcome.section
+    if section.get("duckdb", {}).get("error"):  # report ours alone, DuckDB marked as failed
+        section["duckdb"]["queries"] = {}
+    if section.get("ours", {}).get("queries") is not None and section.get("duckdb"):
+        outcome.checks += print_table(section["params"], section["ours"], section["duckdb"], section["cold"], say)
+    for side in ("ours", "duckdb"):
+        if section.get(side, {}).get("error"):
+            say(f"query suite, {side}: FAILED: {section[side]['error']}")
+            if side == "ours":
+                outcome.measurements.append(section[side])
+
+
+def print_table(params: dict[str, Any], ours: dict[str, Any], duck: dict[str, Any], cold: dict[str, float],
+                say) -> list[dict[str, Any]]:
     """Print the side-by-side table; return check rows (same ids in the same order on both sides)."""
     say()
     say(f"queries on activity_log, {params['start']} … {params['end']} for the 30-day ones; history of "

@@ -16,6 +16,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.enrich import enriched_lake
+from bench.harness import Bench, Outcome, measurement, run_child, say, say_seconds
+
 WHOLE_DAYS = 60
 
 
@@ -29,6 +32,7 @@ def _policy_and_now(lake):
     return RetentionPolicy(default=Duration(days=len(days) - WHOLE_DAYS)), now
 
 
+@measurement("retention_ours")
 def measure_retention(spec: dict[str, Any], profiler) -> dict[str, Any]:
     from transforms.lake import Lake
     from transforms.retention import apply_retention
@@ -47,6 +51,7 @@ def measure_retention(spec: dict[str, Any], profiler) -> dict[str, Any]:
                         "expected": WHOLE_DAYS, "ok": ok}]}
 
 
+@measurement("retention_baseline")
 def measure_baseline(spec: dict[str, Any], profiler) -> dict[str, Any]:
     import polars as pl
 
@@ -64,6 +69,7 @@ def measure_baseline(spec: dict[str, Any], profiler) -> dict[str, Any]:
     return {"rows": kept.height}
 
 
+@measurement("verify_ours")
 def measure_verify(spec: dict[str, Any], profiler) -> dict[str, Any]:
     from transforms.integrity import ACTIVITY_DIGESTS, update_digests, verify
     from transforms.lake import ACTIVITY_RAW, Lake
@@ -77,6 +83,7 @@ def measure_verify(spec: dict[str, Any], profiler) -> dict[str, Any]:
             "checks": [{"what": "the chain verifies", "got": report.ok, "expected": True, "ok": report.ok}]}
 
 
+@measurement("verify_baseline")
 def measure_verify_baseline(spec: dict[str, Any], profiler) -> dict[str, Any]:
     """The least a verification can do: read every payload of activity_raw (Polars) and SHA-256 each
     day's payloads in id order — no digest table, no chain, no Delta log checks."""
@@ -98,7 +105,29 @@ def measure_verify_baseline(spec: dict[str, Any], profiler) -> dict[str, Any]:
     return {"rows": raw.height, "days": len(hashes)}
 
 
-def report(results: dict[str, dict[str, Any]], say) -> None:
+def run(bench: Bench) -> Outcome:
+    """Retention and verify beside their baselines on the enriched bench lake (built here when no earlier
+    suite did)."""
+    say("suite retention: delete 60 whole days, verify the chain, each in a fresh process")
+    work = bench.work
+    lake = work / "enrich_lake"
+    failed = enriched_lake(lake, bench.landing, work, bool({"query", "enrich", "export"} & set(bench.suites)),
+                           "retention")
+    if failed:
+        return Outcome(section={"retention": failed})
+    results = {}
+    for key, measure in (("retention", measure_retention), ("baseline", measure_baseline),
+                         ("verify", measure_verify), ("verify_baseline", measure_verify_baseline)):
+        say(f"- {key}")
+        results[key] = run_child(measure, {"name": f"{key}_retention", "lake": str(lake),
+                                           "copy": str(work / "retention_copy")}, work)
+        say_seconds(results[key])
+    return Outcome(section=results, checks=[c for r in results.values() for c in r.get("checks", [])])
+
+
+def report(outcome: Outcome, say) -> None:
+    """Retention and verify beside their baselines, with their targets."""
+    results: dict[str, dict[str, Any]] = outcome.section
     say()
     say("retention and integrity on the 1M-event lake, each in a fresh process")
     for key, label, target in (("retention", f"ours: retention of the {WHOLE_DAYS} oldest days (every table, "

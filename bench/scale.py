@@ -17,32 +17,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.run import DEFAULT_DIR, GIB, prepare_landing, run_child, say
+from bench.harness import (
+    DEFAULT_DIR, GIB, bench_ingest, bench_references, measurement, prepare_landing, run_child, say,
+)
+from bench.queries import measure_ours as measure_queries
 
 QUERY_NAMES = ["history", "org_scopes", "detail_active", "search", "user_deleted_flags"]
 
 
+@measurement("scale_ingest")
 def scale_ingest(spec: dict[str, Any], profiler) -> dict[str, Any]:
-    from datetime import date
-
-    from transforms.ingest import ingest
     from transforms.lake import Lake
-    from transforms.validate import ValidationSettings
 
+    ingest = bench_ingest()
     with profiler.timed():
-        report = ingest(Lake.at(spec["lake"]), spec["landing"], ValidationSettings(start_date=date(2020, 1, 1)))
+        report = ingest(Lake.at(spec["lake"]), spec["landing"])
     return {"rows": report.accepted}
 
 
+@measurement("scale_refresh")
 def scale_refresh(spec: dict[str, Any], profiler) -> dict[str, Any]:
-    from pipelines.demo import write_reference_data
     from transforms.lake import ACTIVITY_RAW, Lake
-    from transforms.reference import load_references
     from transforms.refresh import refresh_all
 
     lake = Lake.at(spec["lake"])
-    write_reference_data(Path(spec["reference"]), seed=1)
-    references = load_references({n: f"{spec['reference']}/{n}.csv" for n in ("users", "projects", "organizations")})
+    references = bench_references(spec["reference"])
     with profiler.timed():
         refresh_all(lake, lake.days(ACTIVITY_RAW), references=references)
     return {"rows": lake.scan("activity_log").select("id").collect().height}
@@ -64,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         lake = work / "lake"
         spec = {"lake": str(lake), "landing": str(landing), "reference": str(work / "reference")}
         say(f"- {size:,} events: ingest")
-        ingest = run_child("scale_ingest", {**spec, "name": f"ingest_{size}"}, work)
+        ingest = run_child(scale_ingest, {**spec, "name": f"ingest_{size}"}, work)
         say(f"- {size:,} events: normalize + enrich")
-        refresh = run_child("scale_refresh", {**spec, "name": f"refresh_{size}"}, work)
+        refresh = run_child(scale_refresh, {**spec, "name": f"refresh_{size}"}, work)
         say(f"- {size:,} events: queries")
-        queries = run_child("query_ours", {"name": f"query_{size}", "lake": str(lake)}, work)
+        queries = run_child(measure_queries, {"name": f"query_{size}", "lake": str(lake)}, work)
         rows.append({"events": size, "ingest": ingest, "refresh": refresh, "queries": queries})
         shutil.rmtree(work, ignore_errors=True)
     say()
