@@ -4,12 +4,13 @@ import dagster as dg
 
 from assets.enrich import activity_log, reference_assets
 from assets.ingest import activity_digests, activity_quarantine, activity_raw
+from assets.ledgers import deliveries
 from assets.normalize import activity_changes, activity_events
 from pipelines.checks import LAKE_CHECKS, checks_job
 from pipelines.exports import export_job, export_schedules
 from pipelines.jobs import ingest_job, refresh_job
 from pipelines.progress import progress_logger
-from pipelines.notify import deliveries, notify_job, notify_sensor
+from pipelines.notify import notify_job, notify_sensor
 from pipelines.resources import default_resources
 from pipelines.sensors import landing_sensor, refresh_sensor
 from pipelines.retention import erase_user_job, retention_job, retention_schedule

@@ -9,15 +9,6 @@ from assets.pools import table_pool
 from assets.resources import ConfigResource, LakeResource
 from transforms.notify import DELIVERIES
 
-# The ledger, shown in the asset graph downstream of activity_log; the notify job records its
-# per-subscription counts as materializations of it.
-deliveries = dg.AssetSpec(
-    "deliveries", group_name="notify", deps=["activity_log"], kinds={"delta"},
-    description="Deliveries ledger: one row per state change of each (subscription, event, destination) "
-                "delivery (pending → sent | skipped | failed). Written by notify_job.",
-)
-
-
 @dg.op(
     config_schema={
         "days": dg.Field([str], default_value=[], description="days (YYYY-MM-DD) to evaluate"),
