@@ -1,6 +1,6 @@
 """The lake and the landing area on S3, against ``moto_server`` started as a subprocess on 127.0.0.1.
 
-(In-process moto deadlocks delta-rs: DESIGN.md "Testing conventions".) Every S3 client here —
+(In-process moto deadlocks delta-rs: docs/architecture.md "Tests".) Every S3 client here —
 boto3, pyarrow's S3 filesystem, delta-rs — is pointed at the loopback endpoint by the standard AWS
 environment variables; inherited AWS settings are removed so no real account or endpoint is used.
 """

@@ -16,7 +16,7 @@ import deltalake
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-# Table names are part of the public contract (DESIGN.md "Data flow").
+# Table names are part of the public contract: transforms/tables.py lists every table (README "Tables").
 # A commit that loses to a concurrent writer is made again on the new version, this many times at most.
 COMMIT_ATTEMPTS = 8
 

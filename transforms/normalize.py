@@ -173,7 +173,7 @@ def normalize_events(raw: pl.DataFrame) -> pl.DataFrame:
     frame = pl.concat([raw.drop("payload"), fields.rename({"is_system": "_is_system"})], how="horizontal")
     return frame.select(
         "id", "day", "created_at", "level", "team_id", "organization_id", "scope", "activity", "item_id",
-        # DESIGN: is_system defaults to "user is null", was_impersonated to false.
+        # README "Landing files and validation": is_system defaults to "user is null", was_impersonated to false.
         pl.coalesce(pl.col("_is_system"), ~pl.col("user_present")).alias("is_system"),
         pl.col("was_impersonated").fill_null(False),
         pl.col("user_id").str.to_integer(strict=False).alias("actor_id"),

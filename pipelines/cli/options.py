@@ -12,7 +12,7 @@ from pipelines.cli.errors import UsageError
 
 
 def add_filter_flags(parser: argparse.ArgumentParser) -> None:
-    """The filter language as flags (DESIGN.md "Filter language"); ``--filter`` takes the YAML/JSON shape."""
+    """The filter language as flags (README "Filter language"); ``--filter`` takes the YAML/JSON shape."""
     group = parser.add_argument_group("filters (repeat a flag to match any of several values)")
     group.add_argument("--filter", metavar="JSON|@FILE",
                        help="a filter in the configuration's shape, as JSON or YAML, or @path to a file; flags add to it")

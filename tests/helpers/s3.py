@@ -1,6 +1,6 @@
 """``moto_server`` as a subprocess on 127.0.0.1 with one bucket, and the AWS settings that point at it.
 
-(In-process moto deadlocks delta-rs: DESIGN.md "Testing conventions".)
+(In-process moto deadlocks delta-rs: docs/architecture.md "Tests".)
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Split landing files into lines and validate them as PostHog change events, vectorized.
 
-The rules are DESIGN.md "Input event". Every non-blank line ends up either accepted (with typed key
-columns next to its verbatim text) or rejected with a precise ``quarantine_reason``; the per-line
-Python fallback only ever runs on lines that are already known to be bad.
+The rules are the README's "Landing files and validation". Every non-blank line ends up either
+accepted (with typed key columns next to its verbatim text) or rejected with a precise
+``quarantine_reason``; the per-line Python fallback only ever runs on lines already known to be bad.
 
 Splitting files into lines lives in :mod:`transforms.validate.split`, the key fields' decoding in
 :mod:`transforms.validate.keys`; the settings, :func:`parse_keys` and the rules (:func:`validate`)
