@@ -189,6 +189,7 @@ def _audit_rows(lake: Lake) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_reads_become_events_of_the_tenant_read_with_key_filter_and_row_count(tmp_path):
     world = _world(tmp_path, "audit:\n  reads: true\n  flush_seconds: 0.1\n")
     lake = world["lake"]
@@ -246,6 +247,7 @@ def test_reads_become_events_of_the_tenant_read_with_key_filter_and_row_count(tm
     assert theirs == []
 
 
+@pytest.mark.slow
 def test_exports_and_downloads_are_durable_before_the_answer(tmp_path):
     world = _world(tmp_path, "")  # defaults: reads off, exports and keys on
     lake = world["lake"]
@@ -286,6 +288,7 @@ def test_exports_and_downloads_are_durable_before_the_answer(tmp_path):
     assert rows[1]["context"]["rows"] == manifest_rows
 
 
+@pytest.mark.slow
 def test_an_export_that_cannot_be_audited_is_refused_and_leaves_nothing(tmp_path):
     world = _world(tmp_path, "")
     blocker = tmp_path / "not-a-directory"
@@ -306,6 +309,7 @@ def test_an_export_that_cannot_be_audited_is_refused_and_leaves_nothing(tmp_path
     assert not exports.exists() or not [p for p in exports.iterdir() if p.is_dir()]
 
 
+@pytest.mark.slow
 def test_keys_created_and_revoked_are_recorded_in_their_project(tmp_path):
     world = _world(tmp_path, "")
     env = child_env(world["env"])
@@ -326,6 +330,7 @@ def test_keys_created_and_revoked_are_recorded_in_their_project(tmp_path):
     assert rows[0]["context"]["scopes"] == ["activity_log:read"] and rows[0]["context"]["label"] == "ci"
 
 
+@pytest.mark.slow
 def test_keys_can_be_left_unrecorded(tmp_path):
     world = _world(tmp_path, "audit:\n  keys: false\n")
     created = subprocess.run([script("activitylog"), "keys", "create", "--organization", "org-a", "--admin"],
@@ -356,6 +361,7 @@ def test_a_bad_audit_section_stops_serve_before_it_listens(tmp_path, section, me
     assert message in done.stderr
 
 
+@pytest.mark.slow
 def test_page_views_are_recorded_without_the_viewer_token(tmp_path):
     world = _world(tmp_path, "audit:\n  reads: true\n  flush_seconds: 0.1\n")
     issued = subprocess.run([script("activitylog"), "keys", "viewer-token", "--project", "1", "--ttl", "10m"],

@@ -71,6 +71,7 @@ def decoded_lake_text(root: Path) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_erase_user_leaves_no_personal_data_in_any_file(erasable, capsys):
     lake, _ = erasable
     root = Path(lake.root)
@@ -100,6 +101,7 @@ def test_erase_user_leaves_no_personal_data_in_any_file(erasable, capsys):
     assert verify(lake).ok  # the chain still verifies, with a new version of each rewritten day
 
 
+@pytest.mark.slow
 def test_erase_user_by_uuid_and_unknown_users(erasable, capsys):
     assert main(["erase-user", "nobody@example.org"]) == 2
     assert "no events of 'nobody@example.org'" in capsys.readouterr().err
@@ -108,6 +110,7 @@ def test_erase_user_by_uuid_and_unknown_users(erasable, capsys):
     assert lake.scan(ACTIVITY_LOG).filter(pl.col("actor_email") == EMAIL).collect().height == 0
 
 
+@pytest.mark.slow
 def test_erasure_records_reason_and_keeps_the_user_out_of_dagster_home(erasable, capsys):
     import os
     import sqlite3
@@ -144,6 +147,7 @@ def test_erasure_records_reason_and_keeps_the_user_out_of_dagster_home(erasable,
     assert not any(EMAIL.lower() in text.lower() for text in texts)
 
 
+@pytest.mark.slow
 def test_a_request_left_by_an_interrupted_run_is_finished_first(erasable, capsys):
     from transforms.erasure_requests import pending_requests, write_request
 
@@ -342,6 +346,7 @@ def complete(tmp_path, monkeypatch):
         server.stop()
 
 
+@pytest.mark.slow
 def test_erasure_leaves_no_form_of_the_user_in_any_file(complete, capsys):
     import os
 

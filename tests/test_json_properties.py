@@ -126,6 +126,7 @@ def _check_tables(lake: Lake, generated) -> None:
         assert field == "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in json.loads(expected_field))
 
 
+@pytest.mark.slow
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 @given(generated=events)

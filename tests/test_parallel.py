@@ -149,6 +149,7 @@ print("run", first_run.execute_in_process(instance=instance()).success)
 """
 
 
+@pytest.mark.slow
 def test_processes_opening_a_fresh_dagster_home_at_once_all_run(tmp_path):
     """The first exports of a new server, or a command beside the daemon, open a DAGSTER_HOME that does
     not exist yet at the same moment: each must run (without the home's lock, one in two failed on a

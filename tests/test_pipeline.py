@@ -39,6 +39,7 @@ def test_definitions_load():
     assert graph.get(dg.AssetKey("activity_log")).parent_keys >= {dg.AssetKey("activity_events"), dg.AssetKey("activity_changes")}
 
 
+@pytest.mark.slow
 def test_ingest_then_refresh_materializes_every_changed_day(pipeline_settings, instance):
     days = ["2024-01-03", "2024-01-04", "2024-01-09"]
     write_lines(Path(pipeline_settings.landing) / "first.jsonl",
@@ -60,6 +61,7 @@ def test_ingest_then_refresh_materializes_every_changed_day(pipeline_settings, i
     assert checks[dg.AssetCheckKey(dg.AssetKey("activity_events"), "reconciles_with_raw")].status.value == "SUCCEEDED"
 
 
+@pytest.mark.slow
 def test_late_events_refresh_exactly_their_days(pipeline_settings, instance):
     landing = Path(pipeline_settings.landing)
     write_lines(landing / "a.jsonl", [make_event(created_at="2024-01-10T10:00:00Z")])
@@ -170,6 +172,7 @@ notifications:
 """
 
 
+@pytest.mark.slow
 def test_notify_sensor_starts_one_run_for_the_materialized_days_and_the_run_reports_counts(
         pipeline_settings, instance, tmp_path, monkeypatch):
     from pipelines.notify import notify_sensor

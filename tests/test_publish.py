@@ -132,6 +132,7 @@ def batch_with_invalid(prefix: str, count: int = 100) -> tuple[list[dict], dict[
 # End to end: publish, kill -9, ingest for real
 
 
+@pytest.mark.slow
 def test_published_events_are_ingested_once_and_nothing_is_lost(world):
     events, invalid = batch_with_invalid("batch")
     response = post(world, "/api/projects/1/activity_log/events", "w1", {"events": events})

@@ -4,21 +4,17 @@ Every count in a SampleReport is re-derived here from the bytes on disk with an 
 and validator (the design's input rules), so the ingest can trust the report in its own tests.
 """
 
-import sys, pathlib  # noqa: E401
+import csv
+import gzip
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import pytest
 
-import csv  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import date, datetime, timedelta, timezone  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from pipelines.demo import (  # noqa: E402
+from pipelines.demo import (
     SampleReport,
     write_bench_landing,
     write_demo_landing,

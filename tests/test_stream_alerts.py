@@ -50,6 +50,7 @@ def _spooled(landing) -> list[dict]:
     return [json.loads(line) for f in files for line in f.read_text().split("\n") if line]
 
 
+@pytest.mark.slow
 def test_a_failing_stream_notifies_the_operator_once_and_delivers_everything_after_recovery(
         tmp_path, monkeypatch, instance):
     from pipelines.definitions import build_definitions

@@ -316,6 +316,7 @@ def test_a_checkpoint_the_witness_did_not_cosign_is_named(workspace):
     _failing(workspace, "checkpoint 12 not witnessed (the witness's last is 9")
 
 
+@pytest.mark.slow
 def test_late_events_keep_verify_passing_and_extend_the_log(workspace):
     write_lines(workspace.landing / "c.jsonl", [make_event(id="later-0", created_at=at(DAYS[0], 23))])
     ingest(workspace)
