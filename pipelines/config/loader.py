@@ -92,24 +92,32 @@ def _read_yaml(file: Path, label: str) -> Any:
         raise _yaml_error(label, exc) from None
 
 
+def _read_sections(path: str | Path | None) -> tuple[Path | None, str, dict]:
+    """(file, label, its mapping of sections); file None when no file is given and the implicit one is
+    absent. A named file that does not exist, or one that is not a mapping, is a :class:`ConfigError`."""
+    file, label, origin = _resolve_path(path)
+    if not file.exists():
+        if origin == "default":
+            return None, label, {}
+        if origin == "env":
+            raise ConfigError(f"{CONFIG_ENV}={label} does not exist")
+        raise ConfigError(f"config file {label} does not exist")
+    data = _read_yaml(file, label)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: must be a mapping of sections ({', '.join(SECTIONS)}), not {kind_of(data)}")
+    return file, label, data
+
+
 def load_config(path: str | Path | None = None) -> ActivityLogConfig:
     """Read and validate the configuration file (see :mod:`pipelines.config` for where it is found).
 
     Raises :class:`ConfigError` with a one-line message naming the file and the offending entry.
     """
-    file, label, origin = _resolve_path(path)
-    if not file.exists():
-        if origin == "default":
-            return ActivityLogConfig()
-        if origin == "env":
-            raise ConfigError(f"{CONFIG_ENV}={label} does not exist")
-        raise ConfigError(f"config file {label} does not exist")
-    data = _read_yaml(file, label)
-
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label}: must be a mapping of sections ({', '.join(SECTIONS)}), not {kind_of(data)}")
+    file, label, data = _read_sections(path)
+    if file is None:
+        return ActivityLogConfig()
     odd = [k for k in data if not isinstance(k, str)]
     if odd:
         raise ConfigError(f"{label}: section names must be strings, not {kind_of(odd[0])} {odd[0]!r} "
@@ -130,18 +138,9 @@ def load_section(name: str, model: type, path: str | Path | None = None) -> Any:
     """One section of the file (found as by :func:`load_config`), validated alone: a process that needs
     one section (the read API: ``visibility``) neither reads the others nor needs their secrets. A
     missing implicit file, a missing or empty section: the model's defaults."""
-    file, label, origin = _resolve_path(path)
-    if not file.exists():
-        if origin == "default":
-            return model()
-        if origin == "env":
-            raise ConfigError(f"{CONFIG_ENV}={label} does not exist")
-        raise ConfigError(f"config file {label} does not exist")
-    data = _read_yaml(file, label)
-    if data is None:
+    file, label, data = _read_sections(path)
+    if file is None:
         return model()
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label}: must be a mapping of sections ({', '.join(SECTIONS)}), not {kind_of(data)}")
     section = data.get(name)
     if section is None:
         return model()
