@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import postgres
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.environment import TEST_LAKE, TEST_LAKES, isolate
 from tests.helpers.events import NOW
 
@@ -102,3 +103,19 @@ def instance(tmp_path, monkeypatch):
     finally:
         test_instance.dispose()
         postgres.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (skipped when it is not installed: `make browser`)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed: run scripts/install-browser (make browser) to install "
+                    "Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

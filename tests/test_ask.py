@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tests.helpers.servers import child_env, script
-from tests.test_page import _ids, app_env, client, sign_in, world  # noqa: F401 (fixtures)
+from tests.helpers.page import entry_ids, sign_in
+from tests.test_page import app_env, client, world  # noqa: F401 (fixtures)
 from transforms.ask import AskError, Vocabulary, parse_question
 from transforms.filters import ActivityFilter
 
@@ -184,11 +185,11 @@ def test_a_question_on_the_page_shows_chips_counts_and_rows(client, world):
     assert chips == {"scopes": "FeatureFlag", "activities": "updated", "users": "alice@org-a.example",
                      "preset": "7d"}
     assert re.search(r'id="ask-total">2 events<', page.text)
-    assert _ids(page.text) == {"a-recent", "a-week"}
+    assert entry_ids(page.text) == {"a-recent", "a-week"}
     # The chips run the feed: its own filter URL gives the same rows.
     feed = client.get("/", params=chips)
-    assert feed.status_code == 200 and {"a-recent", "a-week"} <= _ids(feed.text)
-    assert "a-imp" not in _ids(feed.text)
+    assert feed.status_code == 200 and {"a-recent", "a-week"} <= entry_ids(feed.text)
+    assert "a-imp" not in entry_ids(feed.text)
 
 
 def test_a_question_the_page_cannot_read_says_why(client, world):
@@ -205,7 +206,7 @@ def test_a_question_never_widens_what_the_key_sees(client, world):
     assert other.status_code == 400 and "I do not know the user" in other.text
     assert "bravo" not in other.text.lower() and "Mallory" not in other.text
     flags = client.get("/ask", params={"q": "feature flags"})
-    assert flags.status_code == 200 and "b-secret" not in _ids(flags.text) and "bravo-secret-flag" not in flags.text
+    assert flags.status_code == 200 and "b-secret" not in entry_ids(flags.text) and "bravo-secret-flag" not in flags.text
     assert re.search(r'id="ask-total">2 events<', flags.text)  # project 1's two, not B's
     # Project 2 (same organization) stays outside a project-1 key, too.
     cohorts = client.get("/ask", params={"q": "cohorts"})
@@ -213,11 +214,11 @@ def test_a_question_never_widens_what_the_key_sees(client, world):
 
 
 def test_organization_b_asks_and_sees_only_its_own(world, app_env):
-    from tests.test_page import _client
+    from tests.helpers.page import page_client
 
-    client = sign_in(_client(world), world, "p3")
+    client = sign_in(page_client(world), world, "p3")
     page = client.get("/ask", params={"q": "feature flags"})
-    assert page.status_code == 200 and _ids(page.text) == {"b-secret"}
+    assert page.status_code == 200 and entry_ids(page.text) == {"b-secret"}
     refused = client.get("/ask", params={"q": "flags by alice"})
     assert refused.status_code == 400 and "alice" in refused.text and "org-a" not in refused.text
 
@@ -259,12 +260,12 @@ def test_the_command_names_bad_usage_and_a_missing_table(world, tmp_path):
 
 
 def test_a_viewer_token_asks_within_its_project(client, world):
-    from tests.test_page import _no_b, _token
+    from tests.helpers.page import assert_no_org_b, viewer_token
 
-    token = _token(client, world, "admin-a", {"project_id": 1, "ttl": "15m"})["token"]
+    token = viewer_token(client, world, "admin-a", {"project_id": 1, "ttl": "15m"})["token"]
     page = client.get("/ask", params={"token": token, "q": "feature flags"})
-    assert page.status_code == 200 and _ids(page.text) == {"a-recent", "a-week"}
-    _no_b(page.text)
+    assert page.status_code == 200 and entry_ids(page.text) == {"a-recent", "a-week"}
+    assert_no_org_b(page.text)
     # The chips' form keeps the token, so running the feed stays within it.
     assert f'name="token" value="{token}"' in page.text
     assert client.get("/ask", params={"token": token, "q": "cohorts"}).text.count('class="row"') == 0

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_docs_offline import _own_origin
-from tests.test_page_browser import LAPTOP, browser, served  # noqa: F401 (fixtures)
+from tests.helpers.browser import LAPTOP, own_origin
+from tests.test_page_browser import served  # noqa: F401 (a fixture)
 
 
 @pytest.mark.slow
@@ -20,7 +20,7 @@ def test_ask_edit_the_chips_and_run_the_feed(served, browser, tmp_path):
     origin = served["url"]
     context = browser.new_context(viewport=LAPTOP, service_workers="block")
     errors = []
-    context.route("**/*", lambda route: route.continue_() if _own_origin(route.request.url, origin) else route.abort())
+    context.route("**/*", lambda route: route.continue_() if own_origin(route.request.url, origin) else route.abort())
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:

@@ -163,28 +163,28 @@ def test_the_command_uses_the_configured_model(world, model, tmp_path):
 
 
 def test_the_page_asks_the_configured_model_within_the_key(world, model, app_env, tmp_path):
-    from tests.test_page import _client, _ids, sign_in
+    from tests.helpers.page import entry_ids, page_client, sign_in
 
     config = tmp_path / "activitylog.yaml"
     config.write_text(f"ask:\n  model: {{url: '{model.url}', model: tiny}}\n")
     app_env.setenv("ACTIVITYLOG_CONFIG", str(config))
-    client = sign_in(_client(world), world, "p1")
+    client = sign_in(page_client(world), world, "p1")
     model.reply = {"scopes": ["FeatureFlag"]}
     page = client.get("/ask", params={"q": "every flag of every organization"})
     assert page.status_code == 200, page.text
-    assert _ids(page.text) == {"a-recent", "a-week"} and 'name="scopes" value="FeatureFlag"' in page.text
+    assert entry_ids(page.text) == {"a-recent", "a-week"} and 'name="scopes" value="FeatureFlag"' in page.text
     model.reply = {"users": ["mallory@org-b.example"]}
     refused = client.get("/ask", params={"q": "mallory's flags"})
     assert refused.status_code == 400 and "I do not know the user" in refused.text and "b-secret" not in refused.text
 
 
 def test_the_page_names_a_broken_ask_section(world, app_env, tmp_path):
-    from tests.test_page import _client, sign_in
+    from tests.helpers.page import page_client, sign_in
 
     config = tmp_path / "activitylog.yaml"
     config.write_text("ask:\n  model: {url: 'ftp://x', model: tiny}\n")
     app_env.setenv("ACTIVITYLOG_CONFIG", str(config))
-    client = sign_in(_client(world), world, "p1")
+    client = sign_in(page_client(world), world, "p1")
     page = client.get("/ask", params={"q": "flags"})
     assert page.status_code == 503 and "the ask section of the configuration cannot be used" in page.text
     assert "must be an http(s) URL" in page.text

@@ -4,19 +4,15 @@
 
 import os
 import re
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from pipelines.api import STATIC_DIR, create_app
+from tests.helpers.browser import own_origin
 from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ASSETS = ["swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui.css", "swagger-ui/favicon-32x32.png",
           "redoc/redoc.standalone.js"]
 
@@ -69,37 +65,13 @@ def server(tmp_path_factory):
         process.stop()
 
 
-def _own_origin(url: str, origin: str) -> bool:
-    if url.startswith("data:"):
-        return True  # inline: no request leaves the page
-    if url.startswith("blob:"):
-        url = url[len("blob:"):]
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" == origin
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed: run scripts/install-browser (make browser) to install "
-                    "Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 def _open(browser, url: str, origin: str):
     """A page at ``url`` that may not reach anything but ``origin`` (other requests are recorded, then
     aborted: the machine is offline as far as the page knows)."""
     context = browser.new_context(service_workers="block")
     requests, failures, errors = [], [], []
     context.on("request", lambda request: requests.append(request.url))
-    context.route("**/*", lambda route: route.continue_() if _own_origin(route.request.url, origin) else route.abort())
+    context.route("**/*", lambda route: route.continue_() if own_origin(route.request.url, origin) else route.abort())
     page = context.new_page()
     page.on("requestfailed", lambda request: failures.append(request.url))
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -120,7 +92,7 @@ def test_swagger_ui_renders_offline_in_a_browser(server, browser):
         page.wait_for_load_state("networkidle")
         assert f"{server}/static/swagger-ui/swagger-ui-bundle.js" in requests
         assert f"{server}/openapi.json" in requests
-        assert [url for url in requests if not _own_origin(url, server)] == []
+        assert [url for url in requests if not own_origin(url, server)] == []
         assert failures == [] and errors == []
     finally:
         context.close()
@@ -136,7 +108,7 @@ def test_redoc_renders_offline_in_a_browser(server, browser):
         page.wait_for_load_state("networkidle")
         assert f"{server}/static/redoc/redoc.standalone.js" in requests
         assert f"{server}/openapi.json" in requests
-        assert [url for url in requests if not _own_origin(url, server)] == []
+        assert [url for url in requests if not own_origin(url, server)] == []
         assert failures == [] and errors == []
     finally:
         context.close()

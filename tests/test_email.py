@@ -14,7 +14,7 @@ from destinations.dispatch import notify_days, retry_failed
 from destinations.email import build_message
 from pipelines.config import ConfigError
 from tests.helpers.servers import SmtpServer, self_signed_certificate, server_tls_context
-from tests.test_notify import add_events, configure, flag_event, statuses
+from tests.helpers.notify import add_events, configure, flag_event, statuses
 from transforms.notify import ledger_state
 
 NOW = datetime(2024, 1, 16, 12, tzinfo=timezone.utc)

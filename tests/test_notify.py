@@ -9,11 +9,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.helpers.events import make_event
-from tests.helpers.lakes import build_lake
+from tests.helpers.notify import add_events, configure, flag_event, statuses
 from destinations.delivery import RetryPolicy
 from destinations.dispatch import notify_days, retry_failed, send_test
 from destinations.webhook import signature_headers
-from pipelines.config import ConfigError, load_config
+from pipelines.config import ConfigError
 from tests.helpers.receiver import Receiver
 from transforms.filters import ActivityFilter
 from transforms.lake import ACTIVITY_LOG
@@ -23,26 +23,6 @@ from transforms.query import query
 NOW = datetime(2024, 1, 16, 12, tzinfo=timezone.utc)
 FAST = RetryPolicy(max_attempts=3, backoff_base=0.01)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def flag_event(day: int, field: str = "active", item_id: str = "42", **overrides):
-    return make_event(item_id=item_id, created_at=f"2024-01-{day:02d}T10:00:00.000000Z", detail={
-        "name": f"flag-{item_id}", "changes": [
-            {"type": "FeatureFlag", "action": "changed", "field": field, "before": False, "after": True}]},
-        **overrides)
-
-
-def add_events(lake, landing, events, name):
-    report = build_lake(lake, landing, events, name=name, days="changed")
-    return sorted(report.days_changed)
-
-
-def configure(tmp_path, monkeypatch, body: str, **env) -> object:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    path = tmp_path / "activitylog.yaml"
-    path.write_text(body)
-    return load_config(path).notifications
 
 
 WEBHOOK = """\
@@ -64,11 +44,6 @@ notifications:
   subscriptions:
     - {name: flags, filter: {scopes: [FeatureFlag]}, destinations: [ops]}
 """
-
-
-def statuses(lake) -> dict[str, int]:
-    state = ledger_state(lake)
-    return dict(state.group_by("status").len().iter_rows()) if state.height else {}
 
 
 # -- configuration -----------------------------------------------------------------------------

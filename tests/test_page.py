@@ -11,79 +11,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
-from fastapi.testclient import TestClient
 from hypothesis import given, settings, strategies as st
 
-from tests.helpers.events import make_event
 from tests.helpers.lakes import build_lake
+from tests.helpers.page import (NOW, assert_no_org_b, csrf_token, entry_ids, page_client, page_events, sign_in,
+                                viewer_token)
 from tests.helpers.servers import child_env, script
 from transforms.keys import create_key, revoke_key
 from transforms.lake import Lake
-
-XSS_SCRIPT = "<script>alert('pwned')</script>"
-XSS_IMG = '"><img src=x onerror=alert(1)>'
-NOW = datetime.now(timezone.utc)
-
-
-def _at(delta: timedelta) -> str:
-    return (NOW - delta).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-
-
-def _events() -> list[dict]:
-    alice = {"id": 1, "uuid": "uuid-alice", "email": "alice@org-a.example", "first_name": "Alice", "last_name": "Able"}
-    mallory = {"id": 2, "uuid": "uuid-mallory", "email": "mallory@org-b.example", "first_name": "Mallory",
-               "last_name": "Bravo"}
-    support = {"id": 3, "uuid": "uuid-support", "email": "support@org-a.example", "first_name": "Sam",
-               "last_name": "Support"}
-
-    def detail(name, changes):
-        return {"name": name, "short_id": None, "type": None, "changes": changes, "trigger": None, "context": None}
-
-    return [
-        make_event(id="a-recent", team_id=1, organization_id="org-a", user=alice, scope="FeatureFlag", item_id="42",
-                   created_at=_at(timedelta(hours=2)), detail=detail("checkout-flow", [
-                       {"type": "FeatureFlag", "action": "changed", "field": "description",
-                        "before": "the old checkout flow", "after": "the new checkout flow"},
-                       {"type": "FeatureFlag", "action": "changed", "field": "filters",
-                        "before": {"groups": [1], "rollout": 10}, "after": {"groups": [1], "rollout": 50, "new": True}},
-                       {"type": "FeatureFlag", "action": "changed", "field": "tags",
-                        "before": ["beta", "web"], "after": ["web", "ga"]},
-                       {"type": "FeatureFlag", "action": "changed", "field": "password",
-                        "before": "hunter2-old-secret", "after": "hunter3-new-secret"}])),
-        make_event(id="a-week", team_id=1, organization_id="org-a", user=alice, scope="FeatureFlag", item_id="42",
-                   created_at=_at(timedelta(days=5)), detail=detail("checkout-flow", [
-                       {"type": "FeatureFlag", "action": "changed", "field": "active", "before": False,
-                        "after": True}])),
-        make_event(id="a-old", team_id=1, organization_id="org-a", user=alice, scope="Insight", item_id="7",
-                   activity="created", created_at=_at(timedelta(days=60)), detail=detail("revenue", [])),
-        make_event(id="a-xss", team_id=1, organization_id="org-a", user=alice, scope="Dashboard", item_id="9",
-                   created_at=_at(timedelta(hours=3)), detail=detail(XSS_SCRIPT + XSS_IMG, [
-                       {"type": "Dashboard", "action": "changed", "field": XSS_IMG, "before": XSS_SCRIPT,
-                        "after": XSS_IMG}])),
-        make_event(id="a-imp", team_id=1, organization_id="org-a", user=support, scope="Insight", item_id="8",
-                   was_impersonated=True, created_at=_at(timedelta(hours=4)), detail=detail("impersonated-edit", [])),
-        make_event(id="a-sys", team_id=1, organization_id="org-a", user=None, scope="Insight", item_id="8",
-                   is_system=True, created_at=_at(timedelta(hours=5)), detail=detail("system-edit", [])),
-        make_event(id="a-p2", team_id=2, organization_id="org-a", user=alice, scope="Cohort", item_id="3",
-                   created_at=_at(timedelta(hours=6)), detail=detail("project-two-cohort", [])),
-        make_event(id="a-org", team_id=None, organization_id="org-a", user=alice, scope="OrganizationMembership",
-                   item_id="m1", created_at=_at(timedelta(hours=7)), detail=detail("org-level-membership", [])),
-        make_event(id="b-secret", team_id=3, organization_id="org-b", user=mallory, scope="FeatureFlag", item_id="42",
-                   created_at=_at(timedelta(hours=1)), detail=detail("bravo-secret-flag", [
-                       {"type": "FeatureFlag", "action": "changed", "field": "active", "before": True,
-                        "after": False}])),
-        make_event(id="a/odd?id=1&x", team_id=1, organization_id="org-a", user=alice, scope="Survey", item_id="s/1?x",
-                   created_at=_at(timedelta(days=10)), detail=detail("odd-id", [])),
-    ] + [make_event(id=f"a-bulk-{i:03d}", team_id=1, organization_id="org-a", user=alice, scope="Notebook",
-                    item_id=f"n{i}", created_at=_at(timedelta(days=20, minutes=i)), detail=detail(f"bulk-{i}", []))
-         for i in range(60)]
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("page")
     lake = Lake.at(root / "lake")
-    build_lake(lake, root / "landing", _events(), name="a.jsonl")
+    build_lake(lake, root / "landing", page_events(), name="a.jsonl")
     keys = {"p1": create_key(lake, "org-a", [1])[0], "admin-a": create_key(lake, "org-a", admin=True)[0],
             "p3": create_key(lake, "org-b", [3])[0], "admin-b": create_key(lake, "org-b", admin=True)[0],
             "no-scope": create_key(lake, "org-a", [1], scopes=["other:read"])[0]}
@@ -101,34 +42,9 @@ def app_env(world, monkeypatch, tmp_path):
     return monkeypatch
 
 
-def _client(world, **kwargs) -> TestClient:
-    from pipelines.api import create_app
-
-    return TestClient(create_app(world["lake"].root, **kwargs), follow_redirects=False)
-
-
 @pytest.fixture
 def client(world, app_env):
-    return _client(world)
-
-
-def _csrf(text: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', text)
-    assert found, text[:2000]
-    return found.group(1)
-
-
-def sign_in(client, world, key="p1") -> TestClient:
-    form = client.get("/signin")
-    assert form.status_code == 200
-    response = client.post("/signin", data={"key": world["keys"].get(key, key), "csrf": _csrf(form.text),
-                                            "next": "/"})
-    assert response.status_code == 303, response.text
-    return client
-
-
-def _ids(text: str) -> set[str]:
-    return set(re.findall(r'href="/entry/([^"?]+)', text))
+    return page_client(world)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,7 +84,7 @@ def test_the_feed_asks_to_sign_in_and_a_key_makes_a_session(client, world):
     assert form.status_code == 200 and 'type="password"' in form.text and '<label for="key">' in form.text
     signin_cookie = form.headers["set-cookie"]
     assert "HttpOnly" in signin_cookie and "SameSite=strict" in signin_cookie and "Secure" not in signin_cookie
-    response = client.post("/signin", data={"key": world["keys"]["p1"], "csrf": _csrf(form.text),
+    response = client.post("/signin", data={"key": world["keys"]["p1"], "csrf": csrf_token(form.text),
                                             "next": "/?scopes=FeatureFlag"})
     assert response.status_code == 303 and response.headers["location"] == "/?scopes=FeatureFlag"
     cookie = response.headers["set-cookie"]
@@ -178,15 +94,15 @@ def test_the_feed_asks_to_sign_in_and_a_key_makes_a_session(client, world):
     secret = world["keys"]["p1"].split("_", 2)[2]
     assert secret not in session_id
     page = client.get("/?scopes=FeatureFlag")
-    assert page.status_code == 200 and "a-recent" in _ids(page.text)
+    assert page.status_code == 200 and "a-recent" in entry_ids(page.text)
     assert world["keys"]["p1"] not in page.text and secret not in page.text  # the key is never rendered
 
 
 def test_secure_cookie_behind_an_https_public_url(world, app_env):
-    client = _client(world, public_url="https://audit.example")
+    client = page_client(world, public_url="https://audit.example")
     form = client.get("/signin")
     assert "Secure" in form.headers["set-cookie"]
-    response = client.post("/signin", data={"key": world["keys"]["p1"], "csrf": _csrf(form.text)},
+    response = client.post("/signin", data={"key": world["keys"]["p1"], "csrf": csrf_token(form.text)},
                            headers={"cookie": f"alp_signin={form.cookies['alp_signin']}"})
     assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
 
@@ -199,7 +115,7 @@ def test_secure_cookie_behind_an_https_public_url(world, app_env):
 ])
 def test_sign_in_refusals_say_why_and_make_no_session(client, world, key, status, reason):
     form = client.get("/signin")
-    response = client.post("/signin", data={"key": world["keys"].get(key, key), "csrf": _csrf(form.text)})
+    response = client.post("/signin", data={"key": world["keys"].get(key, key), "csrf": csrf_token(form.text)})
     assert response.status_code == status and reason in response.text
     assert "alp_session" not in response.headers.get("set-cookie", "")
     assert len(client.app.state.page_sessions) == 0
@@ -217,7 +133,7 @@ def test_sign_in_without_the_form_token_is_refused(client, world, csrf):
 def test_next_never_leaves_the_server(client, world):
     for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
         form = client.get("/signin")
-        response = client.post("/signin", data={"key": world["keys"]["p1"], "csrf": _csrf(form.text),
+        response = client.post("/signin", data={"key": world["keys"]["p1"], "csrf": csrf_token(form.text),
                                                 "next": target})
         assert response.status_code == 303 and response.headers["location"] == "/", target
 
@@ -235,7 +151,7 @@ def test_sign_out_ends_the_session(client, world):
     sign_in(client, world)
     page = client.get("/")
     session_id = client.cookies["alp_session"]
-    response = client.post("/signout", data={"csrf": _csrf(page.text)})
+    response = client.post("/signout", data={"csrf": csrf_token(page.text)})
     assert response.status_code == 303 and response.headers["location"] == "/signin?reason=signed-out"
     assert 'alp_session=""' in response.headers["set-cookie"] and "Max-Age=0" in response.headers["set-cookie"]
     assert len(client.app.state.page_sessions) == 0
@@ -245,7 +161,7 @@ def test_sign_out_ends_the_session(client, world):
 
 def test_sessions_expire_when_idle(world, app_env):
     app_env.setenv("ACTIVITYLOG_SESSION_TTL", "1")
-    client = sign_in(_client(world), world)
+    client = sign_in(page_client(world), world)
     assert client.get("/").status_code == 200
     time.sleep(1.3)
     response = client.get("/")
@@ -266,7 +182,7 @@ def test_session_ttl_setting():
 
 def test_a_revoked_key_ends_its_sessions_at_the_next_request(world, app_env):
     token, key = create_key(world["lake"], "org-a", [1], label="to revoke")
-    client = sign_in(_client(world), world, token)
+    client = sign_in(page_client(world), world, token)
     assert client.get("/").status_code == 200
     assert revoke_key(world["lake"], key.key_id)
     response = client.get("/")
@@ -307,7 +223,7 @@ def test_security_headers_on_every_page(client, world):
 
 def test_embeds_may_be_framed_as_configured(world, app_env):
     app_env.setenv("ACTIVITYLOG_PAGE_FRAME_ANCESTORS", "'self' https://host.example")
-    client = sign_in(_client(world), world)
+    client = sign_in(page_client(world), world)
     response = client.get("/embed/feed")
     assert response.status_code == 200
     assert "frame-ancestors 'self' https://host.example" in response.headers["content-security-policy"]
@@ -317,33 +233,33 @@ def test_embeds_may_be_framed_as_configured(world, app_env):
     assert client.get("/").headers["content-security-policy"].endswith("frame-ancestors 'none'")
     app_env.setenv("ACTIVITYLOG_PAGE_FRAME_ANCESTORS", "'self'; script-src *")
     with pytest.raises(ValueError, match="ACTIVITYLOG_PAGE_FRAME_ANCESTORS"):
-        _client(world)
+        page_client(world)
 
 
 def test_feed_filters_from_the_url(client, world):
     sign_in(client, world)
-    everything = _ids(client.get("/").text)
+    everything = entry_ids(client.get("/").text)
     assert {"a-recent", "a-xss", "a-imp", "a-sys"} <= everything and "a-p2" not in everything
     assert "a-org" not in everything  # organization-level activity only when asked
-    assert _ids(client.get("/?scopes=FeatureFlag").text) == {"a-recent", "a-week"}
-    assert _ids(client.get("/?preset=24h").text) == {"a-recent", "a-xss", "a-imp", "a-sys"}
-    seven = _ids(client.get("/?preset=7d&scopes=FeatureFlag").text)
+    assert entry_ids(client.get("/?scopes=FeatureFlag").text) == {"a-recent", "a-week"}
+    assert entry_ids(client.get("/?preset=24h").text) == {"a-recent", "a-xss", "a-imp", "a-sys"}
+    seven = entry_ids(client.get("/?preset=7d&scopes=FeatureFlag").text)
     assert seven == {"a-recent", "a-week"}
-    assert _ids(client.get("/?preset=24h&scopes=FeatureFlag").text) == {"a-recent"}
+    assert entry_ids(client.get("/?preset=24h&scopes=FeatureFlag").text) == {"a-recent"}
     day = (NOW - timedelta(days=60)).date().isoformat()
-    assert _ids(client.get(f"/?preset=custom&start_date={day}&end_date={day}").text) == {"a-old"}
-    assert _ids(client.get(f"/?start_date={day}&end_date={day}").text) == {"a-old"}  # dates without a preset
-    assert _ids(client.get(f"/?start_date={day}&end_date={day}&preset=24h").text) == {
+    assert entry_ids(client.get(f"/?preset=custom&start_date={day}&end_date={day}").text) == {"a-old"}
+    assert entry_ids(client.get(f"/?start_date={day}&end_date={day}").text) == {"a-old"}  # dates without a preset
+    assert entry_ids(client.get(f"/?start_date={day}&end_date={day}&preset=24h").text) == {
         "a-recent", "a-xss", "a-imp", "a-sys"}  # a preset wins over dates left in the form
-    assert _ids(client.get("/?was_impersonated=true").text) == {"a-imp"}
-    assert "a-imp" not in _ids(client.get("/?was_impersonated=false&preset=24h").text)
-    assert _ids(client.get("/?is_system=true").text) == {"a-sys"}
-    assert "a-sys" not in _ids(client.get("/?is_system=false&preset=24h").text)
-    assert _ids(client.get("/?item_ids=42").text) == {"a-recent", "a-week"}
-    assert _ids(client.get("/?search_text=revenue").text) == {"a-old"}
-    assert _ids(client.get("/?users=uuid-support").text) == {"a-imp"}
-    assert _ids(client.get("/?activities=created&scopes=Insight").text) == {"a-old"}
-    assert "a-org" in _ids(client.get("/?include_organization=true&preset=24h").text)
+    assert entry_ids(client.get("/?was_impersonated=true").text) == {"a-imp"}
+    assert "a-imp" not in entry_ids(client.get("/?was_impersonated=false&preset=24h").text)
+    assert entry_ids(client.get("/?is_system=true").text) == {"a-sys"}
+    assert "a-sys" not in entry_ids(client.get("/?is_system=false&preset=24h").text)
+    assert entry_ids(client.get("/?item_ids=42").text) == {"a-recent", "a-week"}
+    assert entry_ids(client.get("/?search_text=revenue").text) == {"a-old"}
+    assert entry_ids(client.get("/?users=uuid-support").text) == {"a-imp"}
+    assert entry_ids(client.get("/?activities=created&scopes=Insight").text) == {"a-old"}
+    assert "a-org" in entry_ids(client.get("/?include_organization=true&preset=24h").text)
     page = client.get("/?scopes=FeatureFlag&preset=7d")
     assert 'value="FeatureFlag" selected' in page.text and 'value="7d" selected' in page.text  # the form keeps them
     bad = client.get("/?preset=yesterday")
@@ -361,17 +277,17 @@ def test_feed_filters_from_the_url(client, world):
 def test_cursor_pages_without_and_with_htmx(client, world):
     sign_in(client, world)
     first = client.get("/?scopes=Notebook")
-    ids = _ids(first.text)
+    ids = entry_ids(first.text)
     assert len(ids) == 50
     more = re.search(r'<a class="more" href="([^"]+)"', first.text).group(1)
     more = html.unescape(more)
     assert "scopes=Notebook" in more and "after=" in more and "project=1" in more
     second = client.get(more)
     assert second.status_code == 200 and "<html" in second.text  # a plain link: a whole page
-    rest = _ids(second.text)
+    rest = entry_ids(second.text)
     assert len(rest) == 10 and not ids & rest
     fragment = client.get(more, headers={"HX-Request": "true"})
-    assert "<html" not in fragment.text and _ids(fragment.text) == rest and 'class="more"' not in fragment.text
+    assert "<html" not in fragment.text and entry_ids(fragment.text) == rest and 'class="more"' not in fragment.text
 
 
 def test_an_entry_shows_each_change_with_a_readable_diff(client, world):
@@ -407,17 +323,6 @@ def test_history_of_a_resource_newest_first(client, world):
 # Tenant isolation of the HTML
 
 
-B_MARKERS = ("b-secret", "bravo-secret-flag", "Mallory", "mallory@org-b.example", "uuid-mallory")
-
-
-def _no_b(text: str, typed: str = "") -> None:
-    """None of org-b's names or ids, except what the request itself typed (echoed in the filter form)."""
-    for marker in B_MARKERS:
-        if marker not in typed:
-            assert marker not in text, marker
-    assert not {i for i in _ids(text) if i.startswith("b-")}
-
-
 def test_a_session_of_org_a_never_renders_org_b(client, world):
     sign_in(client, world, "admin-a")
     for path in ("/", "/?include_organization=true", "/?project=1", "/?project=2", "/?search_text=bravo",
@@ -425,12 +330,12 @@ def test_a_session_of_org_a_never_renders_org_b(client, world):
                  "/embed/history?scope=FeatureFlag&item_id=42"):
         response = client.get(path)
         assert response.status_code == 200, path
-        _no_b(response.text, typed=path)
-    assert "a-org" in _ids(client.get("/").text) and "a-p2" in _ids(client.get("/").text)  # the whole organization
+        assert_no_org_b(response.text, typed=path)
+    assert "a-org" in entry_ids(client.get("/").text) and "a-p2" in entry_ids(client.get("/").text)  # the whole organization
     for path in ("/entry/b-secret", "/?project=3", "/history?scope=FeatureFlag&item_id=42&project=3"):
         response = client.get(path)
         assert response.status_code == 404 and "not found" in response.text, path
-        _no_b(response.text)
+        assert_no_org_b(response.text)
 
 
 def test_a_project_key_reads_only_its_projects(client, world):
@@ -449,26 +354,18 @@ def test_property_org_a_never_sees_org_b(world, path, params):
     import os
 
     os.environ["ACTIVITYLOG_PAGE_SECRET_FILE"] = str(world["root"] / "page.secret")
-    client = sign_in(_client(world), world, "admin-a")
+    client = sign_in(page_client(world), world, "admin-a")
     response = client.get(path, params=params)
     assert response.status_code in (200, 400, 404)
-    _no_b(response.text, typed=" ".join(params.values()))
+    assert_no_org_b(response.text, typed=" ".join(params.values()))
 
 
 # ------------------------------------------------------------------------------------------------
 # Viewer tokens
 
 
-def _token(client, world, key, body) -> dict:
-    org = "org-a" if key.endswith("-a") else "org-b"
-    response = client.post(f"/api/organizations/{org}/viewer_tokens", json=body,
-                           headers={"Authorization": f"Bearer {world['keys'][key]}"})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 def test_viewer_token_of_a_project_shows_only_that_project(client, world):
-    made = _token(client, world, "admin-a", {"project_id": 1, "ttl": "15m"})
+    made = viewer_token(client, world, "admin-a", {"project_id": 1, "ttl": "15m"})
     assert made["organization_id"] == "org-a" and made["project_id"] == 1
     token = made["token"]
     expires = datetime.fromisoformat(made["expires_at"].replace("Z", "+00:00"))
@@ -476,10 +373,10 @@ def test_viewer_token_of_a_project_shows_only_that_project(client, world):
     for path, extra in (("/", {}), ("/embed/feed", {}), ("/embed/history", {"scope": "FeatureFlag", "item_id": "42"})):
         response = client.get(path, params={"token": token, **extra})
         assert response.status_code == 200, path
-        _no_b(response.text)
+        assert_no_org_b(response.text)
         assert "a-p2" not in response.text and "project-two-cohort" not in response.text
     feed = client.get("/embed/feed", params={"token": token})
-    assert "a-recent" in _ids(feed.text)
+    assert "a-recent" in entry_ids(feed.text)
     more_links = re.findall(r'href="([^"]+)"', feed.text)
     assert all("token=" in html.unescape(link) for link in more_links if "/entry/" in link or "/history" in link)
     assert client.get("/", params={"token": token, "project": "2"}).status_code == 404
@@ -490,10 +387,10 @@ def test_viewer_token_of_a_project_shows_only_that_project(client, world):
 
 
 def test_viewer_token_of_org_b_never_shows_org_a(client, world):
-    token = _token(client, world, "admin-b", {"ttl": "2m"})["token"]
+    token = viewer_token(client, world, "admin-b", {"ttl": "2m"})["token"]
     text = client.get("/embed/feed", params={"token": token}).text
-    assert "b-secret" in _ids(text)
-    assert not _ids(text) - {"b-secret"} and "Alice" not in text
+    assert "b-secret" in entry_ids(text)
+    assert not entry_ids(text) - {"b-secret"} and "Alice" not in text
 
 
 def test_viewer_token_refusals(client, world):
@@ -511,7 +408,7 @@ def test_viewer_token_refusals(client, world):
     assert client.post("/api/organizations/org-b/viewer_tokens", json={}, headers=admin).status_code == 404
     assert client.post("/api/organizations/org-a/viewer_tokens", json={}).status_code == 401
 
-    token = _token(client, world, "admin-a", {"project_id": 1})["token"]
+    token = viewer_token(client, world, "admin-a", {"project_id": 1})["token"]
     head, payload, signature = token.split(".")
     import base64
     import json as json_module
@@ -524,7 +421,7 @@ def test_viewer_token_refusals(client, world):
                         ("garbage", "not a viewer token"), ("", "not a viewer token")]:
         response = client.get("/embed/feed", params={"token": bad})
         assert response.status_code == 401 and reason in response.text, bad
-        _no_b(response.text)
+        assert_no_org_b(response.text)
 
 
 def test_an_expired_token_or_a_revoked_issuer_ends_the_token(client, world):
@@ -565,13 +462,13 @@ def test_the_secret_file_is_private_kept_and_made_only_when_used(world, app_env,
     from pipelines.web import tokens
 
     app_env.setenv("ACTIVITYLOG_PAGE_SECRET_FILE", str(tmp_path / "lazy" / "page.secret"))
-    client = sign_in(_client(world), world)
+    client = sign_in(page_client(world), world)
     assert client.get("/").status_code == 200 and not (tmp_path / "lazy").exists()  # no token: no file
     assert client.get("/embed/feed", params={"token": "alv1.x.y"}).status_code == 401
     assert (tmp_path / "lazy" / "page.secret").exists()
     (tmp_path / "bad").write_text("short\n")
     app_env.setenv("ACTIVITYLOG_PAGE_SECRET_FILE", str(tmp_path / "bad"))
-    refused = _client(world).get("/embed/feed", params={"token": "alv1.x.y"})
+    refused = page_client(world).get("/embed/feed", params={"token": "alv1.x.y"})
     assert refused.status_code == 503 and "too short" in refused.text
 
     path = tmp_path / "conf" / "page.secret"
@@ -602,8 +499,8 @@ def test_export_without_javascript_runs_and_downloads_xlsx(world, app_env, tmp_p
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     app_env.setenv("DAGSTER_HOME", str(home))
     app_env.setenv("ACTIVITYLOG_CONFIG", "/dev/null")
-    client = sign_in(_client(world), world)
-    csrf = _csrf(client.get("/?scopes=FeatureFlag").text)
+    client = sign_in(page_client(world), world)
+    csrf = csrf_token(client.get("/?scopes=FeatureFlag").text)
     started = client.post("/export?project=1&scopes=FeatureFlag&preset=7d", data={"csrf": csrf, "format": "xlsx"})
     assert started.status_code == 303
     status_url = started.headers["location"]
@@ -624,14 +521,14 @@ def test_export_without_javascript_runs_and_downloads_xlsx(world, app_env, tmp_p
     path.write_bytes(file.content)
     sheet = fastexcel.read_excel(str(path)).load_sheet(0).to_polars()
     assert sorted(sheet["id"].to_list()) == ["a-recent", "a-week"]
-    other = sign_in(_client(world), world, "admin-a")  # the organization's access is not the project's
+    other = sign_in(page_client(world), world, "admin-a")  # the organization's access is not the project's
     assert other.get(status_url.split("?")[0]).status_code == 404
     assert other.get(link.split("?")[0]).status_code == 404
 
 
 def test_export_format_and_foreign_exports(client, world):
     sign_in(client, world)
-    csrf = _csrf(client.get("/").text)
+    csrf = csrf_token(client.get("/").text)
     response = client.post("/export", data={"format": "pdf", "csrf": csrf})
     assert response.status_code == 400 and "must be csv or xlsx" in response.text
     assert client.get("/export/0123456789abcdef").status_code == 404
@@ -725,7 +622,7 @@ def test_pages_without_a_session_or_with_a_huge_form(client, world):
     hx = client.get("/", headers={"HX-Request": "true"})
     assert hx.status_code == 401 and hx.headers["hx-redirect"].startswith("/signin?next=")
     form = client.get("/signin")
-    huge = client.post("/signin", data={"key": "x" * 20_000, "csrf": _csrf(form.text)})
+    huge = client.post("/signin", data={"key": "x" * 20_000, "csrf": csrf_token(form.text)})
     assert huge.status_code == 400 and "the form is at most 16,384 bytes" in huge.text
     sign_in(client, world)
     assert client.get("/entry/" + "x" * 1001).status_code == 400

@@ -13,22 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.browser import LAPTOP, PHONE, own_origin
 from tests.helpers.lakes import build_lake
+from tests.helpers.page import B_MARKERS, page_events
 from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
-from tests.test_docs_offline import CHROMIUM, CHROMIUM_ARGS, _own_origin
-from tests.test_page import B_MARKERS, _events
 from transforms.keys import create_key
 from transforms.lake import Lake
-
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 375, "height": 740}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("page-browser")
     lake = Lake.at(root / "lake")
-    build_lake(lake, root / "landing", _events(), name="a.jsonl")
+    build_lake(lake, root / "landing", page_events(), name="a.jsonl")
     key = create_key(lake, "org-a", [1], label="browser")[0]
     admin = create_key(lake, "org-a", admin=True, label="host application")[0]
     home = root / "dagster"
@@ -47,21 +44,6 @@ def served(tmp_path_factory):
         process.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed: run scripts/install-browser (make browser) to install "
-                    "Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 def _shots(tmp_path) -> Path:
     target = Path(os.environ.get("ACTIVITYLOG_PAGE_SCREENSHOTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
@@ -76,7 +58,7 @@ def test_sign_in_filter_diff_history_export_sign_out(served, browser, tmp_path):
                                   timezone_id="Europe/Paris", locale="en-GB")
     requests, failures, errors, console = [], [], [], []
     context.on("request", lambda request: requests.append(request.url))
-    context.route("**/*", lambda route: route.continue_() if _own_origin(route.request.url, origin) else route.abort())
+    context.route("**/*", lambda route: route.continue_() if own_origin(route.request.url, origin) else route.abort())
     page = context.new_page()
     page.on("requestfailed", lambda request: failures.append(request.url))
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -177,7 +159,7 @@ def test_sign_in_filter_diff_history_export_sign_out(served, browser, tmp_path):
         page.goto(origin + "/")
         assert "/signin" in page.url
 
-        assert [url for url in requests if not _own_origin(url, origin)] == []
+        assert [url for url in requests if not own_origin(url, origin)] == []
         assert failures == [] and errors == [], (failures, errors)
         assert console == [], console  # no CSP violation, no script error
     finally:

@@ -20,7 +20,7 @@ from transforms.lake import ACTIVITY_LOG
 from transforms.streams import STREAM_LEDGER, ocsf_record
 from transforms import jsontext
 from hypothesis import given, settings as hsettings, strategies as st
-from tests.test_json_properties import json_string, json_value
+from tests.helpers.json_text import json_string, json_value
 
 FAST = RetryPolicy(max_attempts=2, backoff_base=0.01)
 
