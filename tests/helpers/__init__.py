@@ -10,7 +10,13 @@
 - ``s3``: ``moto_server`` as a subprocess, for the S3 pass and the S3 tests;
 - ``postgres``: databases on the PostgreSQL pass's server (``ACTIVITYLOG_TEST_POSTGRES``);
 - ``faults``: kill the real CLI after its N-th Delta commit and check the lake (recovery tests);
-- ``posthog``: the PostHog-compatibility suite's events, projects and HTTP client (``tests/posthog/``).
+- ``posthog``: the PostHog-compatibility suite's events, projects and HTTP client (``tests/posthog/``);
+- ``page``: the activity page's two-organization world of events, sign-in, entry ids, viewer tokens;
+- ``browser``: chromium's path and flags, viewports, ``own_origin`` (the ``browser`` fixture is in conftest.py);
+- ``notify``: notification tests' flag events, configuration and delivery-ledger counts;
+- ``json_text``: Hypothesis strategies writing JSON text (escapes, surrogates, any number).
+
+A helper used by one test module stays in that module; one used by two or more belongs here.
 """
 
 from pathlib import Path
