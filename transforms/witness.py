@@ -50,6 +50,7 @@ from transforms.checkpoints import (
     create_key_file,
     SIGNATURE_PREFIX, Checkpoint, CheckpointError, NoteSignature, Signer, Verifier, parse_note, verify_checkpoint,
 )
+from transforms.checkpoints.notes import parse_vkey
 from transforms.merkle import MerkleError, verify_consistency
 
 ALG_COSIGNATURE_V1 = 0x04
@@ -87,18 +88,10 @@ class CosignerKey:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> "CosignerKey":
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise WitnessError("a witness key is <name>+<hex key ID>+<base64 key>")
-        name, hex_id, encoded = parts
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
-            raise WitnessError("malformed witness key") from None
-        if len(raw) != 33 or raw[0] != ALG_COSIGNATURE_V1:
-            raise WitnessError("not an Ed25519 cosignature/v1 key")
-        key = cls(name, raw[1:])
-        if key.key_id.hex() != hex_id.lower():
+        name, wanted, public = parse_vkey(vkey, ALG_COSIGNATURE_V1, what="witness",
+                                          kind="Ed25519 cosignature/v1", error=WitnessError)
+        key = cls(name, public)
+        if key.key_id != wanted:
             raise WitnessError("witness key ID does not match its name and key")
         return key
 

@@ -8,7 +8,7 @@ import binascii
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -40,6 +40,26 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def parse_vkey(vkey: str, algorithm: int, *, what: str, kind: str, error: type[Exception],
+               check_name: Callable[[str], None] | None = None) -> tuple[str, bytes, bytes]:
+    """(name, key ID, public key) of a key as text, ``<name>+<hex key ID>+<base64(algorithm ‖ key)>``
+    (a verifier key, a witness key); ``error`` says what is wrong. The caller checks the key ID."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3:
+        raise error(f"a {what} key is <name>+<hex key ID>+<base64 key>")
+    name, hex_id, encoded = parts
+    if check_name is not None:
+        check_name(name)
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        wanted = bytes.fromhex(hex_id)
+    except (binascii.Error, ValueError):
+        raise error(f"malformed {what} key") from None
+    if len(raw) != 33 or raw[0] != algorithm or len(hex_id) != 8:
+        raise error(f"not an {kind} key")
+    return name, wanted, raw[1:]
+
+
 @dataclass(frozen=True)
 class Verifier:
     name: str
@@ -56,22 +76,13 @@ class Verifier:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> "Verifier":
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise CheckpointError("a verifier key is <name>+<hex key ID>+<base64 key>")
-        name, hex_id, encoded = parts
-        _check_name(name)
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-            wanted = bytes.fromhex(hex_id)
-        except (binascii.Error, ValueError):
-            raise CheckpointError("malformed verifier key") from None
-        if len(raw) != 33 or raw[0] != ALG_ED25519 or len(hex_id) != 8:
-            raise CheckpointError("not an Ed25519 verifier key")
-        verifier = cls(name, raw[1:])
+        name, wanted, public = parse_vkey(vkey, ALG_ED25519, what="verifier", kind="Ed25519 verifier",
+                                          error=CheckpointError, check_name=_check_name)
+        verifier = cls(name, public)
         if verifier.key_id != wanted:
             raise CheckpointError("verifier key ID does not match its name and key")
         return verifier
+
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         try:
