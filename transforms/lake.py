@@ -38,7 +38,7 @@ _OPEN_TABLES: dict[str, DeltaTable] = {}
 # Whatever writes a table — this module's methods, Polars' ``write_delta`` (which calls
 # ``deltalake.write_deltalake``), a ``DeltaTable``'s delete / merge / update / optimize / vacuum /
 # alter — passes through :func:`committed` once it succeeded. That is the one place fault injection
-# hooks into (tests/faults.py):
+# hooks into (tests/helpers/faults.py):
 #
 # * ``ACTIVITYLOG_FAULT_KILL_AFTER_COMMIT=N`` kills the process (SIGKILL, no cleanup, like a power cut)
 #   right after its N-th successful commit;
