@@ -82,21 +82,7 @@ def describe(before: Any, after: Any, *, masked: bool = False, depth: int = 0) -
     if isinstance(before, list) and isinstance(after, list) and len(before) + len(after) <= MAX_ITEMS:
         left = [_key(v) for v in before]
         right = [_key(v) for v in after]
-        remaining = list(right)
-        removed = []
-        for text, value in zip(left, before):
-            if text in remaining:
-                remaining.remove(text)
-            else:
-                removed.append(show(value))
-        remaining_left = list(left)
-        added = []
-        for text, value in zip(right, after):
-            if text in remaining_left:
-                remaining_left.remove(text)
-            else:
-                added.append(show(value))
-        return Diff("list", added=tuple(added), removed=tuple(removed))
+        return Diff("list", added=_unmatched(right, after, left), removed=_unmatched(left, before, right))
     return Diff("value", before=None if before is None else show(before), after=None if after is None else show(after))
 
 
@@ -124,3 +110,16 @@ def changes_of(detail: dict) -> list[dict]:
                     "before": None if before is None else show(before),
                     "after": None if after is None else show(after)})
     return out
+
+
+def _unmatched(texts: list[str], values: list, other: list[str]) -> tuple:
+    """The values (shown) whose text has no counterpart left in ``other``: a multiset difference, so
+    an item twice on one side and once on the other counts once."""
+    remaining = list(other)
+    out = []
+    for text, value in zip(texts, values):
+        if text in remaining:
+            remaining.remove(text)
+        else:
+            out.append(show(value))
+    return tuple(out)
