@@ -71,15 +71,24 @@ class S3SinkClient:
         return str(target)
 
 
-class SplunkClient:
-    """HTTP Event Collector: ``Authorization: Splunk <token>``, batched ``{time, host, source, sourcetype, event}``."""
+class _HttpSink:
+    """A sink reached by HTTPS POSTs: its URL, its credential (the configuration field ``credential``
+    names, a secret reference) and one connection pool."""
 
-    def __init__(self, spec, policy: RetryPolicy, where: str) -> None:
+    credential = ""
+
+    def __init__(self, spec, policy: RetryPolicy, where: str = "") -> None:
         self.url = spec.url.value(f"{where}.sink.url")
-        self.token = spec.token.value(f"{where}.sink.token")
+        self.secret = getattr(spec, self.credential).value(f"{where}.sink.{self.credential}")
         self.spec = spec
         self.policy = policy
         self.client = httpx.Client(timeout=spec.timeout)
+
+
+class SplunkClient(_HttpSink):
+    """HTTP Event Collector: ``Authorization: Splunk <token>``, batched ``{time, host, source, sourcetype, event}``."""
+
+    credential = "token"
 
     def send(self, batch: list[dict], batch_id: str) -> str:
         events = []
@@ -91,20 +100,15 @@ class SplunkClient:
                 event["index"] = self.spec.index
             events.append(_dumps(event))
         _http_call(self.client, self.policy, "Splunk HEC", url=self.url, content="\n".join(events).encode(),
-                   headers={"Authorization": f"Splunk {self.token}", "Content-Type": "application/json",
+                   headers={"Authorization": f"Splunk {self.secret}", "Content-Type": "application/json",
                             "X-Splunk-Request-Channel": batch_id})
         return self.url
 
 
-class DatadogClient:
+class DatadogClient(_HttpSink):
     """Logs intake v2: ``DD-API-KEY``, gzipped JSON arrays of at most 1,000 entries and 5 MB."""
 
-    def __init__(self, spec, policy: RetryPolicy, where: str) -> None:
-        self.url = spec.url.value(f"{where}.sink.url")
-        self.api_key = spec.api_key.value(f"{where}.sink.api_key")
-        self.spec = spec
-        self.policy = policy
-        self.client = httpx.Client(timeout=spec.timeout)
+    credential = "api_key"
 
     def send(self, batch: list[dict], batch_id: str) -> str:
         entries = [_dumps({"ddsource": "activitylog", "service": self.spec.service, "hostname": HOSTNAME,
@@ -117,7 +121,7 @@ class DatadogClient:
                 if chunk:
                     body = gzip.compress(("[" + ",".join(chunk) + "]").encode())
                     _http_call(self.client, self.policy, "Datadog", url=self.url, content=body,
-                               headers={"DD-API-KEY": self.api_key, "Content-Type": "application/json",
+                               headers={"DD-API-KEY": self.secret, "Content-Type": "application/json",
                                         "Content-Encoding": "gzip"})
                 chunk, size = [], 2
             if entry is not None:
