@@ -1,16 +1,21 @@
 """The activity page's tests: a two-organization world of events (``page_events``: org-a's hostile, impersonated,
 system and organization-level rows, org-b's secret flag), a client on it, sign-in, the entry ids of a page,
-the check that nothing of org-b shows, and viewer tokens. The ``world``, ``app_env`` and ``client`` fixtures
-are in tests/test_page.py."""
+the check that nothing of org-b shows, and viewer tokens. Each tests/test_page_*.py module has thin ``world``
+(``page_world``), ``app_env`` (``page_env``) and ``client`` fixtures of its own."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from tests.helpers.events import make_event
+from tests.helpers.lakes import build_lake
+from transforms.keys import create_key
+from transforms.lake import Lake
 
 XSS_SCRIPT = "<script>alert('pwned')</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'
@@ -72,6 +77,29 @@ def page_events() -> list[dict]:
     ] + [make_event(id=f"a-bulk-{i:03d}", team_id=1, organization_id="org-a", user=alice, scope="Notebook",
                     item_id=f"n{i}", created_at=ago(timedelta(days=20, minutes=i)), detail=detail(f"bulk-{i}", []))
          for i in range(60)]
+
+
+def page_world(root: Path) -> dict:
+    """The lake of ``page_events`` under ``root`` and its keys: ``p1`` (org-a's project 1), ``admin-a``, ``p3``
+    (org-b's project 3), ``admin-b`` and ``no-scope`` (project 1, without the scope activity_log:read)."""
+    lake = Lake.at(root / "lake")
+    build_lake(lake, root / "landing", page_events(), name="a.jsonl")
+    keys = {"p1": create_key(lake, "org-a", [1])[0], "admin-a": create_key(lake, "org-a", admin=True)[0],
+            "p3": create_key(lake, "org-b", [3])[0], "admin-b": create_key(lake, "org-b", admin=True)[0],
+            "no-scope": create_key(lake, "org-a", [1], scopes=["other:read"])[0]}
+    return {"root": root, "lake": lake, "keys": keys}
+
+
+def page_env(monkeypatch, world: dict, exports: Path):
+    """The page's environment for one test: the world's secret file, ``exports`` for exports, no rate limit, and
+    none of the settings a test may set (session TTL, frame ancestors, public URL). Returns ``monkeypatch``."""
+    monkeypatch.setenv("ACTIVITYLOG_PAGE_SECRET_FILE", str(world["root"] / "page.secret"))
+    monkeypatch.setenv("ACTIVITYLOG_API_EXPORTS", str(exports))
+    monkeypatch.setenv("ACTIVITYLOG_API_RATE", "100000")
+    monkeypatch.delenv("ACTIVITYLOG_SESSION_TTL", raising=False)
+    monkeypatch.delenv("ACTIVITYLOG_PAGE_FRAME_ANCESTORS", raising=False)
+    monkeypatch.delenv("ACTIVITYLOG_PUBLIC_URL", raising=False)
+    return monkeypatch
 
 
 def page_client(world, **kwargs) -> TestClient:
