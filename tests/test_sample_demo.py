@@ -1,47 +1,25 @@
-"""Tests for pipelines.demo: determinism, exact accounting, realistic mix, reference data, bench files.
+"""Tests for pipelines.demo's demo landing: determinism, exact accounting, files and formats, late events, a
+realistic mix, before/after values of every JSON type, reference data covering the events, small shapes.
 
 Every count in a SampleReport is re-derived here from the bytes on disk with an independent parser
-and validator (the design's input rules), so the ingest can trust the report in its own tests.
+and validator (tests.helpers.sample), so the ingest can trust the report in its own tests.
 """
 
 import csv
-import gzip
 import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from pipelines.demo import (
-    SampleReport,
-    write_bench_landing,
-    write_demo_landing,
-    write_reference_data,
-)
+from pipelines.demo import SampleReport, write_demo_landing, write_reference_data
+from tests.helpers.sample import END, Audit, audit, parse_ts, problem
 
-END = date(2024, 3, 31)
 DEMO_EVENTS = 8_000
 DEMO_DAYS = 14
 SEED = 20240115
 ORG_SCOPES = {"OrganizationMembership", "Organization", "Role", "PersonalAPIKey"}
-
-
-# ---------------------------------------------------------------------------------------------
-# An independent reader and validator
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Line:
-    file: Path
-    number: int
-    text: str | None  # None for elements of a .json document
-    value: object  # parsed JSON, or the sentinel INVALID
-
-
-INVALID = object()
 
 
 def file_day(path: Path) -> date | None:
@@ -49,122 +27,6 @@ def file_day(path: Path) -> date | None:
     if name.startswith("events-"):
         return date.fromisoformat(name[len("events-") : len("events-") + 10])
     return None
-
-
-def read_file(path: Path) -> tuple[list[Line], int]:
-    """Every record of a landing file, and the number of blank lines in it."""
-    raw = path.read_bytes()
-    name = path.name
-    if name.endswith(".json"):
-        doc = json.loads(raw.decode("utf-8"))
-        if isinstance(doc, dict):
-            assert set(doc) == {"results", "next"} and doc["next"] is None
-            doc = doc["results"]
-        assert isinstance(doc, list)
-        return [Line(path, i + 1, None, v) for i, v in enumerate(doc)], 0
-    if name.endswith(".gz"):
-        raw = gzip.decompress(raw)
-    if name.endswith(".ndjson"):
-        assert raw.startswith(b"\xef\xbb\xbf"), "the .ndjson day carries a UTF-8 BOM"
-        text = raw[3:].decode("utf-8")
-        assert text.endswith("\r\n")
-        assert "\n" not in text.replace("\r\n", ""), "CRLF file has only CRLF line endings"
-        parts = text[:-2].split("\r\n")
-    else:
-        text = raw.decode("utf-8")
-        assert "\r" not in text
-        if not text:
-            return [], 0
-        assert text.endswith("\n")
-        parts = text[:-1].split("\n")
-    lines, blank = [], 0
-    for i, part in enumerate(parts):
-        if part == "":
-            blank += 1
-            continue
-        try:
-            value = json.loads(part)
-        except json.JSONDecodeError:
-            value = INVALID
-        lines.append(Line(path, i + 1, part, value))
-    return lines, blank
-
-
-def parse_ts(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return ts
-
-
-def problem(value: object) -> str | None:
-    """Why the ingest must reject this record (the design's rules), or None."""
-    if value is INVALID:
-        return "invalid_json"
-    if not isinstance(value, dict):
-        return "not_an_object"
-    if not isinstance(value.get("id"), str) or not value["id"]:
-        return "empty_id" if value.get("id") == "" else "missing_id"
-    for key in ("scope", "activity"):
-        v = value.get(key)
-        if v is None:
-            return f"missing_{key}"
-        if not isinstance(v, str) or not v:
-            return f"empty_{key}"
-        if len(v) > 79:
-            return f"{key}_too_long"
-    if "created_at" not in value:
-        return "missing_created_at"
-    ts = parse_ts(value["created_at"])
-    if ts is None:
-        return "invalid_created_at"
-    if ts.tzinfo is None:
-        return "created_at_without_timezone"
-    if ts > datetime.now(timezone.utc) + timedelta(days=1):
-        return "created_at_in_future"
-    item_id = value.get("item_id")
-    if item_id is not None and not isinstance(item_id, (str, int)):
-        return "bad_item_id"
-    if item_id is not None and len(str(item_id)) > 72:
-        return "item_id_too_long"
-    detail = value.get("detail")
-    if detail is not None and not isinstance(detail, dict):
-        return "bad_detail"
-    if value.get("team_id") is None and value.get("organization_id") is None:
-        return "no_level"
-    return None
-
-
-@dataclass
-class Audit:
-    lines: list[Line]
-    blank: int
-    valid: list[Line]
-    distinct: dict[str, dict]
-    reasons: Counter
-
-
-def audit(files: list[Path]) -> Audit:
-    lines, blank = [], 0
-    for path in files:
-        ls, b = read_file(path)
-        lines += ls
-        blank += b
-    valid, reasons, distinct = [], Counter(), {}
-    for line in lines:
-        why = problem(line.value)
-        if why:
-            reasons[why] += 1
-        else:
-            valid.append(line)
-            ev = line.value
-            if ev["id"] in distinct:
-                assert distinct[ev["id"]] == ev, "a duplicate is an exact copy"
-            distinct.setdefault(ev["id"], ev)
-    return Audit(lines, blank, valid, distinct, reasons)
 
 
 def changes_of(ev: dict) -> list[dict]:
@@ -184,13 +46,6 @@ def demo(tmp_path_factory) -> tuple[SampleReport, Audit]:
     report = write_demo_landing(landing, events=DEMO_EVENTS, days=DEMO_DAYS, end_day=END, seed=SEED,
                                 progress=seen.append)
     assert seen and seen[-1] == DEMO_EVENTS
-    return report, audit(report.files)
-
-
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> tuple[SampleReport, Audit]:
-    landing = tmp_path_factory.mktemp("bench")
-    report = write_bench_landing(landing, events=20_000, days=30, files=4, end_day=END, seed=7)
     return report, audit(report.files)
 
 
@@ -386,54 +241,3 @@ def test_demo_small_shapes(tmp_path):
 def test_default_end_day_is_yesterday(tmp_path):
     r = write_demo_landing(tmp_path, events=50, days=2)
     assert r.end_day == datetime.now(timezone.utc).date() - timedelta(days=1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Bench landing
-# ---------------------------------------------------------------------------------------------
-
-
-def test_bench_counts_and_size(bench):
-    report, a = bench
-    assert [p.name for p in report.files] == [f"bench-{k:04d}.jsonl" for k in range(4)]
-    assert report.events == 20_000 == len(a.lines) == len(a.valid) == len(a.distinct)
-    assert report.duplicate_lines == report.malformed_lines == report.blank_lines == a.blank == 0
-    assert report.malformed_reasons == {}
-    assert report.start_day == END - timedelta(days=29) and report.end_day == END
-    total = sum(p.stat().st_size for p in report.files)
-    assert 600 <= total / report.events <= 1000
-    for p in report.files:
-        assert 0.8 * 5_000 <= sum(1 for _ in p.open("rb")) <= 1.2 * 5_000
-    days = {parse_ts(e["created_at"]).date() for e in a.distinct.values()}
-    assert min(days) == report.start_day and max(days) == report.end_day
-
-
-def test_bench_chunks_are_chronological_with_late_events(bench):
-    report, a = bench
-    ordered = sorted(a.valid, key=lambda x: parse_ts(x.value["created_at"]))
-    n, files = report.events, len(report.files)
-    bounds = [n * (k + 1) // files for k in range(files)]
-    late = 0
-    for rank, line in enumerate(ordered):
-        chunk = next(k for k, b in enumerate(bounds) if rank < b)
-        k = report.files.index(line.file)
-        if k != chunk:
-            assert k == chunk + 1, "late events go into the next file"
-            late += 1
-    assert late == report.late_events
-    assert 0.005 < late / n < 0.015
-    system = sum(1 for e in a.distinct.values() if e["is_system"]) / n
-    assert 0.045 < system < 0.075
-
-
-def test_bench_is_deterministic_and_reports_progress(tmp_path):
-    seen: list[int] = []
-    r1 = write_bench_landing(tmp_path / "a", events=3_000, days=10, files=3, end_day=END, seed=5,
-                             progress=seen.append)
-    r2 = write_bench_landing(tmp_path / "b", events=3_000, days=10, files=3, end_day=END, seed=5)
-    assert seen[-1] == 3_000
-    assert [p.read_bytes() for p in r1.files] == [p.read_bytes() for p in r2.files]
-    # More files than events: every event is still written exactly once.
-    r3 = write_bench_landing(tmp_path / "c", events=3, days=2, files=5, end_day=END, seed=5)
-    a = audit(r3.files)
-    assert len(r3.files) == 5 and len(a.lines) == len(a.distinct) == 3
