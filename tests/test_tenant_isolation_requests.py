@@ -1,101 +1,24 @@
-"""Tenant isolation of the read API, served for real (`activitylog serve` in a subprocess on 127.0.0.1):
-one access dependency on every route, scopes on every route, exports that hold and hand out only what
-the asking key may read, a server that keeps answering while exports run, no 500 on hostile input,
-private headers. A hypothesis property: random keys never see another tenant's rows through any route."""
+"""Tenant isolation of the read API's requests, served for real (`activitylog serve` in a subprocess on
+127.0.0.1): one access dependency on every route, scopes on every route, no key for another
+organization's project, no 500 on hostile input, private headers. A hypothesis property: random keys
+never see another tenant's rows through any route."""
 
-import json
 import os
-import threading
-import time
 
 import httpx
-import polars as pl
 import pytest
 
-from tests.helpers.events import make_event
-from tests.helpers.lakes import build_lake
-from tests.helpers.servers import LOOPBACK, child_env, free_port, script, start_server
+from tests.helpers.tenants import ORGS, SHARED, auth_headers, get, post, tenant_world
 from transforms.keys import create_key, revoke_key
-from transforms.lake import ACTIVITY_LOG, Lake
-
-ORGS = {"org-a": [1, 2], "org-b": [3, 4], "org-c": [5]}
-SHARED = 6  # a project that events tie to org-a and to org-b (moved between organizations)
-
-
-def _events() -> list[dict]:
-    events = []
-    for org, projects in ORGS.items():
-        user = {"id": 1, "uuid": f"uuid-{org}", "email": f"someone@{org}.example", "first_name": org,
-                "last_name": "User"}
-        for project in projects:
-            for i in range(3):
-                events.append(make_event(id=f"{org}-p{project}-{i}", team_id=project, organization_id=org, user=user,
-                                         scope=f"Scope{project}", created_at=f"2024-01-1{i}T10:00:00Z"))
-            events.append(make_event(id=f"{org}-p{project}-imp", team_id=project, organization_id=org, user=user,
-                                     activity="logged_in", scope="User", was_impersonated=True,
-                                     created_at="2024-01-12T11:00:00Z"))
-        events.append(make_event(id=f"{org}-level", team_id=None, organization_id=org, user=user,
-                                 scope="OrganizationMembership", created_at="2024-01-12T12:00:00Z"))
-    for org in ("org-a", "org-b"):
-        events.append(make_event(id=f"{org}-shared", team_id=SHARED, organization_id=org,
-                                 user={"id": 2, "uuid": f"shared-{org}", "email": f"shared@{org}.example"},
-                                 created_at="2024-01-13T10:00:00Z"))
-    return events
-
-
-def _start(root, lake, name: str, **extra: str) -> tuple[str, object]:
-    port = free_port()
-    home = root / f"dagster-{name}"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = child_env({"ACTIVITYLOG_LAKE": lake.root, "ACTIVITYLOG_API_RATE": "100000", "ACTIVITYLOG_CONFIG": os.devnull,
-                     "DAGSTER_HOME": str(home), "ACTIVITYLOG_API_EXPORTS": str(root / f"exports-{name}"), **extra})
-    server = start_server(f"activitylog-serve-{name}", [script("activitylog"), "serve", "--host", LOOPBACK, "--port",
-                                                        str(port)], url=f"http://{LOOPBACK}:{port}/openapi.json",
-                          env=env, timeout=60)
-    return f"http://{LOOPBACK}:{port}", server
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tenants")
-    lake = Lake.at(root / "lake")
-    build_lake(lake, root / "landing", _events(), name="a.jsonl")
-    keys = {"admin-a": create_key(lake, "org-a", admin=True)[0], "admin-b": create_key(lake, "org-b", admin=True)[0],
-            "p1": create_key(lake, "org-a", [1])[0], "p3": create_key(lake, "org-b", [3])[0],
-            "other-scope": create_key(lake, "org-a", [1], scopes=["other:read"])[0]}
-    url, server = _start(root, lake, "main")
-    rows = lake.scan(ACTIVITY_LOG).select("id", "team_id", "organization_id", "activity", "was_impersonated",
-                                          "actor_email", "scope").collect()
+    state, server = tenant_world(tmp_path_factory.mktemp("tenants"))
     try:
-        yield {"url": url, "lake": lake, "keys": keys, "root": root, "rows": rows.to_dicts()}
+        yield state
     finally:
         server.stop()
-
-
-def _headers(world, key):
-    token = world["keys"].get(key, key)
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def get(world, path, key=None, **params):
-    return httpx.get(world["url"] + path, params=params, headers=_headers(world, key), timeout=30)
-
-
-def post(world, path, key, body=None, content=None):
-    return httpx.post(world["url"] + path, headers=_headers(world, key), json=body, content=content, timeout=30)
-
-
-def wait_export(world, status_url, key, timeout=120.0) -> dict:
-    deadline, body = time.monotonic() + timeout, {}
-    while time.monotonic() < deadline:
-        response = httpx.get(status_url, headers=_headers(world, key), timeout=30)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        if body["status"] in ("succeeded", "failed"):
-            return body
-        time.sleep(0.3)
-    raise AssertionError(f"export not finished in {timeout}s: {body}")
 
 
 def test_every_api_route_depends_on_the_access_rule(tmp_path):
@@ -118,104 +41,6 @@ def test_every_api_route_depends_on_the_access_rule(tmp_path):
 
 
 @pytest.mark.slow
-def test_organization_export_holds_only_that_organization(world):
-    base = "/api/organizations/org-a/advanced_activity_logs"
-    started = post(world, base + "/export", "admin-a", {"format": "jsonl", "filters": {}})
-    assert started.status_code == 202, started.text
-    export_id = started.json()["id"]
-    status = wait_export(world, world["url"] + f"{base}/exports/{export_id}", "admin-a")
-    assert status["status"] == "succeeded", status
-    own = [r for r in world["rows"] if r["organization_id"] == "org-a"
-           and not (r["was_impersonated"] and r["activity"] in ("logged_in", "logged_out"))]  # visibility rules
-    assert status["manifest"]["rows"] == len(own)
-    text = json.dumps(status)
-    assert world["lake"].root not in text and str(world["root"]) not in text  # no server path
-    assert "org-b" not in text and "org-c" not in text  # nor another tenant's counts
-    assert "lake" not in status["manifest"] and "integrity" not in status["manifest"]
-    file = httpx.get(status["file"], headers=_headers(world, "admin-a"), timeout=30)
-    assert file.status_code == 200 and file.headers["cache-control"] == "no-store"
-    exported = [json.loads(line) for line in file.text.splitlines()]
-    assert {r["organization_id"] for r in exported} == {"org-a"}
-    assert sorted(r["id"] for r in exported) == sorted(r["id"] for r in own)
-    for key, path in [("admin-b", f"/api/organizations/org-b/advanced_activity_logs/exports/{export_id}"),
-                      ("admin-b", f"/api/organizations/org-b/advanced_activity_logs/exports/{export_id}/file"),
-                      ("admin-b", f"{base}/exports/{export_id}"), ("p1", f"{base}/exports/{export_id}/file"),
-                      ("p1", f"/api/projects/1/advanced_activity_logs/exports/{export_id}")]:
-        response = get(world, path, key)
-        assert response.status_code == 404 and response.json()["detail"] == "not found", (key, path, response.text)
-
-
-@pytest.mark.slow
-def test_an_admin_export_leaves_out_what_the_visibility_rules_hide(world):
-    base = "/api/projects/1/advanced_activity_logs"
-    started = post(world, base + "/export", "admin-a", {"format": "csv"})
-    assert started.status_code == 202, started.text
-    export_id = started.json()["id"]
-    status = wait_export(world, world["url"] + f"{base}/exports/{export_id}", "admin-a")
-    assert status["status"] == "succeeded", status
-    csv_text = get(world, f"{base}/exports/{export_id}/file", "admin-a").text
-    assert status["manifest"]["rows"] == 3 and "org-a-p1-imp" not in csv_text  # admins are not staff either
-    own = post(world, base + "/export", "p1", {"format": "csv"}).json()["id"]
-    mine = wait_export(world, world["url"] + f"{base}/exports/{own}", "p1")
-    body = get(world, f"{base}/exports/{own}/file", "p1").text
-    assert mine["manifest"]["rows"] == 3 and "org-a-p1-imp" not in body
-
-
-@pytest.mark.slow
-def test_status_right_after_the_202_is_never_404(world):
-    base = "/api/projects/1/advanced_activity_logs"
-    for _ in range(3):
-        export_id = post(world, base + "/export", "p1", {"format": "csv"}).json()["id"]
-        response = get(world, f"{base}/exports/{export_id}", "p1")
-        assert response.status_code == 200, response.text
-        assert response.json()["status"] in ("queued", "running", "succeeded")
-        assert get(world, f"{base}/exports/{export_id}/file", "p1").status_code in (200, 404)
-
-
-@pytest.mark.slow
-def test_concurrent_exports_never_hang_the_server(world):
-    """Exports run in processes of their own: a burst of them while clients read, every read answers
-    quickly, every export finishes."""
-    base = "/api/organizations/org-a/advanced_activity_logs"
-    answers: list = []
-
-    def start():
-        answers.append(post(world, base + "/export", "admin-a", {"format": "csv"}))
-
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    slowest = 0.0
-    for _ in range(20):
-        began = time.monotonic()
-        assert get(world, "/api/projects/1/advanced_activity_logs/", "p1", page_size=2).status_code == 200
-        slowest = max(slowest, time.monotonic() - began)
-    for thread in threads:
-        thread.join(30)
-    assert [a.status_code for a in answers] == [202] * 8
-    assert slowest < 2.0, f"a read took {slowest:.1f}s while exports ran"
-    for answer in answers:
-        status = wait_export(world, world["url"] + f"{base}/exports/{answer.json()['id']}", "admin-a", timeout=240)
-        assert status["status"] == "succeeded", status
-    began = time.monotonic()
-    assert get(world, "/api/projects/1/activity_log/", "p1").status_code == 200
-    assert time.monotonic() - began < 2.0
-
-
-@pytest.mark.slow
-def test_export_quota_per_key_answers_429(world):
-    url, server = _start(world["root"], world["lake"], "quota", ACTIVITYLOG_API_EXPORT_QUOTA="1")
-    try:
-        headers = _headers(world, "p1")
-        codes = [httpx.post(url + "/api/projects/1/advanced_activity_logs/export", headers=headers, json={},
-                            timeout=30) for _ in range(2)]
-        assert [c.status_code for c in codes] == [202, 429]
-        assert "at most 1 exports" in codes[1].json()["detail"] and codes[1].headers["retry-after"]
-    finally:
-        server.stop()
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("method, path", [
     ("get", "/api/projects/1/activity_log/"), ("get", "/api/projects/1/advanced_activity_logs/"),
     ("get", "/api/projects/1/advanced_activity_logs/available_filters/"),
@@ -224,7 +49,7 @@ def test_export_quota_per_key_answers_429(world):
     ("get", "/api/projects/1/advanced_activity_logs/exports/" + "0" * 32 + "/file"),
 ])
 def test_scopes_are_checked_on_the_keys_own_projects(world, method, path):
-    response = getattr(httpx, method)(world["url"] + path, headers=_headers(world, "other-scope"), timeout=30)
+    response = getattr(httpx, method)(world["url"] + path, headers=auth_headers(world, "other-scope"), timeout=30)
     assert response.status_code == 403, response.text
     assert response.json() == {"type": "permission_denied", "detail": "this key does not have the scope activity_log:read"}
 
@@ -260,7 +85,7 @@ def test_page_numbers_are_bounded(world, params, attr, reason):
 def test_hostile_parameters_are_400_with_the_reason(world, params, attr, reason):
     for path in ("/api/projects/1/advanced_activity_logs/", "/api/organizations/org-a/advanced_activity_logs/"):
         key = "p1" if "projects" in path else "admin-a"
-        response = httpx.get(world["url"] + path, params=params, headers=_headers(world, key), timeout=30)
+        response = httpx.get(world["url"] + path, params=params, headers=auth_headers(world, key), timeout=30)
         assert response.status_code == 400, response.text
         assert response.json()["attr"] == attr and reason in response.json()["detail"], response.text
 
@@ -290,7 +115,7 @@ def test_private_headers_and_links_that_ignore_host(world):
     wrong = get(world, "/api/projects/1/activity_log/", "alk_nope_nope")
     assert wrong.headers["www-authenticate"] == 'Bearer realm="activitylog", error="invalid_token"'
     assert get(world, "/api/projects/3/activity_log/", "p1").headers["cache-control"] == "no-store"
-    headers = {**_headers(world, "p1"), "Host": "evil.example"}
+    headers = {**auth_headers(world, "p1"), "Host": "evil.example"}
     for path in ("/api/projects/1/advanced_activity_logs/?page_size=1", "/api/projects/1/activity_log/?page_size=1"):
         body = httpx.get(world["url"] + path, headers=headers, timeout=30).json()
         assert body["next"].startswith(world["url"] + "/api/projects/1/") and "evil" not in body["next"]
