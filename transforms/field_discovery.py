@@ -18,6 +18,8 @@ from typing import Any
 
 import polars as pl
 
+from transforms.jsontext import json_type
+
 __all__ = ["CHANGE_FIELDS", "MAX_DEPTH", "MAX_FIELDS", "MAX_NAME", "SAMPLE", "detail_fields", "json_paths", "json_type"]
 
 SAMPLE = 100           # distinct detail texts read per scope (the newest)
@@ -33,20 +35,6 @@ CHANGE_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "unknown"
 
 
 def json_paths(value: Any, prefix: str = "", depth: int = 0) -> set[tuple[str, str]]:

@@ -123,18 +123,31 @@ def _column(text: str, error: Exception | None) -> int | None:
     return len(text.encode()[: int(match.group(1))].decode(errors="ignore")) + 1
 
 
-def json_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value: ``null``, ``boolean``, ``number``, ``string``, ``array``,
+    ``object`` (``unknown`` for anything JSON does not decode to)."""
     if value is None:
         return "null"
-    return "a number"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "unknown"
+
+
+_WITH_ARTICLE = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean",
+                 "null": "null"}
+
+
+def json_kind(value: Any) -> str:
+    """The JSON type as a message says it (``an object``, ``a number``…)."""
+    return _WITH_ARTICLE.get(json_type(value), "a number")
 
 
 # ----------------------------------------------------------------------------------------------
