@@ -16,7 +16,7 @@
 - ``browser``: chromium's path and flags, viewports, ``own_origin`` (the ``browser`` fixture is in conftest.py);
 - ``notify``: notification tests' flag events, configuration and delivery-ledger counts;
 - ``json_text``: Hypothesis strategies writing JSON text (escapes, surrogates, any number);
-- ``publish``: the publisher API's served world, requests and spool (``tests/test_publish_*.py``);
+- ``publish``: the publisher API's served world, requests and spool (``tests/publish/``);
 - ``tenants``: the read API's three-organization world and requests (``tests/test_tenant_isolation_*.py``);
 - ``landing``: landing limits and the ingest's quarantine, ledger and raw rows (``tests/test_landing_*.py``);
 - ``erasure``: text with its escapes read (``tests/test_erasure_*.py``);

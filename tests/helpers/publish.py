@@ -1,4 +1,4 @@
-"""The publisher API's tests (tests/test_publish_*.py): a lake with write and read keys of two organizations,
+"""The publisher API's tests (tests/publish/): a lake with write and read keys of two organizations,
 `activitylog serve` on it with a small ``publish`` section, requests to it, and what they left in the spool
 (the landing area) and, after `activitylog ingest`, in the lake. Each module's ``world`` fixture starts its
 own server with ``publish_world`` and stops it."""

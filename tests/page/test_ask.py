@@ -12,7 +12,6 @@ from hypothesis import given, settings, strategies as st
 
 from tests.helpers.servers import child_env, script
 from tests.helpers.page import entry_ids, sign_in
-from tests.test_page_sessions import app_env, client, world  # noqa: F401 (fixtures)
 from transforms.ask import AskError, Vocabulary, parse_question
 from transforms.filters import ActivityFilter
 

@@ -10,23 +10,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tests.helpers.page import (NOW, assert_no_org_b, csrf_token, entry_ids, page_client, page_env, page_world,
-                                sign_in)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return page_world(tmp_path_factory.mktemp("page"))
-
-
-@pytest.fixture
-def app_env(world, monkeypatch, tmp_path):
-    return page_env(monkeypatch, world, tmp_path / "exports")
-
-
-@pytest.fixture
-def client(world, app_env):
-    return page_client(world)
+from tests.helpers.page import NOW, assert_no_org_b, csrf_token, entry_ids, page_client, sign_in
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from tests.helpers.events import make_event
-from tests.helpers.publish import (auth_headers, batch_with_invalid, expected_sha256, ingest, post, publish_world, serve,
+from tests.helpers.publish import (auth_headers, batch_with_invalid, expected_sha256, ingest, post, serve,
                                    spooled)
 from tests.helpers.servers import script
 from transforms.commitments import canonical
@@ -27,15 +27,6 @@ from transforms.landing import scan_landing
 
 
 pytestmark = pytest.mark.local_lake
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    state = publish_world(tmp_path_factory.mktemp("publish"))
-    try:
-        yield state
-    finally:
-        state["server"].stop()
 
 
 # ------------------------------------------------------------------------------------------------

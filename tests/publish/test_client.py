@@ -12,20 +12,11 @@ import httpx
 import pytest
 
 from tests.helpers.events import make_event
-from tests.helpers.publish import ids_in_spool, publish_world, serve
+from tests.helpers.publish import ids_in_spool, serve
 from tests.helpers.servers import LOOPBACK, free_port
 
 
 pytestmark = pytest.mark.local_lake
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    state = publish_world(tmp_path_factory.mktemp("publish"))
-    try:
-        yield state
-    finally:
-        state["server"].stop()
 
 
 def test_publisher_retries_until_a_late_server_answers_without_duplicates(world):

@@ -11,24 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tests.helpers.page import assert_no_org_b, entry_ids, page_client, page_env, page_world, sign_in, viewer_token
+from tests.helpers.page import assert_no_org_b, entry_ids, page_client, sign_in, viewer_token
 from tests.helpers.servers import child_env, script
 from transforms.keys import create_key, revoke_key
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return page_world(tmp_path_factory.mktemp("page"))
-
-
-@pytest.fixture
-def app_env(world, monkeypatch, tmp_path):
-    return page_env(monkeypatch, world, tmp_path / "exports")
-
-
-@pytest.fixture
-def client(world, app_env):
-    return page_client(world)
 
 
 # ------------------------------------------------------------------------------------------------

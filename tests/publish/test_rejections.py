@@ -2,7 +2,7 @@
 with the reason, nothing of a refused request is written, an atomic batch accepts nothing when one
 event is rejected, numbers and strings RFC 8785 cannot represent are refused by index; arbitrary JSON
 and fuzzed requests (schemathesis) never get a server error. Keys publishing into another tenant:
-tests/test_publish_ingest.py."""
+tests/publish/test_ingest.py."""
 
 from __future__ import annotations
 
@@ -13,19 +13,10 @@ import pytest
 
 from tests.helpers.events import make_event
 from tests.helpers.publish import (MAX_BYTES, MAX_EVENTS, auth_headers, batch_with_invalid, expected_sha256,
-                                   ids_in_spool, post, publish_world, spooled, spooled_lines)
+                                   ids_in_spool, post, spooled, spooled_lines)
 
 
 pytestmark = pytest.mark.local_lake
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    state = publish_world(tmp_path_factory.mktemp("publish"))
-    try:
-        yield state
-    finally:
-        state["server"].stop()
 
 
 # ------------------------------------------------------------------------------------------------

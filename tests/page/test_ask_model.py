@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.helpers.servers import LOOPBACK, child_env, script
-from tests.test_page_sessions import app_env, world  # noqa: F401 (fixtures)
 from transforms.ask import AskError, ask
 
 import polars as pl

@@ -11,21 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.events import make_event
-from tests.helpers.publish import ids_in_spool, post, publish_world, spooled, spooled_lines
+from tests.helpers.publish import ids_in_spool, post, spooled, spooled_lines
 from transforms.landing import scan_landing
 from transforms.spool import IdempotencyRecord, IdempotencyStore, write_spool
 
 
 pytestmark = pytest.mark.local_lake
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    state = publish_world(tmp_path_factory.mktemp("publish"))
-    try:
-        yield state
-    finally:
-        state["server"].stop()
 
 
 def test_bad_idempotency_keys_and_atomic_flags_are_400(world):

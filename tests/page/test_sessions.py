@@ -1,7 +1,7 @@
 """The activity log page (pipelines/web) over HTTP, signing in: every page route behind the one access rule,
 sign-in with an API key and its refusals, session cookies, CSRF, sign-out, idle expiry, revoked keys, pages
-asked for without a session. The ``world``, ``app_env`` and ``client`` fixtures here are also those of
-tests/test_ask.py and tests/test_ask_model.py."""
+asked for without a session. The ``world``, ``app_env`` and ``client`` fixtures are this directory's
+(conftest.py)."""
 
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -9,23 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from tests.helpers.page import csrf_token, entry_ids, page_client, page_env, page_world, sign_in
+from tests.helpers.page import csrf_token, entry_ids, page_client, sign_in
 from transforms.keys import create_key, revoke_key
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return page_world(tmp_path_factory.mktemp("page"))
-
-
-@pytest.fixture
-def app_env(world, monkeypatch, tmp_path):
-    return page_env(monkeypatch, world, tmp_path / "exports")
-
-
-@pytest.fixture
-def client(world, app_env):
-    return page_client(world)
 
 
 # ------------------------------------------------------------------------------------------------
