@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -40,8 +41,20 @@ def create_database() -> str:
     return name
 
 
-def drop_database(name: str) -> None:
-    _execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def drop_database(name: str, attempts: int = 20) -> None:
+    """Drop ``name``, ending the test's own connections to it. An autovacuum worker that happens to be in
+    the database runs as the server's superuser, which the test role may not end: wait for it (it is
+    done within moments) and try again."""
+    import psycopg2.errors
+
+    for attempt in range(attempts):
+        try:
+            _execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def dagster_env(database: str) -> dict[str, str]:
