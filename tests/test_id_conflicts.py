@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from tests.helpers.events import make_event, write_lines
+from tests.helpers.faults import appends_fail
 from tests.helpers.lakes import build_lake
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, INGEST_LEDGER, Lake
@@ -155,17 +156,8 @@ def test_a_retry_after_a_crash_records_a_conflict_once(landing, lake, settings, 
     write_lines(landing / "1.jsonl", [event()])
     ingest(lake, str(landing), settings)
     write_lines(landing / "2.jsonl", [event(activity="deleted")])
-    real_append = Lake.append
-
-    def crash_on_ledger(self, name, frame, **kwargs):
-        if name == INGEST_LEDGER:
-            raise RuntimeError("simulated crash")
-        return real_append(self, name, frame, **kwargs)
-
-    monkeypatch.setattr(Lake, "append", crash_on_ledger)
-    with pytest.raises(RuntimeError):
+    with appends_fail(monkeypatch, INGEST_LEDGER), pytest.raises(RuntimeError, match="simulated crash"):
         ingest(lake, str(landing), settings)
-    monkeypatch.setattr(Lake, "append", real_append)
 
     retry = ingest(lake, str(landing), settings)
 

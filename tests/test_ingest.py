@@ -5,12 +5,13 @@ import json
 import os
 import re
 from datetime import date
-from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tests.helpers import ROOT
 from tests.helpers.events import make_event, write_lines
+from tests.helpers.faults import appends_fail
 from tests.helpers.lakes import build_lake
 from transforms.ingest import ingest
 from transforms.lake import ACTIVITY_QUARANTINE, ACTIVITY_RAW, INGEST_LEDGER, Lake
@@ -165,19 +166,8 @@ def test_retry_after_a_crash_between_data_and_ledger_is_idempotent(landing, lake
     """A run that wrote activity_raw and quarantine but died before its ledger row."""
     events = [make_event() for _ in range(3)]
     write_lines(landing / "1.jsonl", events + ["broken {"])
-    real_append = Lake.append
-
-    def crash_on_ledger(self, name, frame, **kwargs):
-        if name == INGEST_LEDGER:
-            raise RuntimeError("simulated crash")
-        return real_append(self, name, frame, **kwargs)
-
-    monkeypatch.setattr(Lake, "append", crash_on_ledger)
-    try:
+    with appends_fail(monkeypatch, INGEST_LEDGER), pytest.raises(RuntimeError, match="simulated crash"):
         ingest(lake, str(landing), settings)
-    except RuntimeError:
-        pass
-    monkeypatch.setattr(Lake, "append", real_append)
 
     retry = ingest(lake, str(landing), settings)
 

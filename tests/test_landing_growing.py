@@ -11,9 +11,10 @@ from datetime import timedelta
 import pytest
 
 from tests.helpers.events import make_event, write_lines
+from tests.helpers.faults import appends_fail
 from tests.helpers.landing import HOUR, NOW, age, balanced, ledger, ndjson, quarantine, raw
 from transforms.ingest import LEDGER_SCHEMA, QUARANTINE_SCHEMA, ingest, pending_files
-from transforms.lake import ACTIVITY_QUARANTINE, INGEST_LEDGER, Lake
+from transforms.lake import ACTIVITY_QUARANTINE, INGEST_LEDGER
 from transforms.landing import LandingLimits, read_file, scan_landing
 
 
@@ -173,17 +174,8 @@ def test_retry_of_a_tail_after_a_crash_before_its_ledger_row(landing, lake, sett
     ingest(lake, str(landing), settings, limits=NOW)
     with path.open("a") as out:
         out.write(json.dumps(make_event()) + "\nbroken {\n")
-    real_append = Lake.append
-
-    def crash_on_ledger(self, name, frame, **kwargs):
-        if name == INGEST_LEDGER:
-            raise RuntimeError("simulated crash")
-        return real_append(self, name, frame, **kwargs)
-
-    monkeypatch.setattr(Lake, "append", crash_on_ledger)
-    with pytest.raises(RuntimeError):
+    with appends_fail(monkeypatch, INGEST_LEDGER), pytest.raises(RuntimeError, match="simulated crash"):
         ingest(lake, str(landing), settings, limits=NOW)
-    monkeypatch.setattr(Lake, "append", real_append)
 
     retry = ingest(lake, str(landing), settings, limits=NOW)
 

@@ -17,11 +17,11 @@
 - ``notify``: notification tests' flag events, configuration and delivery-ledger counts;
 - ``json_text``: Hypothesis strategies writing JSON text (escapes, surrogates, any number);
 - ``publish``: the publisher API's served world, requests and spool (``tests/publish/``);
-- ``tenants``: the read API's three-organization world and requests (``tests/test_tenant_isolation_*.py``);
+- ``tenants``: the read API's three-organization world and requests (``tests/tenant_isolation/``);
 - ``landing``: landing limits and the ingest's quarantine, ledger and raw rows (``tests/test_landing_*.py``);
 - ``erasure``: text with its escapes read (``tests/test_erasure_*.py``);
 - ``config``: no ACTIVITYLOG_CONFIG, files written, refusals (``tests/test_config_*.py``);
-- ``verifiable_log``: the events and workspace of two ingest runs, ``verify`` (``tests/test_verifiable_log_*.py``);
+- ``verifiable_log``: the events and workspace of two ingest runs, ``verify`` (``tests/verifiable_log/``);
 - ``sample``: an independent reader and validator of the demo's landing files (``tests/test_sample_*.py``).
 
 A helper used by one test module stays in that module; one used by two or more belongs here. A fixture the

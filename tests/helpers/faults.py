@@ -12,8 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import polars as pl
 
@@ -170,3 +172,23 @@ def ledger_accounting(lake_dir: Path) -> dict[str, int]:
     unbalanced = ledger.filter(pl.col("lines") != pl.col("accepted") + pl.col("duplicates") + pl.col("quarantined"))
     assert unbalanced.height == 0, unbalanced
     return {c: int(ledger[c].sum()) for c in ("lines", "accepted", "duplicates", "quarantined")}
+
+
+@contextmanager
+def appends_fail(monkeypatch, table: str) -> Iterator[None]:
+    """Within the block, ``Lake.append`` to ``table`` raises ``RuntimeError("simulated crash")`` (an
+    in-process crash at that commit, e.g. before the ingest's ledger row); every other table is written."""
+    from transforms.lake import Lake
+
+    real_append = Lake.append
+
+    def crash(self, name, frame, **kwargs):
+        if name == table:
+            raise RuntimeError("simulated crash")
+        return real_append(self, name, frame, **kwargs)
+
+    monkeypatch.setattr(Lake, "append", crash)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(Lake, "append", real_append)

@@ -1,4 +1,4 @@
-"""The read API's tenant-isolation tests (tests/test_tenant_isolation_*.py): three organizations' events, one
+"""The read API's tenant-isolation tests (tests/tenant_isolation/): three organizations' events, one
 project two of them share, a lake with admin, project and other-scope keys served by `activitylog serve`,
 and requests to it with a key."""
 

@@ -1,4 +1,4 @@
-"""The verifiable log's tests (tests/test_verifiable_log_*.py): the events of two ingest runs (the first nine
+"""The verifiable log's tests (tests/verifiable_log/): the events of two ingest runs (the first nine
 over three days, then late and new ones and a copy), a workspace after those two runs of the real CLI, its
 state directory (the checkpoint key and the witness), and `activitylog verify` and `ingest` run on it."""
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers.events import make_event, write_lines
 from tests.helpers.faults import Workspace
-from tests.helpers.verifiable_log import DAYS, at, ingest, state, two_runs, verify
+from tests.helpers.verifiable_log import DAYS, at, ingest, state, verify
 from transforms.checkpoints import MERKLE_CHECKPOINTS, Checkpoint, Signer, read_checkpoints, sign_checkpoint
 from transforms.commitments import MERKLE_SALTS
 from transforms.lake import ACTIVITY_RAW, Lake
@@ -23,17 +23,6 @@ from transforms.witness import Witness
 
 
 pytestmark = [pytest.mark.local_lake]
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Workspace:
-    """Two ingest runs: the first events, then late and new ones (and a duplicate)."""
-    return two_runs(tmp_path_factory.mktemp("vlog") / "base")
-
-
-@pytest.fixture
-def workspace(pristine, tmp_path) -> Workspace:
-    return pristine.copy(tmp_path / "ws")
 
 
 def problems(workspace: Workspace):

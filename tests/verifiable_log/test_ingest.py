@@ -17,7 +17,7 @@ import pytest
 from tests.helpers import ROOT
 from tests.helpers.events import write_lines
 from tests.helpers.faults import ACTIVITYLOG, Workspace, commits_of, describe, killed_after
-from tests.helpers.verifiable_log import first_events, ingest, late_events, state, two_runs, verify
+from tests.helpers.verifiable_log import first_events, ingest, late_events, state, verify
 from transforms.checkpoints import MERKLE_CHECKPOINTS, Checkpoint, Signer, read_checkpoints
 from transforms.commitments import MERKLE_SALTS
 from transforms.lake import ACTIVITY_RAW, Lake
@@ -26,17 +26,6 @@ from transforms.witness import CosignerKey, read_state
 
 
 pytestmark = [pytest.mark.local_lake]
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Workspace:
-    """Two ingest runs: the first events, then late and new ones (and a duplicate)."""
-    return two_runs(tmp_path_factory.mktemp("vlog") / "base")
-
-
-@pytest.fixture
-def workspace(pristine, tmp_path) -> Workspace:
-    return pristine.copy(tmp_path / "ws")
 
 
 # ------------------------------------------------------------------------------------ what ingest builds

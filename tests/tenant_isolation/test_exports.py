@@ -10,16 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers.tenants import auth_headers, get, post, start_api, tenant_world
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    state, server = tenant_world(tmp_path_factory.mktemp("tenants"))
-    try:
-        yield state
-    finally:
-        server.stop()
+from tests.helpers.tenants import auth_headers, get, post, start_api
 
 
 def wait_export(world, status_url, key, timeout=120.0) -> dict:

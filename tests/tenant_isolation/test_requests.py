@@ -8,17 +8,8 @@ import os
 import httpx
 import pytest
 
-from tests.helpers.tenants import ORGS, SHARED, auth_headers, get, post, tenant_world
+from tests.helpers.tenants import ORGS, SHARED, auth_headers, get, post
 from transforms.keys import create_key, revoke_key
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    state, server = tenant_world(tmp_path_factory.mktemp("tenants"))
-    try:
-        yield state
-    finally:
-        server.stop()
 
 
 def test_every_api_route_depends_on_the_access_rule(tmp_path):
