@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster
+# Dagster writes a run's asset events in batches (pipelines/event_storage.py); 0 turns it off.
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 export ACTIVITYLOG_LAKE ?= $(CURDIR)/data/lake
 export ACTIVITYLOG_LANDING ?= $(CURDIR)/data/landing
 # The demo writes data/activitylog.yaml; use it unless ./activitylog.yaml or ACTIVITYLOG_CONFIG says otherwise.
@@ -28,7 +30,7 @@ install: $(STAMP)
 
 $(DAGSTER_HOME):
 	@mkdir -p $(DAGSTER_HOME)
-	@test -f $(DAGSTER_HOME)/dagster.yaml || cp pipelines/dagster_instance.yaml $(DAGSTER_HOME)/dagster.yaml
+	@test -f $(DAGSTER_HOME)/dagster.yaml || sed 's|@DAGSTER_HOME@|$(DAGSTER_HOME)|' pipelines/dagster_instance.yaml > $(DAGSTER_HOME)/dagster.yaml
 
 demo: $(STAMP) $(DAGSTER_HOME)
 	$(BIN)/activitylog demo

@@ -7,6 +7,7 @@ from assets.ingest import activity_digests, activity_quarantine, activity_raw
 from assets.ledgers import deliveries
 from assets.normalize import activity_changes, activity_events
 from pipelines.checks import LAKE_CHECKS, checks_job
+from pipelines.event_storage import enable_batching
 from pipelines.exports import export_job, export_schedules
 from pipelines.jobs import ingest_job, refresh_job
 from pipelines.progress import progress_logger
@@ -22,6 +23,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Definitions bound to a lake and landing area (default: from the environment)."""
     from pipelines.config import load_config
 
+    enable_batching()
     config = load_config()  # schedules come from the configuration file
     return dg.Definitions(
         assets=[activity_raw, activity_quarantine, activity_digests, activity_events, activity_changes, activity_log,

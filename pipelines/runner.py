@@ -29,6 +29,9 @@ def instance() -> dg.DagsterInstance:
     lock file in the home): processes creating a fresh instance at once (the first exports of a new
     server, a CLI command beside the daemon) would each write its configuration and migrate its
     storage, which fails one of them and can leave the storage with two schema heads."""
+    from pipelines.event_storage import enable_batching
+
+    enable_batching()
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
     with _INSTANCE_LOCK:
         key = str(home.resolve())
@@ -40,7 +43,7 @@ def instance() -> dg.DagsterInstance:
                 config = home / "dagster.yaml"
                 if not config.exists():
                     partial = home / f".dagster.yaml.{os.getpid()}"
-                    partial.write_text((Path(__file__).parent / "dagster_instance.yaml").read_text())
+                    partial.write_text(instance_file(home))
                     partial.replace(config)
                 opened = dg.DagsterInstance.get()
                 # Storage is created on first use: use each store once while holding the lock.
@@ -49,6 +52,12 @@ def instance() -> dg.DagsterInstance:
                 opened.fetch_materializations(dg.AssetKey("activitylog_instance_check"), limit=1)
             _INSTANCES[key] = opened
         return _INSTANCES[key]
+
+
+def instance_file(home: Path) -> str:
+    """The instance file the CLI writes into a new DAGSTER_HOME (pipelines/dagster_instance.yaml)."""
+    template = (Path(__file__).parent / "dagster_instance.yaml").read_text()
+    return template.replace("@DAGSTER_HOME@", str(home.resolve()))
 
 
 def dispose_instances() -> None:
