@@ -8,7 +8,7 @@ import msgspec
 import polars as pl
 
 from transforms import jsontext
-from transforms.changes import MASKED_JSON, MaskRules, explode_changes
+from transforms.changes import CHANGE_KEYS, MASKED_JSON, MaskRules, explode_changes
 from transforms.lake import ACTIVITY_CHANGES, ACTIVITY_LOG, ACTIVITY_RAW, Lake
 
 
@@ -62,6 +62,17 @@ def expected_change_rows(lake: Lake, days: list[date]) -> int:
     return total
 
 
+def may_name_masked_field(rules: MaskRules, column: str = "detail") -> pl.Expr:
+    """False only where the JSON text ``column`` cannot hold a change of a field ``rules`` mask: an ASCII
+    text without escapes that does not contain any masked field name (ASCII case aside). A field name
+    is in the text as it is unless escaped (``\\``) or not ASCII, and those texts are always kept."""
+    names = sorted({entry.split(".", 1)[-1].lower() for entry in rules.entries})
+    if not names:
+        return pl.lit(False)
+    text = pl.col(column)
+    return text.str.contains(r"[^\x00-\x7F]|\\") | text.str.contains_any(names, ascii_case_insensitive=True)
+
+
 def unmasked_secrets(lake: Lake, days: list[date], rules: MaskRules) -> dict[str, int]:
     """Rows where a masked field still shows a value, in activity_changes and in activity_log.detail."""
     counts = {"activity_changes": 0, "activity_log": 0}
@@ -69,8 +80,9 @@ def unmasked_secrets(lake: Lake, days: list[date], rules: MaskRules) -> dict[str
     if changes is not None and changes.height:
         leaks = changes.filter(rules.expression() & ((pl.col("before") != MASKED_JSON) | (pl.col("after") != MASKED_JSON)))
         counts["activity_changes"] = leaks.height
-    log = lake.read_days(ACTIVITY_LOG, days)
+    log = lake.read_days(ACTIVITY_LOG, days, columns=[*CHANGE_KEYS, "detail"])
     if log is not None and log.height:
+        log = log.filter(may_name_masked_field(rules))
         reread, _ = explode_changes(log, MaskRules(entries=()))  # the log's own detail, unmasked read
         leaks = reread.filter(rules.expression() & ((pl.col("before") != MASKED_JSON) | (pl.col("after") != MASKED_JSON)))
         counts["activity_log"] = leaks.height

@@ -25,8 +25,11 @@ Keys and state live outside the lake, in the state directory (:func:`state_dir`:
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
 import secrets
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -206,10 +209,42 @@ def _stored_salts(lake: Lake, events: pl.DataFrame) -> dict[str, dict[str, bytes
 
 
 #: Events whose leaves are built at a time (bounded memory); salts and leaves are stored once per run.
-LEAF_BATCH = 100_000
+LEAF_BATCH = 50_000
+#: Processes that build leaves when a run has more than one batch (one per core, at most 4); building
+#: a leaf is Python work per event, so processes, not threads.
+LEAF_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
-def append_pending(lake: Lake, tree: DeltaTree | None = None) -> int:
+def _leaves_of(payloads: pl.Series, salts: list | None) -> tuple[list[bytes], list[dict[str, bytes]]]:
+    return build_leaves(payloads, salts=salts)
+
+
+def _built_batches(events: pl.DataFrame, stored: dict[str, dict[str, bytes]],
+                   workers: int) -> Iterator[tuple[pl.DataFrame, list[bytes], list[dict[str, bytes]]]]:
+    """``(batch, its leaves, their salts)`` in order. With more than one batch and ``workers`` > 1, the
+    batches are built in that many worker processes (spawned: Polars' threads do not survive a fork),
+    at most one batch ahead of the workers, so the payloads are not all copied at once."""
+    def task(batch: pl.DataFrame):
+        return batch["payload"], ([stored.get(i) for i in batch["id"].to_list()] if stored else None)
+
+    batches = events.iter_slices(LEAF_BATCH)
+    if workers < 2 or events.height <= LEAF_BATCH:
+        for batch in batches:
+            yield (batch, *_leaves_of(*task(batch)))
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running: deque = deque()
+        for batch in batches:
+            running.append((batch, pool.submit(_leaves_of, *task(batch))))
+            if len(running) > workers:
+                done, future = running.popleft()
+                yield (done, *future.result())
+        while running:
+            done, future = running.popleft()
+            yield (done, *future.result())
+
+
+def append_pending(lake: Lake, tree: DeltaTree | None = None, *, workers: int | None = None) -> int:
     """Append the leaves of every event without one (steps 1–2 of the module docs); their count."""
     tree = tree or DeltaTree(lake)
     events = pending_events(lake, tree)
@@ -218,10 +253,8 @@ def append_pending(lake: Lake, tree: DeltaTree | None = None) -> int:
     stored = _stored_salts(lake, events)
     leaves: list[bytes] = []
     new_salts: list[pl.DataFrame] = []
-    for batch in events.iter_slices(LEAF_BATCH):  # a batch's Python objects at a time; salts kept as Arrow
-        ids = batch["id"].to_list()
-        built, salts = build_leaves(batch["payload"], salts=[stored.get(i) for i in ids])
-        days = batch["day"].to_list()
+    for batch, built, salts in _built_batches(events, stored, LEAF_WORKERS if workers is None else workers):
+        ids, days = batch["id"].to_list(), batch["day"].to_list()  # salts kept as Arrow, not Python objects
         new_salts.append(salts_frame((i, d, s) for i, d, s in zip(ids, days, salts) if s and i not in stored))
         leaves += built
     # One commit of salts (a file per day), then the leaves: a run stopped in between leaves salts

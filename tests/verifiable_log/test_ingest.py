@@ -184,7 +184,8 @@ def test_prove_without_a_witnessed_checkpoint_fails(workspace):
 def test_leaves_built_in_batches_are_stored_in_one_commit_each_and_a_stop_midway_leaves_nothing(tmp_path, monkeypatch):
     """The log step builds leaves a batch at a time (bounded memory) and stores the run's salts and
     leaves in one commit each, as with one batch; a run stopped between two batches stored nothing,
-    and the next run builds every leaf, each verifying against its event and salts."""
+    and the next run (its batches in worker processes) builds every leaf in ingest order, each
+    verifying against its event and salts."""
     from transforms import tlog
     from transforms.commitments import build_leaf, read_salts, verify_event
     from transforms.ingest import ingest as ingest_files
@@ -211,14 +212,17 @@ def test_leaves_built_in_batches_are_stored_in_one_commit_each_and_a_stop_midway
 
     monkeypatch.setattr(tlog, "build_leaves", stop_at_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        tlog.append_pending(lake)
+        tlog.append_pending(lake, workers=1)
     assert DeltaTree(lake).size == 0 and lake.scan(MERKLE_SALTS) is None  # nothing stored
     monkeypatch.setattr(tlog, "build_leaves", real_build)
-    assert tlog.append_pending(lake) == stored_events
+    # The next run builds the batches in two worker processes; the leaves are stored in ingest order.
+    order = tlog.pending_events(lake, DeltaTree(lake))["id"].to_list()
+    assert tlog.append_pending(lake, workers=2) == stored_events
     assert lake.version(MERKLE_SALTS) == 0  # one commit of salts for the three batches
     tree = DeltaTree(lake)
     leaves = tree.leaves()
     assert tree.size == stored_events and leaves["event_id"].n_unique() == stored_events
+    assert leaves.sort("index")["event_id"].to_list() == order
     salts = lake.scan(MERKLE_SALTS).collect()
     assert salts.select("event_id", "path").is_duplicated().sum() == 0
     payloads = dict(lake.scan(ACTIVITY_RAW).select("id", "payload").collect().iter_rows())
