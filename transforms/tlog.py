@@ -32,6 +32,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator
@@ -215,33 +216,35 @@ LEAF_BATCH = 50_000
 LEAF_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
-def _leaves_of(payloads: pl.Series, salts: list | None) -> tuple[list[bytes], list[dict[str, bytes]]]:
-    return build_leaves(payloads, salts=salts)
+def _leaf_batch(batch: pl.DataFrame, stored: list | None) -> tuple[list[bytes], pl.DataFrame]:
+    """One batch's leaves (ingest order) and its new salt rows (not those an earlier attempt stored)."""
+    built, salts = build_leaves(batch["payload"], salts=stored)
+    fresh = zip(batch["id"].to_list(), batch["day"].to_list(), salts, stored or repeat(None))
+    return built, salts_frame((i, d, s) for i, d, s, earlier in fresh if s and earlier is None)
 
 
 def _built_batches(events: pl.DataFrame, stored: dict[str, dict[str, bytes]],
-                   workers: int) -> Iterator[tuple[pl.DataFrame, list[bytes], list[dict[str, bytes]]]]:
-    """``(batch, its leaves, their salts)`` in order. With more than one batch and ``workers`` > 1, the
-    batches are built in that many worker processes (spawned: Polars' threads do not survive a fork),
-    at most one batch ahead of the workers, so the payloads are not all copied at once."""
+                   workers: int) -> Iterator[tuple[list[bytes], pl.DataFrame]]:
+    """``(leaves, new salt rows)`` of each batch, in order. With more than one batch and ``workers`` > 1,
+    the batches are built in that many worker processes (spawned: Polars' threads do not survive a
+    fork), at most one batch ahead of the workers, so the payloads are not all copied at once."""
     def task(batch: pl.DataFrame):
-        return batch["payload"], ([stored.get(i) for i in batch["id"].to_list()] if stored else None)
+        return (batch.select("id", "day", "payload"),
+                [stored.get(i) for i in batch["id"].to_list()] if stored else None)
 
     batches = events.iter_slices(LEAF_BATCH)
     if workers < 2 or events.height <= LEAF_BATCH:
         for batch in batches:
-            yield (batch, *_leaves_of(*task(batch)))
+            yield _leaf_batch(*task(batch))
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         running: deque = deque()
         for batch in batches:
-            running.append((batch, pool.submit(_leaves_of, *task(batch))))
+            running.append(pool.submit(_leaf_batch, *task(batch)))
             if len(running) > workers:
-                done, future = running.popleft()
-                yield (done, *future.result())
+                yield running.popleft().result()
         while running:
-            done, future = running.popleft()
-            yield (done, *future.result())
+            yield running.popleft().result()
 
 
 def append_pending(lake: Lake, tree: DeltaTree | None = None, *, workers: int | None = None) -> int:
@@ -253,10 +256,9 @@ def append_pending(lake: Lake, tree: DeltaTree | None = None, *, workers: int | 
     stored = _stored_salts(lake, events)
     leaves: list[bytes] = []
     new_salts: list[pl.DataFrame] = []
-    for batch, built, salts in _built_batches(events, stored, LEAF_WORKERS if workers is None else workers):
-        ids, days = batch["id"].to_list(), batch["day"].to_list()  # salts kept as Arrow, not Python objects
-        new_salts.append(salts_frame((i, d, s) for i, d, s in zip(ids, days, salts) if s and i not in stored))
+    for built, salts in _built_batches(events, stored, LEAF_WORKERS if workers is None else workers):
         leaves += built
+        new_salts.append(salts)  # kept as Arrow, not Python objects
     # One commit of salts (a file per day), then the leaves: a run stopped in between leaves salts
     # that the next run reuses for the same events.
     write_salts(lake, pl.concat(new_salts))
