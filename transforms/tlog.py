@@ -133,33 +133,44 @@ def _files_since(lake: Lake, name: str, column: str, since: datetime | None) -> 
     return list(rows.select("path", "partition.day").iter_rows())
 
 
-def _read_files(lake: Lake, name: str, files: list[tuple[str, object]], columns: list[str]) -> pl.DataFrame | None:
+def _read_files(lake: Lake, name: str, files: list[tuple[str, object]], columns: list[str],
+               ids: pl.Series | None = None) -> pl.DataFrame | None:
+    """``columns`` of the rows of ``files`` (those whose ``id`` is in ``ids``, when given), and ``_file``:
+    the file each row is in. One scan of all the files (a scan per file costs more than the read), the
+    ``day`` of a partitioned table taken from each file's partition value."""
     if not files:
         return None
-    root, options = lake.uri(name), lake.storage_options or None
-    frames = []
-    for path, day in files:
-        frame = pl.scan_parquet(f"{root}/{path}", storage_options=options, hive_partitioning=False)
-        wanted = [c for c in columns if c != "day" or day is None]
-        frame = frame.select(wanted)
-        if day is not None and "day" in columns:
-            frame = frame.with_columns(pl.lit(day, dtype=pl.Date).alias("day"))
-        frames.append(frame.select(columns))
-    return pl.concat(frames, how="vertical_relaxed").collect()
+    root = lake.uri(name)
+    paths = pl.DataFrame({"_file": [f"{root}/{path}" for path, _ in files],
+                          "day": [day for _, day in files]}, schema={"_file": pl.String, "day": pl.Date})
+    partitioned = paths["day"].is_not_null().any()
+    frame = pl.scan_parquet(paths["_file"].to_list(), storage_options=lake.storage_options or None,
+                            hive_partitioning=False, include_file_paths="_file", missing_columns="insert")
+    if ids is not None:
+        frame = frame.filter(pl.col("id").is_in(ids.implode()))
+    stored = [c for c in columns if c != "day" or not partitioned]
+    frame = frame.select(*stored, "_file")
+    if partitioned and "day" in columns:
+        frame = frame.join(paths.lazy(), on="_file", how="left")
+    return frame.select(*columns, "_file").collect()
 
 
 def pending_events(lake: Lake, tree: DeltaTree) -> pl.DataFrame:
-    """``activity_raw`` rows without a leaf in ``tree`` (see the module docs), in ingest order."""
+    """``activity_raw`` rows without a leaf in ``tree`` (see the module docs), in ingest order. Which
+    rows is decided on their ids and ingest times; only those rows' payloads are read (right after a
+    large ingest, every row is within the look-back window, and nearly all have their leaves)."""
     empty = pl.DataFrame(schema={"id": pl.String, "day": pl.Date, "payload": pl.String,
                                  "ingested_at": pl.Datetime("us", "UTC"), "source": pl.String, "line": pl.Int64})
     since = None
     if tree.size:
         newest = tree.leaves(tree.size - 1, tree.size)
         since = newest["appended_at"][0] - CLOCK_SLACK
-    raw = _read_files(lake, ACTIVITY_RAW, _files_since(lake, ACTIVITY_RAW, "ingested_at", since), PENDING_COLUMNS)
+    files = _files_since(lake, ACTIVITY_RAW, "ingested_at", since)
+    keys = [c for c in PENDING_COLUMNS if c != "payload"]
+    raw = _read_files(lake, ACTIVITY_RAW, files, keys)
     if raw is None or raw.height == 0:
         return empty
-    raw = raw.cast(empty.schema)  # type: ignore[arg-type]
+    raw = raw.cast({c: empty.schema[c] for c in keys})  # type: ignore[arg-type]
     if since is not None:
         raw = raw.filter(pl.col("ingested_at") >= since)
         leaves = _read_files(lake, MERKLE_LEAVES, _files_since(lake, MERKLE_LEAVES, "appended_at", since),
@@ -167,7 +178,18 @@ def pending_events(lake: Lake, tree: DeltaTree) -> pl.DataFrame:
         if leaves is not None:
             leafed = leaves.filter(pl.col("index") < tree.size).select(pl.col("event_id").alias("id"))
             raw = raw.join(leafed, on="id", how="anti")
-    return raw.unique("id", keep="first").sort("ingested_at", "source", "line", "id")
+    raw = raw.unique("id", keep="first").sort("ingested_at", "source", "line", "id")
+    if raw.height == 0:
+        return empty
+    # The payloads of those rows only, read from the files that hold them: (file, id, source, line)
+    # names one stored row.
+    holding = set(raw["_file"].unique().to_list())
+    located = _read_files(lake, ACTIVITY_RAW, [(p, d) for p, d in files if f"{lake.uri(ACTIVITY_RAW)}/{p}" in holding],
+                          ["id", "source", "line", "payload"], ids=raw["id"])
+    located = located.cast({"line": pl.Int64, "payload": pl.String})
+    return (raw.join(located, on=["_file", "id", "source", "line"], how="left", maintain_order="left",
+                     nulls_equal=True)
+            .select(list(empty.schema)))
 
 
 # ------------------------------------------------------------------------------------------ the step
