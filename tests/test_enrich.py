@@ -223,3 +223,17 @@ def test_days_are_refreshed_in_batches_sized_by_row_counts(landing, lake):
     assert stats.select("day", "raw_rows", "events").rows() == [(d, n, n) for d, n in zip(days, (1, 2, 3, 0, 1))]
     changes = refresh_changes(lake, days)
     assert changes.select("events", "changes", "events_without_changes").row(1) == (2, 2, 0)
+
+
+def test_change_row_count_is_the_same_read_a_few_days_at_a_time(landing, lake, monkeypatch):
+    """The check reads raw payloads in batches of days (bounded memory); the sum does not depend on it."""
+    import transforms.checks as checks
+
+    days = [DAY, date(2024, 1, 16), date(2024, 1, 17)]
+    events = [make_event(created_at=f"{d.isoformat()}T10:30:00.000000Z", detail={"changes": HETEROGENEOUS[:n]})
+              for d in days for n in range(1, 5)] + [make_event(detail={"changes": "not a list"})]
+    build(lake, landing, events)
+    whole = expected_change_rows(lake, days)
+    monkeypatch.setattr(checks, "CHECK_BATCH_ROWS", 1)
+    assert expected_change_rows(lake, days) == whole == 3 * (1 + 2 + 3 + 4)
+    assert expected_change_rows(lake, days[1:]) == 2 * 10

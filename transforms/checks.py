@@ -43,9 +43,20 @@ _CHANGE_LIST = jsontext.decoders(_ChangeList)
 _RAW_CHANGE_LIST = msgspec.json.Decoder(_RawChangeList)
 
 
+#: Raw events read at a time by :func:`expected_change_rows` (bounded memory: a year of days at once
+#: held every payload and its decoded detail).
+CHECK_BATCH_ROWS = 100_000
+
+
 def expected_change_rows(lake: Lake, days: list[date]) -> int:
     """Sum of len(detail.changes) over the raw payloads of the given days (an array's length; a
-    ``changes`` that is not an array counts 0)."""
+    ``changes`` that is not an array counts 0). Read a batch of days at a time."""
+    from transforms.refresh import day_batches
+
+    return sum(_change_rows(lake, batch) for batch in day_batches(lake, ACTIVITY_RAW, days, CHECK_BATCH_ROWS))
+
+
+def _change_rows(lake: Lake, days: list[date]) -> int:
     raw = lake.read_days(ACTIVITY_RAW, days, columns=["payload"])
     if raw is None or raw.height == 0:
         return 0
