@@ -57,7 +57,8 @@ test-s3: $(STAMP)
 # the email client, pure functions) run in the first pass only.
 LAKE_INDEPENDENT = --ignore=tests/posthog --ignore=tests/test_page_browser.py --ignore=tests/test_visibility.py \
   --ignore=tests/test_field_discovery.py --ignore=tests/test_commitments_canonical.py \
-  --ignore=tests/test_commitments_leaves.py --ignore=tests/test_merkle.py
+  --ignore=tests/test_commitments_leaves.py --ignore=tests/test_merkle.py --ignore=tests/test_event_storage.py \
+  --ignore=tests/test_day_progress.py --ignore=tests/test_mask_prefilter.py
 POSTGRES_SKIP = $(LAKE_INDEPENDENT) --ignore=tests/test_ask_browser.py --ignore=tests/test_docs_offline.py \
   --ignore=tests/test_validation.py --ignore=tests/test_validation_rules.py --ignore=tests/test_key_columns.py \
   --ignore=tests/test_email.py --ignore=tests/test_id_conflicts.py --ignore=tests/test_history.py --ignore=tests/test_enrich.py
