@@ -7,12 +7,22 @@ import dagster as dg
 from assets.pools import RAW_POOL
 
 
-def policy_of(config):
+def policy_of(config, lake=None):
+    """The configuration's policy; its legal holds are the configuration's (``retention.holds``) and,
+    given the ``lake``, the active ones of its ``legal_holds`` table (``activitylog hold``)."""
     from transforms.retention import RetentionPolicy
 
     retention = config.retention
+    organizations, projects = set(retention.holds.organizations), set(retention.holds.projects)
+    if lake is not None:
+        from transforms.holds import held
+
+        held_organizations, held_projects = held(lake)
+        organizations |= held_organizations
+        projects |= held_projects
     return RetentionPolicy(default=retention.default, organizations=dict(retention.organizations),
-                           projects=dict(retention.projects))
+                           projects=dict(retention.projects), held_organizations=frozenset(organizations),
+                           held_projects=frozenset(projects))
 
 
 @dg.op(
@@ -33,7 +43,7 @@ def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
         vacuumed = {} if dry_run or grace is None else vacuum(lake, grace.to_timedelta())  # e.g. after an erasure
         return dg.Output({"configured": False, "dry_run": dry_run, "deleted": {}, "vacuumed_files": vacuumed,
                           "vacuum_grace": str(grace) if grace is not None else "never", "days_changed": []})
-    policy = policy_of(config)
+    policy = policy_of(config, lake)  # holds are read now: one added while the run deletes counts from the next run
     report = apply_retention(lake, policy, dry_run=dry_run, log=context.log.info, run_id=context.run_id)
     detail = report.as_detail(policy)
     days_changed: list[str] = []
@@ -47,7 +57,8 @@ def retention(context: dg.OpExecutionContext) -> dg.Output[dict]:
         days_changed = [d.isoformat() for d in sorted(logged)]
     metadata = {"dry_run": dry_run, "whole_days": len(report.whole_days), "partial_days": len(report.partial_days),
                 "deleted": dg.MetadataValue.json(dict(report.tables)),
-                "by_policy": dg.MetadataValue.json(dict(report.by_policy)), "seconds": round(report.seconds, 3)}
+                "by_policy": dg.MetadataValue.json(dict(report.by_policy)), "held": report.held,
+                "seconds": round(report.seconds, 3)}
     return dg.Output({"configured": True, "dry_run": dry_run, **detail, "days_changed": days_changed},
                      metadata=metadata)
 

@@ -15,6 +15,13 @@ policy), ``activity_item_history`` (the same predicates on its ``day``/``created
 and ``stream_progress`` (whole days), ``activity_quarantine`` (rejected lines carry no reliable
 project: they follow the longest window, on ``ingested_at``). Each delete is one atomic Delta commit;
 a run that stops halfway leaves every table consistent on its own and the next run finishes the job.
+
+Legal holds (``held_organizations``, ``held_projects``: the configuration's ``retention.holds`` and
+the active rows of ``legal_holds``, :mod:`transforms.holds`): a row whose ``team_id`` is a held project
+or whose ``organization_id`` a held organization is never deleted, whatever its window (a NULL is not
+held). While any hold is active no day is deleted whole: every expired day goes through the
+row-level deletes, the ledgers lose the expired events' ids only, and the quarantine and the
+bookkeeping tables (which name no tenant) are kept.
 """
 
 from __future__ import annotations
@@ -52,6 +59,13 @@ class RetentionPolicy:
     default: Duration | None = None
     organizations: dict[str, Duration | None] = field(default_factory=dict)
     projects: dict[int, Duration | None] = field(default_factory=dict)
+    held_organizations: frozenset[str] = frozenset()  # legal holds: never deleted, whatever the window
+    held_projects: frozenset[int] = frozenset()
+
+    @property
+    def holds(self) -> bool:
+        """Whether a legal hold is active."""
+        return bool(self.held_organizations or self.held_projects)
 
     def cutoffs(self, now: datetime) -> dict[str, datetime | None]:
         """policy label → cut-off (None: forever). Labels: ``default``, ``organization:ID``, ``project:ID``."""
@@ -61,9 +75,10 @@ class RetentionPolicy:
         return out
 
     def whole_days_before(self, now: datetime) -> date | None:
-        """Days strictly before this are expired for every row (None: no day is, some window is forever)."""
+        """Days strictly before this are expired for every row (None: no day is, some window is forever,
+        or a legal hold is active: a day may hold held rows, so none is deleted whole)."""
         cuts = self.cutoffs(now).values()
-        if any(c is None for c in cuts):
+        if self.holds or any(c is None for c in cuts):
             return None
         return min(cuts).date()
 
@@ -78,8 +93,21 @@ class RetentionPolicy:
                 pl.concat_str(pl.lit("project:"), pl.col("team_id").cast(pl.String))).otherwise(expression)
         return expression.alias("policy")
 
+    def held(self) -> pl.Expr:
+        """True for rows under a legal hold (a NULL team_id or organization_id is not held)."""
+        expression = pl.lit(False)
+        if self.held_projects:
+            expression = expression | pl.col("team_id").is_in(sorted(self.held_projects)).fill_null(False)
+        if self.held_organizations:
+            expression = expression | pl.col("organization_id").is_in(sorted(self.held_organizations)).fill_null(False)
+        return expression
+
     def expired(self, now: datetime) -> pl.Expr:
-        """True for rows their own policy has expired (a Polars expression)."""
+        """True for rows their own policy has expired and no legal hold keeps (a Polars expression)."""
+        return self.expired_by_window(now) & ~self.held() if self.holds else self.expired_by_window(now)
+
+    def expired_by_window(self, now: datetime) -> pl.Expr:
+        """True for rows their own policy has expired, held or not (a Polars expression)."""
         cuts = self.cutoffs(now)
         label = self.label()
         expression = pl.lit(False)
@@ -107,7 +135,18 @@ class RetentionPolicy:
                              f"created_at < {_ts(cuts[f'organization:{org}'])})")
         if cuts["default"] is not None:
             parts.append(f"({not_project} AND {not_org} AND created_at < {_ts(cuts['default'])})")
-        return " OR ".join(parts) if parts else None
+        if not parts:
+            return None
+        if not self.holds:
+            return " OR ".join(parts)
+        not_held = []  # as in held(): a NULL is not held
+        if self.held_projects:
+            not_held.append("(team_id IS NULL OR team_id NOT IN (" +
+                            ", ".join(str(t) for t in sorted(self.held_projects)) + "))")
+        if self.held_organizations:
+            not_held.append("(organization_id IS NULL OR organization_id NOT IN (" +
+                            ", ".join(_quote(o) for o in sorted(self.held_organizations)) + "))")
+        return "(" + " OR ".join(parts) + ") AND " + " AND ".join(not_held)
 
     def as_dict(self) -> dict:
         return {"default": str(self.default) if self.default else "forever",
@@ -136,6 +175,7 @@ class RetentionReport:
     tables: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # table → rows (to be) deleted
     by_policy: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # activity_raw rows per policy
     vacuumed: dict[str, int] = field(default_factory=dict)  # table → files removed by vacuum
+    held: int = 0  # activity_raw rows their window expired but a legal hold keeps
     dry_run: bool = False
     seconds: float = 0.0
 
@@ -151,6 +191,8 @@ class RetentionReport:
             "partial_days": len(self.partial_days),
             "deleted": dict(self.tables),
             "deleted_by_policy": dict(self.by_policy),
+            "held": {"rows": self.held, "organizations": sorted(policy.held_organizations),
+                     "projects": sorted(policy.held_projects)},
             "dry_run": self.dry_run,
         }
 
@@ -222,6 +264,10 @@ def apply_retention(lake: Lake, policy: RetentionPolicy, *, now: datetime | None
             pl.col("day").is_in(report.whole_days) | policy.expired(now))
         by_policy = labelled.group_by("policy").len().collect()
         report.by_policy.update({label: count for label, count in by_policy.iter_rows()})
+        if policy.holds:  # every affected day is a partial one: no day is deleted whole under a hold
+            report.held = raw.filter(pl.col("day").is_in(report.partial_days)).select(
+                "created_at", "team_id", "organization_id").filter(
+                policy.expired_by_window(now) & policy.held()).select(pl.len()).collect().item()
         if report.partial_days and any(lake.exists(n) for n in LEDGERS):
             partial = labelled.filter(pl.col("day").is_in(report.partial_days)).select("day", "id").collect()
             expired_ids = {d: g["id"].to_list() for (d,), g in partial.group_by("day")}

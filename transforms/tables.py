@@ -56,6 +56,9 @@ TABLES: tuple[Table, ...] = (
     Table("stream_ledger", "transforms.streams", "day", "one batch sent to a SIEM stream", _RETENTION),
     Table("stream_progress", "transforms.streams", None, "how far a stream has sent", _RETENTION),
     Table("stream_health", "transforms.streams", None, "a stream's state (ok, failing, paused)"),
+    # retention
+    Table("legal_holds", "transforms.holds", None,
+          "one legal hold added or lifted on an organization or project (the latest row of each decides)"),
     # access
     Table("api_keys", "transforms.keys", None, "one API key: its hash, scopes, projects, revocation"),
 )

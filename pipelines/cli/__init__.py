@@ -13,14 +13,15 @@ import os
 import sys
 
 from pipelines.cli import (
-    ask, demo, erase, export, history, ingest, keys, notify, prove, query, retention, serve, stream, verify,
+    ask, demo, erase, export, history, hold, ingest, keys, notify, prove, query, retention, serve, stream, verify,
 )
 from pipelines.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandFailure, UsageError
 
 __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailure", "UsageError", "main"]
 
 # In the order `activitylog --help` lists them.
-COMMANDS = (demo, ingest, query, ask, history, export, verify, prove, serve, keys, erase, retention, stream, notify)
+COMMANDS = (demo, ingest, query, ask, history, export, verify, prove, serve, keys, erase, retention, hold, stream,
+            notify)
 EXIT_INTERRUPTED = 130
 
 

@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {table:<26}{rows:>12,}")
     if report["deleted_by_policy"]:
         print("  activity_raw rows by policy: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report["deleted_by_policy"].items())))
+    held = report.get("held") or {}
+    if held.get("organizations") or held.get("projects"):
+        holds = [f"{kind} {', '.join(map(str, held[kind]))}" for kind in ("organizations", "projects") if held[kind]]
+        print(f"  held: {held['rows']:,} rows kept (legal hold: {'; '.join(holds)}); "
+              "no day is deleted whole and the quarantine is kept while a hold is active")
     if not args.dry_run:
         print(f"  vacuum: files deleted more than {report['vacuum_grace']} ago removed "
               f"({sum(report['vacuumed_files'].values()):,} files); recorded as a retention_deleted system event")
