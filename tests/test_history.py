@@ -97,13 +97,24 @@ def test_history_window_and_limit(history_lake):
     assert item_history(history_lake, "FeatureFlag", "42", team_id=1, limit=1).rows.height == 1
 
 
-def test_many_refreshes_are_compacted(lake, landing):
+def test_many_refreshes_are_compacted(lake, landing, monkeypatch):
+    """A bucket of more than 8 files is rewritten ordered by resource, in small row groups."""
+    import pyarrow.parquet as pq
+
+    import transforms.history as history
+
+    monkeypatch.setattr(history, "COMPACT_ROW_GROUP_ROWS", 4)
     for day in range(1, 12):
         build(lake, landing, [flag_change(day, "active", False, True)], name=f"day-{day}.jsonl")
     table = lake.table(ACTIVITY_ITEM_HISTORY)
     files_in_bucket = [u for u in table.file_uris() if f"bucket={bucket_of('FeatureFlag', '42')}/" in u]
     assert len(files_in_bucket) <= 8  # compacted after the eighth refresh
-    assert item_history(lake, "FeatureFlag", "42").rows.height == 11
+    if not lake.root.startswith("s3://"):
+        groups = [pq.ParquetFile(u.removeprefix("file://")).metadata for u in files_in_bucket]
+        assert any(m.num_row_groups > 1 for m in groups)
+        assert all(m.row_group(i).num_rows <= 4 for m in groups for i in range(m.num_row_groups))
+    rows = item_history(lake, "FeatureFlag", "42").rows
+    assert rows.height == 11 and rows["created_at"].is_sorted(descending=True)
 
 
 def test_bucket_is_the_same_in_python_and_polars():

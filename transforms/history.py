@@ -125,17 +125,30 @@ def _replace_days(lake: Lake, day_list: list[date], log: pl.DataFrame, changes: 
     return 0
 
 
+#: Rows per Parquet row group of a compacted bucket: a resource's rows, sorted together, sit in one or
+#: two row groups, and their statistics let a history read skip the rest of the bucket.
+COMPACT_ROW_GROUP_ROWS = 8_192
+
+
 def compact_item_history(lake: Lake, max_files: int = COMPACT_AFTER_FILES) -> bool:
-    """Compact when some bucket holds more than ``max_files`` files. Best effort: a concurrent
-    writer wins, and the next refresh compacts."""
+    """Rewrite each bucket holding more than ``max_files`` files as files ordered by resource (Z-order
+    on ``scope``, ``item_id``) in small row groups, so reading one resource's history touches a row
+    group or two, however large the bucket has grown. Best effort: a concurrent writer wins, and the
+    next refresh compacts."""
+    from deltalake import WriterProperties
+
     table = lake.table(ACTIVITY_ITEM_HISTORY)
     if table is None:
         return False
     actions = lake.add_actions(ACTIVITY_ITEM_HISTORY)
-    if actions.height == 0 or actions.group_by("partition.bucket").len()["len"].max() <= max_files:
+    if actions.height == 0:
+        return False
+    crowded = actions.group_by("partition.bucket").len().filter(pl.col("len") > max_files)["partition.bucket"]
+    if crowded.len() == 0:
         return False
     try:
-        table.optimize.compact()
+        table.optimize.z_order(["scope", "item_id"], partition_filters=[("bucket", "in", [str(b) for b in crowded])],
+                               writer_properties=WriterProperties(max_row_group_size=COMPACT_ROW_GROUP_ROWS))
     except CommitFailedError:
         return False
     return True
@@ -193,13 +206,11 @@ def item_history(lake: Lake, scope: str, item_id: str, *, team_id: int | None = 
         condition = condition & (pl.col("day") >= floor.date()) & (pl.col("created_at") >= floor)
     if after:
         condition = condition & after_cursor(after)
-    matching = pl.scan_delta(table).filter(condition)
+    # One read of the resource's rows (a row group or two of its bucket), then sorted in memory.
+    matching = pl.scan_delta(table).filter(condition).collect().sort(["created_at", "id"], descending=True)
     if not limit:
-        rows = matching.sort(["created_at", "id"], descending=True).collect()
-        return ItemHistory(rows, bucket, rows.height)
-    rows, total = pl.collect_all([matching.sort(["created_at", "id"], descending=True).head(limit),
-                                  matching.select(pl.len())])
-    total = total.item()
+        return ItemHistory(matching, bucket, matching.height)
+    rows, total = matching.head(limit), matching.height
     cursor = None
     if total > rows.height and rows.height:
         last = rows.row(rows.height - 1, named=True)
