@@ -19,7 +19,8 @@ Shape of the file (every section is optional)::
     notifications: {max_event_age: 7d, destinations: {...}, subscriptions: [...]}
     streams:       {NAME: {filter: {...}, schema: native|ocsf, sink: {type: s3|splunk_hec|..., ...}}}
     exports:       [{name, schedule (cron, UTC), format, window, filter, destination}]
-    retention:     {default: 5y, organizations: {ORG_ID: 2mo}, projects: {TEAM_ID: 7d}, vacuum_grace: 7d}
+    retention:     {default: 5y, organizations: {ORG_ID: 2mo}, projects: {TEAM_ID: 7d}, vacuum_grace: 7d,
+                    holds: {organizations: [ORG_ID], projects: [TEAM_ID]}}
     publish:       {max_events: 1000, max_bytes: 5MiB, idempotency_ttl: 24h}
     ask:           {model: {url: https://api.example/v1, model: NAME, api_key: {env: NAME}, timeout: 20}}
     audit:         {reads: false, exports: true, keys: true, flush_seconds: 1}
