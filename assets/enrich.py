@@ -7,7 +7,7 @@ from assets.normalize import activity_changes, activity_events, day_asset, run_i
 from assets.pools import table_pool
 from assets.resources import ConfigResource, LakeResource
 from transforms.checks import history_matches_log, raw_events_once_in_log, unmasked_secrets
-from transforms.history import ACTIVITY_ITEM_HISTORY, REORDER_SHARE, compact_item_history
+from transforms.history import ACTIVITY_ITEM_HISTORY
 from transforms.lake import ACTIVITY_LOG
 from transforms.refresh import refresh_log
 
@@ -56,7 +56,6 @@ def activity_log(context: dg.AssetExecutionContext, lake: LakeResource,
         raise dg.Failure(description=f"refresh failed on {failures['day'].n_unique()} day(s): {listed}. "
                                      f"The other {len(days)} day(s) were refreshed; a later run retries these.",
                          metadata={"failed_days": dg.MetadataValue.json([d.isoformat() for d in failures["day"].to_list()])})
-    compact_item_history(store, unordered_share=REORDER_SHARE)  # once per run: buckets the run left unordered
     once = raw_events_once_in_log(store, days)
     leaks = unmasked_secrets(store, days, config.mask_rules())
     history = history_matches_log(store, days)

@@ -124,26 +124,3 @@ def test_bucket_is_the_same_in_python_and_polars():
     spread = pl.DataFrame({"scope": ["FeatureFlag"] * 5000, "item_id": [str(i) for i in range(5000)]}).select(
         bucket_expression())["bucket"].value_counts()
     assert spread.height == BUCKETS and spread["count"].max() < 3 * 5000 / BUCKETS
-
-
-def test_the_end_of_a_run_orders_buckets_it_left_unordered(lake, landing, monkeypatch):
-    """``unordered_share``: a bucket whose rows are mostly outside its largest file (a first ingest's
-    batches) is ordered; one that gained a small file on top of an ordered one (a day of new events)
-    is left as it is until it crowds."""
-    import transforms.history as history
-
-    monkeypatch.setattr(history, "COMPACT_ROW_GROUP_ROWS", 2)
-    bucket = f"bucket={bucket_of('FeatureFlag', '42')}/"
-
-    def files() -> int:
-        return sum(bucket in u for u in lake.table(ACTIVITY_ITEM_HISTORY).file_uris())
-
-    for day in (1, 2, 3):
-        build(lake, landing, [flag_change(day, "active", False, True)], name=f"day-{day}.jsonl")
-    assert files() == 3
-    assert not history.compact_item_history(lake)  # 3 files: not crowded
-    assert history.compact_item_history(lake, unordered_share=history.REORDER_SHARE) and files() == 1
-    build(lake, landing, [flag_change(4, "active", True, False)], name="day-4.jsonl")
-    assert files() == 2  # 1 row of 4 outside the largest file: not more than a quarter
-    assert not history.compact_item_history(lake, unordered_share=history.REORDER_SHARE) and files() == 2
-    assert item_history(lake, "FeatureFlag", "42").rows["created_at"].dt.day().to_list() == [4, 3, 2, 1]

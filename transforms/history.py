@@ -130,19 +130,11 @@ def _replace_days(lake: Lake, day_list: list[date], log: pl.DataFrame, changes: 
 COMPACT_ROW_GROUP_ROWS = 8_192
 
 
-#: Share of a bucket's rows outside its largest file (written since it was last ordered) above which
-#: the end of a refresh run orders the bucket again (:func:`compact_item_history` ``unordered_share``).
-REORDER_SHARE = 0.25
-
-
-def compact_item_history(lake: Lake, max_files: int = COMPACT_AFTER_FILES, unordered_share: float | None = None) -> bool:
-    """Rewrite, Z-ordered by resource (``scope``, ``item_id``) in small row groups, each bucket holding
-    more than ``max_files`` files, and (with ``unordered_share``) each bucket of at least a row group
-    whose rows outside its largest file are more than that share of its rows: reading one resource's
-    history then touches a row group or two, however large the bucket has grown. A refresh batch checks
-    the file count (few files to read during a long run); the end of a refresh run checks the share
-    too, once (a first ingest leaves every bucket unordered; a day of new events barely changes one).
-    Best effort: a concurrent writer wins, and a later refresh compacts."""
+def compact_item_history(lake: Lake, max_files: int = COMPACT_AFTER_FILES) -> bool:
+    """Rewrite each bucket holding more than ``max_files`` files as files ordered by resource (Z-order
+    on ``scope``, ``item_id``) in small row groups, so reading one resource's history touches a row
+    group or two, however large the bucket has grown. Best effort: a concurrent writer wins, and the
+    next refresh compacts."""
     from deltalake import WriterProperties
 
     table = lake.table(ACTIVITY_ITEM_HISTORY)
@@ -151,13 +143,7 @@ def compact_item_history(lake: Lake, max_files: int = COMPACT_AFTER_FILES, unord
     actions = lake.add_actions(ACTIVITY_ITEM_HISTORY)
     if actions.height == 0:
         return False
-    buckets = actions.group_by("partition.bucket").agg(
-        files=pl.len(), rows=pl.col("num_records").sum(), largest=pl.col("num_records").max())
-    due = pl.col("files") > max_files
-    if unordered_share is not None:
-        due = due | ((pl.col("files") > 1) & (pl.col("rows") >= COMPACT_ROW_GROUP_ROWS)
-                     & ((pl.col("rows") - pl.col("largest")) > unordered_share * pl.col("rows")))
-    crowded = buckets.filter(due)["partition.bucket"]
+    crowded = actions.group_by("partition.bucket").len().filter(pl.col("len") > max_files)["partition.bucket"]
     if crowded.len() == 0:
         return False
     try:
@@ -181,7 +167,7 @@ def rebuild_item_history(lake: Lake) -> int:
         changes = lake.read_days(ACTIVITY_CHANGES, batch)
         written += _replace_days(lake, batch, log if log is not None else pl.DataFrame(),
                                  changes if changes is not None else pl.DataFrame())
-    compact_item_history(lake, unordered_share=REORDER_SHARE)
+    compact_item_history(lake)
     return written
 
 
