@@ -90,13 +90,14 @@ def _run_command(spec: dict[str, Any], profiler: Profiler, label: str) -> tuple[
     return started, run_stages(Path(env["DAGSTER_HOME"]), profiler, (label,), started)
 
 
-def _lake_rows() -> tuple[int, int]:
+def _lake_rows(spec: dict[str, Any]) -> tuple[int, int]:
+    """Rows of activity_log and leaves of the log in the command's lake."""
     import polars as pl
 
     from transforms.lake import ACTIVITY_LOG, Lake
     from transforms.merkle import DeltaTree
 
-    lake = Lake.at(os.environ["ACTIVITYLOG_LAKE"])
+    lake = Lake.at(_environment(spec)["ACTIVITYLOG_LAKE"])
     return lake.scan(ACTIVITY_LOG).select(pl.len()).collect().item(), DeltaTree(lake).size
 
 
@@ -105,8 +106,7 @@ def measure_command(spec: dict[str, Any], profiler: Profiler) -> dict[str, Any]:
     """``activitylog ingest`` of the whole bench landing into a fresh lake and DAGSTER_HOME."""
     prepare(spec)
     _, runs = _run_command(spec, profiler, COMMAND)
-    os.environ["ACTIVITYLOG_LAKE"] = _environment(spec)["ACTIVITYLOG_LAKE"]
-    rows, leaves = _lake_rows()
+    rows, leaves = _lake_rows(spec)
     return {"rows": rows, "runs": runs, "with_profile": True,
             "notes": f"{len(runs)} Dagster runs; every table, digest, leaf and checkpoint written",
             "checks": [check("activitylog ingest: every event in activity_log", rows, spec["events"]),
@@ -118,8 +118,7 @@ def measure_incremental(spec: dict[str, Any], profiler: Profiler) -> dict[str, A
     """The same command after a new 10,000-event file lands on the lake the first command wrote."""
     add_new_file(spec)
     _, runs = _run_command(spec, profiler, f"{COMMAND}, one new file")
-    os.environ["ACTIVITYLOG_LAKE"] = _environment(spec)["ACTIVITYLOG_LAKE"]
-    rows, leaves = _lake_rows()
+    rows, leaves = _lake_rows(spec)
     expected = spec["events"] + INCREMENTAL_EVENTS
     return {"rows": INCREMENTAL_EVENTS, "runs": runs, "with_profile": True, "reads_landing": False,
             "notes": f"{INCREMENTAL_EVENTS:,} new events on a {spec['events']:,}-event lake, queryable",

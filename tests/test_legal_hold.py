@@ -318,3 +318,21 @@ def test_holds_configuration_defaults_to_none_and_reads_ids(tmp_path):
     path.write_text("retention: {default: 5y, holds: {organizations: [org-a], projects: [7, '8']}}\n")
     policy = policy_of(load_config(path))
     assert policy.held_organizations == {"org-a"} and policy.held_projects == {7, 8}
+
+
+def test_a_hold_change_that_cannot_be_recorded(lake, monkeypatch):
+    """An addition whose system event cannot be written stands (and says so); a removal is undone."""
+    import pytest
+
+    import transforms.holds as holds
+
+    def refuse(*_args):
+        raise OSError("landing area not writable")
+
+    monkeypatch.setattr(holds, "_record", refuse)
+    with pytest.raises(holds.HoldNotRecorded, match="org-x is under a legal hold, but .*not writable"):
+        holds.add_recorded(lake, holds.ORGANIZATION, "org-x", "audit 7", validation=None)
+    assert [h.id for h in holds.active_holds(lake)] == ["org-x"]
+    with pytest.raises(holds.HoldNotRecorded, match="the hold was put back"):
+        holds.remove_recorded(lake, holds.ORGANIZATION, "org-x", validation=None)
+    assert [(h.id, h.reason) for h in holds.active_holds(lake)] == [("org-x", "audit 7")]

@@ -135,3 +135,37 @@ def remove_hold(lake: Lake, kind: str, value: str | int) -> Hold:
 def restore_hold(lake: Lake, hold: Hold) -> None:
     """Put back a hold just removed (its removal could not be recorded), with its reason."""
     _append(lake, _log(lake), hold.kind, hold.id, ADDED, hold.reason)
+
+
+class HoldNotRecorded(RuntimeError):
+    """A hold was changed but its system event could not be written: an addition stands (holding more
+    than asked is the safe side), a removal is undone (nothing is lifted unrecorded)."""
+
+
+def _record(lake: Lake, activity: str, hold: Hold, validation) -> None:
+    from transforms.retention import record_system_event
+
+    record_system_event(lake, activity, hold.as_detail(), validation)
+
+
+def add_recorded(lake: Lake, kind: str, value: str | int, reason: str | None, validation) -> Hold:
+    """:func:`add_hold`, logged as a ``legal_hold_added`` system event."""
+    hold = add_hold(lake, kind, value, reason)
+    try:
+        _record(lake, "legal_hold_added", hold, validation)
+    except Exception as exc:  # noqa: BLE001 - any failure to log leaves the hold standing, and says so
+        raise HoldNotRecorded(f"{hold.label} is under a legal hold, but the hold could not be recorded as a "
+                              f"system event ({exc})") from exc
+    return hold
+
+
+def remove_recorded(lake: Lake, kind: str, value: str | int, validation) -> Hold:
+    """:func:`remove_hold`, logged as a ``legal_hold_removed`` system event; put back when it cannot be."""
+    hold = remove_hold(lake, kind, value)
+    try:
+        _record(lake, "legal_hold_removed", hold, validation)
+    except Exception as exc:  # noqa: BLE001 - nothing is lifted unrecorded
+        restore_hold(lake, hold)
+        raise HoldNotRecorded(f"the removal of the legal hold on {hold.label} could not be recorded as a system "
+                              f"event ({exc}); the hold was put back") from exc
+    return hold

@@ -56,7 +56,7 @@ def _configured(config) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transforms.holds import HoldError, active_holds, add_hold, remove_hold, restore_hold
+    from transforms.holds import HoldError, HoldNotRecorded, active_holds, add_recorded, remove_recorded
     from transforms.lake import Lake
 
     config = load_config()  # before anything changes: a bad file stops the command here
@@ -78,14 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if args.hold_command == "add":
         _warn_if_unknown(lake, kind, key)
         try:
-            hold = add_hold(lake, kind, key, args.reason)
+            hold = add_recorded(lake, kind, key, args.reason, settings().validation)
         except HoldError as exc:
             raise UsageError(str(exc)) from None
-        try:
-            _record(lake, "legal_hold_added", hold)
-        except Exception as exc:  # the hold stands: holding more than asked is the safe side
-            raise CommandFailure(f"{hold.label} is under a legal hold, but the hold could not be recorded as a "
-                                 f"system event ({exc})") from None
+        except HoldNotRecorded as exc:
+            raise CommandFailure(str(exc)) from None
         print(f"Legal hold added: {hold.label}" + (f" ({hold.reason})" if hold.reason else "")
               + "; retention keeps its events. Recorded as a legal_hold_added system event.")
         if in_configuration:
@@ -95,15 +92,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{kind} {key} is held by the configuration ({where}): `hold remove` lifts only holds "
                          "added with `hold add`; remove it from the configuration file instead")
     try:
-        hold = remove_hold(lake, kind, key)
+        hold = remove_recorded(lake, kind, key, settings().validation)
     except HoldError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        _record(lake, "legal_hold_removed", hold)
-    except Exception as exc:  # nothing un-audited: the hold is put back
-        restore_hold(lake, hold)
-        raise CommandFailure(f"the removal of the legal hold on {hold.label} could not be recorded as a system "
-                             f"event ({exc}); the hold was put back") from None
+    except HoldNotRecorded as exc:
+        raise CommandFailure(str(exc)) from None
     print(f"Legal hold removed: {hold.label}. Recorded as a legal_hold_removed system event.")
     if in_configuration:
         print(f"{hold.label} stays held: {where} holds it too.")
@@ -120,8 +113,3 @@ def _warn_if_unknown(lake, kind: str, key) -> None:
         print(f"activitylog hold: warning: no reference data or event names {kind} {key} yet; "
               "the hold is kept for the events to come", file=sys.stderr)
 
-
-def _record(lake, activity: str, hold) -> None:
-    from transforms.retention import record_system_event
-
-    record_system_event(lake, activity, hold.as_detail(), settings().validation)

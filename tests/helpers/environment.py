@@ -10,8 +10,6 @@ from pathlib import Path
 
 from tests.helpers import postgres
 
-ROOT = Path(__file__).resolve().parents[2]
-
 # ACTIVITYLOG_TEST_LAKE=s3 gives every test's `lake` a fresh s3:// prefix on a moto_server subprocess
 # (`make test-s3`): the same tests, the lake on S3.
 TEST_LAKE = os.environ.get("ACTIVITYLOG_TEST_LAKE", "local")
@@ -25,8 +23,9 @@ def isolate(session_dir: Path) -> str | None:
     os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir()
     # The instance file `make demo` and the CLI create (its batched SQLite event log included).
-    (home / "dagster.yaml").write_text(
-        (ROOT / "pipelines" / "dagster_instance.yaml").read_text().replace("@DAGSTER_HOME@", str(home)))
+    from pipelines.runner import instance_file
+
+    (home / "dagster.yaml").write_text(instance_file(home))
     # ACTIVITYLOG_TEST_POSTGRES=postgresql://user:password@127.0.0.1:5432/postgres runs the Dagster tests on
     # that server with the production instance file (deploy/dagster.yaml): a database for the session's
     # DAGSTER_HOME and a fresh one for every `instance` fixture (`make test-postgres`).
